@@ -1,0 +1,79 @@
+#include "store/AttachmentStore.hpp"
+
+#include <sodium.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace connector::store {
+namespace {
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
+  char hex[2 * sizeof(digest) + 1];
+  sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+  return hex;
+}
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+AttachmentStore::AttachmentStore(Database &db, std::filesystem::path root)
+    : db_(db), root_(std::move(root)) {}
+
+bool AttachmentStore::valid_id(std::string_view id) {
+  if (id.size() != 64) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::filesystem::path AttachmentStore::file_for(std::string_view id) const {
+  return root_ / std::string(id.substr(0, 2)) / std::string(id);
+}
+
+Expected<std::string> AttachmentStore::put(std::string_view bytes) {
+  const std::string id = sha256_hex(bytes);
+  const auto file = file_for(id);
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) {
+    std::filesystem::create_directories(file.parent_path(), ec);
+    static std::atomic<uint64_t> sequence{0};
+    const auto temp = file.parent_path() / (".tmp-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(sequence++));
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return failure("storage", "cannot create an attachment file in " + root_.string());
+    const bool ok = write_all(fd, bytes) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok || std::rename(temp.c_str(), file.c_str()) != 0) {
+      ::unlink(temp.c_str());
+      return failure("storage", "cannot write an attachment file in " + root_.string() +
+                                    " (is the disk full?)");
+    }
+  }
+  auto recorded = db_.run("INSERT OR IGNORE INTO attachments (id, size, created_at) VALUES (?, ?, ?)",
+                          {id, static_cast<int64_t>(bytes.size()), now_ms()});
+  if (!recorded) return recorded.failure();
+  return id;
+}
+
+Expected<std::filesystem::path> AttachmentStore::path(std::string_view id) const {
+  if (!valid_id(id)) return failure("not_found", "no such attachment");
+  auto file = file_for(id);
+  if (!std::filesystem::exists(file)) return failure("not_found", "no such attachment");
+  return file;
+}
+
+}  // namespace connector::store

@@ -1,0 +1,34 @@
+// Attachment bytes, stored once per content under the data folder
+// (attachments/<2 hex>/<64 hex>), named by their SHA-256. A file appears under its final name
+// only once it is completely written and synced, so a crash never leaves a half-written one.
+#pragma once
+
+#include "common/Expected.hpp"
+#include "store/Database.hpp"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace connector::store {
+
+class AttachmentStore {
+ public:
+  AttachmentStore(Database &db, std::filesystem::path root);
+
+  // Stores the bytes (if not already there) and returns their id, the SHA-256 in lowercase hex.
+  Expected<std::string> put(std::string_view bytes);
+
+  // The file of a stored attachment; fails with "not_found" for an unknown or malformed id.
+  Expected<std::filesystem::path> path(std::string_view id) const;
+
+  static bool valid_id(std::string_view id);
+
+ private:
+  std::filesystem::path file_for(std::string_view id) const;
+
+  Database &db_;
+  std::filesystem::path root_;
+};
+
+}  // namespace connector::store

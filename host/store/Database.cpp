@@ -1,0 +1,182 @@
+#include "store/Database.hpp"
+
+#include <chrono>
+
+namespace connector::embedded {
+extern const char kMigration001[];
+}
+
+namespace connector::store {
+namespace {
+
+// Applied in order; index + 1 is the schema version each one produces.
+const char *const kMigrations[] = {embedded::kMigration001};
+constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+// Finalises a statement whatever way the function that prepared it leaves.
+struct StatementGuard {
+  sqlite3_stmt *stmt = nullptr;
+  ~StatementGuard() { sqlite3_finalize(stmt); }
+};
+
+int bind(sqlite3_stmt *stmt, int index, const Value &value) {
+  return std::visit(
+      [&](const auto &v) -> int {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          return sqlite3_bind_null(stmt, index);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          return sqlite3_bind_int64(stmt, index, v);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return sqlite3_bind_text(stmt, index, v.data(), static_cast<int>(v.size()),
+                                   SQLITE_TRANSIENT);
+        } else {
+          return sqlite3_bind_blob(stmt, index, v.bytes.data(), static_cast<int>(v.bytes.size()),
+                                   SQLITE_TRANSIENT);
+        }
+      },
+      value);
+}
+
+}  // namespace
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string Row::text(int column) const {
+  const auto *data = reinterpret_cast<const char *>(sqlite3_column_blob(stmt_, column));
+  const int size = sqlite3_column_bytes(stmt_, column);
+  return data == nullptr ? std::string() : std::string(data, static_cast<size_t>(size));
+}
+
+std::optional<std::string> Row::optional_text(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return text(column);
+}
+
+std::optional<int64_t> Row::optional_integer(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return integer(column);
+}
+
+int Database::schema_version() { return kMigrationCount; }
+
+Expected<std::unique_ptr<Database>> Database::open(const std::filesystem::path &file) {
+  sqlite3 *handle = nullptr;
+  const int rc = sqlite3_open_v2(file.c_str(), &handle,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string reason = handle != nullptr ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    sqlite3_close(handle);
+    return failure("storage", "cannot open the database " + file.string() + ": " + reason);
+  }
+  std::unique_ptr<Database> db(new Database(handle));
+  sqlite3_busy_timeout(handle, 5000);
+
+  // WAL lets readers go on while the ingest path writes; NORMAL sync is durable in WAL mode
+  // against process crashes, which is what a killed host needs.
+  for (const char *pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
+                             "PRAGMA foreign_keys = ON"}) {
+    if (auto done = db->run(pragma); !done) {
+      return failure("storage", "the database " + file.string() +
+                                    " cannot be used: " + done.failure().message +
+                                    " (is it a SQLite database written by this host?)");
+    }
+  }
+  if (auto migrated = db->migrate(); !migrated) {
+    return failure("storage", file.string() + ": " + migrated.failure().message);
+  }
+  return db;
+}
+
+Database::~Database() { sqlite3_close(db_); }
+
+Failure Database::error(std::string_view what) const {
+  const int code = sqlite3_extended_errcode(db_);
+  const bool conflict = (code & 0xff) == SQLITE_CONSTRAINT;
+  return failure(conflict ? "conflict" : "storage",
+                 std::string(what) + ": " + sqlite3_errmsg(db_));
+}
+
+Outcome Database::run(std::string_view sql, const std::vector<Value> &params,
+                      const std::function<void(const Row &)> &on_row) {
+  std::lock_guard lock(mutex_);
+  StatementGuard guard;
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &guard.stmt, nullptr) !=
+      SQLITE_OK) {
+    return error("cannot prepare statement");
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (bind(guard.stmt, static_cast<int>(i + 1), params[i]) != SQLITE_OK) {
+      return error("cannot bind parameter");
+    }
+  }
+  for (;;) {
+    const int rc = sqlite3_step(guard.stmt);
+    if (rc == SQLITE_DONE) return Ok{};
+    if (rc != SQLITE_ROW) return error("statement failed");
+    if (on_row) on_row(Row(guard.stmt));
+  }
+}
+
+Outcome Database::transaction(const std::function<Outcome()> &body) {
+  std::lock_guard lock(mutex_);
+  if (auto begun = run("BEGIN IMMEDIATE"); !begun) return begun;
+  try {
+    Outcome result = body();
+    if (result) {
+      if (auto committed = run("COMMIT"); committed) return result;
+      result = error("cannot commit");
+    }
+    run("ROLLBACK");
+    return result;
+  } catch (...) {
+    run("ROLLBACK");
+    throw;
+  }
+}
+
+int64_t Database::last_insert_id() {
+  std::lock_guard lock(mutex_);
+  return sqlite3_last_insert_rowid(db_);
+}
+
+int Database::changes() {
+  std::lock_guard lock(mutex_);
+  return sqlite3_changes(db_);
+}
+
+Outcome Database::migrate() {
+  int version = 0;
+  if (auto read = run("PRAGMA user_version", {}, [&](const Row &row) {
+        version = static_cast<int>(row.integer(0));
+      });
+      !read) {
+    return read;
+  }
+  if (version > kMigrationCount) {
+    return failure("storage", "the database has schema version " + std::to_string(version) +
+                                  ", newer than this host's " + std::to_string(kMigrationCount) +
+                                  ": use a newer connector-host, or restore a backup");
+  }
+  for (int next = version; next < kMigrationCount; ++next) {
+    // Each migration and its version stamp commit together, so a crash never leaves a schema
+    // half-applied.
+    auto applied = transaction([&]() -> Outcome {
+      char *message = nullptr;
+      if (sqlite3_exec(db_, kMigrations[next], nullptr, nullptr, &message) != SQLITE_OK) {
+        std::string reason = message != nullptr ? message : "unknown error";
+        sqlite3_free(message);
+        return failure("storage", "migration " + std::to_string(next + 1) + " failed: " + reason);
+      }
+      return run("PRAGMA user_version = " + std::to_string(next + 1));
+    });
+    if (!applied) return applied;
+  }
+  return Ok{};
+}
+
+}  // namespace connector::store

@@ -1,0 +1,82 @@
+// The host's SQLite database: one connection in WAL mode, schema migrations applied at open, and
+// a small statement wrapper so the repositories read as SQL plus bindings.
+//
+// Threading: a Database may be used from any thread; every public call takes the connection's
+// lock. Repositories that need several statements to be atomic use `transaction`.
+#pragma once
+
+#include "common/Expected.hpp"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace connector::store {
+
+// A value bound to a statement parameter. std::monostate binds NULL; Blob binds bytes.
+struct Blob {
+  std::string bytes;
+};
+using Value = std::variant<std::monostate, int64_t, std::string, Blob>;
+
+// One result row, read by column index.
+class Row {
+ public:
+  explicit Row(sqlite3_stmt *stmt) : stmt_(stmt) {}
+  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  std::string text(int column) const;
+  std::optional<std::string> optional_text(int column) const;
+  std::optional<int64_t> optional_integer(int column) const;
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt *stmt_;
+};
+
+class Database {
+ public:
+  // Opens (creating if needed) the database file and brings its schema up to date. A file that
+  // is not a database, or one written by a newer host, is refused with a message that says so.
+  static Expected<std::unique_ptr<Database>> open(const std::filesystem::path &file);
+
+  ~Database();
+  Database(const Database &) = delete;
+  Database &operator=(const Database &) = delete;
+
+  // Runs one statement, calling `on_row` for each result row. Returns a Failure with code
+  // "storage" (or "conflict" for a constraint violation) on error.
+  Outcome run(std::string_view sql, const std::vector<Value> &params = {},
+              const std::function<void(const Row &)> &on_row = {});
+
+  // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns a Failure or throws.
+  // Calls inside `body` go through the same connection (the lock is recursive).
+  Outcome transaction(const std::function<Outcome()> &body);
+
+  int64_t last_insert_id();
+  int changes();
+
+  // The schema version this host writes (and the highest it can read).
+  static int schema_version();
+
+ private:
+  explicit Database(sqlite3 *db) : db_(db) {}
+  Outcome migrate();
+  Failure error(std::string_view what) const;
+
+  sqlite3 *db_;
+  std::recursive_mutex mutex_;
+};
+
+// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+int64_t now_ms();
+
+}  // namespace connector::store
