@@ -1,5 +1,7 @@
 #include "auth/Attendants.hpp"
 
+#include "common/RandomId.hpp"
+
 #include <sodium.h>
 
 namespace connector::auth {
@@ -8,16 +10,6 @@ namespace {
 using store::Blob;
 using store::now_ms;
 using store::Row;
-
-std::string random_text(size_t bytes) {
-  std::string raw(bytes, '\0');
-  randombytes_buf(raw.data(), raw.size());
-  std::string out(sodium_base64_ENCODED_LEN(bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char *>(raw.data()),
-                    raw.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(out.find('\0'));
-  return out;
-}
 
 Blob hash(std::string_view secret) {
   std::string digest(crypto_generichash_BYTES, '\0');
@@ -54,7 +46,7 @@ Expected<Attendant> Attendants::create(const std::string &name, Role role) {
   if (name.empty() || name.size() > 200) {
     return failure("invalid_request", "an attendant needs a name of 1 to 200 characters");
   }
-  Attendant attendant{"att_" + random_text(12), name, role, now_ms()};
+  Attendant attendant{random_id("att"), name, role, now_ms()};
   auto inserted = db_.run("INSERT INTO attendants (id, name, role, created_at) VALUES (?, ?, ?, ?)",
                           {attendant.id, name, to_string(role), attendant.created_at});
   if (!inserted) return inserted.failure();
@@ -88,7 +80,7 @@ Expected<IssuedToken> Attendants::issue_token(const std::string &attendant_id,
   if (auto owner = find(attendant_id); !owner) return owner.failure();
   IssuedToken token;
   token.secret = "cht_" + random_text(32);
-  token.info = TokenInfo{"tok_" + random_text(12), attendant_id, label, now_ms(), {}, {}};
+  token.info = TokenInfo{random_id("tok"), attendant_id, label, now_ms(), {}, {}};
   auto inserted = db_.run(
       "INSERT INTO tokens (id, attendant_id, hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
       {token.info.id, attendant_id, hash(token.secret), label, token.info.created_at});
@@ -105,13 +97,16 @@ std::vector<TokenInfo> Attendants::tokens(const std::string &attendant_id) {
 
 Outcome Attendants::revoke_token(const std::string &token_id,
                                  const std::optional<std::string> &owner) {
+  bool revoked = false;
+  auto on_row = [&](const Row &) { revoked = true; };
   auto done = owner ? db_.run("UPDATE tokens SET revoked_at = ? WHERE id = ? AND attendant_id = ? "
-                              "AND revoked_at IS NULL",
-                              {now_ms(), token_id, *owner})
-                    : db_.run("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                              {now_ms(), token_id});
+                              "AND revoked_at IS NULL RETURNING id",
+                              {now_ms(), token_id, *owner}, on_row)
+                    : db_.run("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL "
+                              "RETURNING id",
+                              {now_ms(), token_id}, on_row);
   if (!done) return done;
-  if (db_.changes() == 0) return failure("not_found", "no active token " + token_id);
+  if (!revoked) return failure("not_found", "no active token " + token_id);
   return Ok{};
 }
 

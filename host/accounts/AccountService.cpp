@@ -1,0 +1,626 @@
+#include "accounts/AccountService.hpp"
+
+#include "common/RandomId.hpp"
+#include "log/Log.hpp"
+#include "plugins/LoadedPlugin.hpp"
+
+#include <set>
+
+namespace connector::accounts {
+namespace {
+
+using store::now_ms;
+using store::Row;
+using store::Value;
+
+const std::set<std::string> kStates = {"disconnected", "connecting",   "awaiting_qr",
+                                       "connected",    "error",        "reauth_needed"};
+
+constexpr size_t kMaxExternalId = 512;
+constexpr size_t kMaxLogText = 2000;
+
+constexpr const char *kAccountColumns =
+    "SELECT id, attendant_id, plugin_id, label, state, account_name, detail, wanted_connected, "
+    "created_at, updated_at FROM accounts ";
+
+Account account_from(const Row &row) {
+  return Account{row.text(0), row.text(1), row.text(2), row.text(3),        row.text(4),
+                 row.text(5), row.text(6), row.integer(7) != 0, row.integer(8), row.integer(9)};
+}
+
+cn_result code_of(const Failure &failure) {
+  return failure.code == "conflict" || failure.code == "storage" ? CN_ERR_STORAGE
+                                                                 : CN_ERR_INVALID_ARGUMENT;
+}
+
+std::string string_member(const Json &object, const char *key, size_t max_size = 1 << 20) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) return {};
+  std::string value = it->get<std::string>();
+  if (value.size() > max_size) value.resize(max_size);
+  return value;
+}
+
+// Checks the connect form against the plugin's declared fields: unknown names are refused with
+// the valid ones, required ones must be present, and a choice must be one of those offered.
+Outcome check_connect_values(const Json &descriptor, const Json &values) {
+  if (!values.is_object()) return failure("invalid_request", "\"values\" must be an object");
+  const Json fields = descriptor.value("connect_fields", Json::array());
+  std::string valid;
+  for (const auto &field : fields) valid += (valid.empty() ? "" : ", ") + field.value("name", "");
+
+  for (const auto &[name, value] : values.items()) {
+    const bool declared = std::any_of(fields.begin(), fields.end(), [&](const Json &f) {
+      return f.value("name", "") == name;
+    });
+    if (!declared) {
+      return failure("unknown_field", "unknown connect field \"" + name + "\"; valid: " + valid);
+    }
+    if (!value.is_string() && !value.is_number() && !value.is_boolean()) {
+      return failure("invalid_request", "connect field \"" + name + "\" must be a plain value");
+    }
+  }
+  for (const auto &field : fields) {
+    const std::string name = field.value("name", "");
+    const bool present = values.contains(name) &&
+                         !(values[name].is_string() && values[name].get<std::string>().empty());
+    if (field.value("required", false) && !present && !field.contains("default")) {
+      return failure("missing_field", "connect field \"" + name + "\" is required");
+    }
+    if (present && field.contains("choices") && values[name].is_string()) {
+      const auto chosen = values[name].get<std::string>();
+      const auto &choices = field["choices"];
+      const bool offered = std::any_of(choices.begin(), choices.end(), [&](const Json &c) {
+        return c.value("value", "") == chosen;
+      });
+      if (!offered) {
+        return failure("invalid_request",
+                       "\"" + chosen + "\" is not a valid choice for \"" + name + "\"");
+      }
+    }
+  }
+  return Ok{};
+}
+
+// Secret connect values are registered with the log masker before the plugin sees them, so
+// nothing the plugin logs or reports can carry them.
+void mask_secret_values(const Json &descriptor, const Json &values) {
+  for (const auto &field : descriptor.value("connect_fields", Json::array())) {
+    const std::string name = field.value("name", "");
+    if (field.value("secret", false) && values.contains(name) && values[name].is_string()) {
+      log::add_secret(values[name].get<std::string>());
+    }
+  }
+}
+
+}  // namespace
+
+Json to_json(const Account &a) {
+  return {{"id", a.id},
+          {"attendant_id", a.attendant_id},
+          {"plugin", a.plugin_id},
+          {"label", a.label},
+          {"state", a.state},
+          {"account", a.account_name},
+          {"detail", a.detail},
+          {"wanted_connected", a.wanted_connected},
+          {"created_at", a.created_at},
+          {"updated_at", a.updated_at}};
+}
+
+AccountService::AccountService(store::Database &db, store::AccountValues &values,
+                               store::AttachmentStore &attachments,
+                               store::Conversations &conversations, EventHub &events)
+    : db_(db),
+      values_(values),
+      attachments_(attachments),
+      conversations_(conversations),
+      events_(events) {}
+
+Expected<Account> AccountService::create(const std::string &attendant_id,
+                                         const std::string &plugin_id, const std::string &label) {
+  if (plugins_ == nullptr || plugins_->find(plugin_id) == nullptr) {
+    auto refusal = plugins_ != nullptr ? plugins_->refusal(plugin_id) : std::nullopt;
+    return failure("unknown_plugin", refusal ? "plugin \"" + plugin_id + "\" is not available: " +
+                                                   *refusal
+                                             : "no plugin \"" + plugin_id + "\" is enabled");
+  }
+  if (label.size() > 200) return failure("invalid_request", "a label has at most 200 characters");
+  const int64_t now = now_ms();
+  Account account{random_id("acc"), attendant_id, plugin_id, label, "disconnected", "", "",
+                  false,            now,          now};
+  auto inserted = db_.run(
+      "INSERT INTO accounts (id, attendant_id, plugin_id, label, created_at, updated_at) "
+      "VALUES (?, ?, ?, ?, ?, ?)",
+      {account.id, attendant_id, plugin_id, label, now, now});
+  if (!inserted) return inserted.failure();
+  log::info({plugin_id, account.id}, "account created");
+  return account;
+}
+
+Expected<Account> AccountService::get(const std::string &account_id) {
+  std::optional<Account> found;
+  auto read = db_.run(std::string(kAccountColumns) + "WHERE id = ?", {account_id},
+                      [&](const Row &row) { found = account_from(row); });
+  if (!read) return read.failure();
+  if (!found) return failure("not_found", "no account " + account_id);
+  return *found;
+}
+
+std::vector<Account> AccountService::list(const std::optional<std::string> &attendant_id) {
+  std::vector<Account> out;
+  auto on_row = [&](const Row &row) { out.push_back(account_from(row)); };
+  if (attendant_id) {
+    (void)db_.run(std::string(kAccountColumns) + "WHERE attendant_id = ? ORDER BY created_at, id",
+                  {*attendant_id}, on_row);
+  } else {
+    (void)db_.run(std::string(kAccountColumns) + "ORDER BY created_at, id", {}, on_row);
+  }
+  return out;
+}
+
+Outcome AccountService::remove(const std::string &account_id) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  std::lock_guard verbs(verb_lock(account_id));
+  if (auto plugin = plugin_of(*account)) {
+    // Forget the credentials at the channel too; a plugin that fails here must not keep the
+    // account alive in the host.
+    if (auto done = (*plugin)->disconnect(account_id, true); !done) {
+      log::warn({account->plugin_id, account_id}, "disconnect before removal failed: " +
+                                                       done.failure().message);
+    }
+  }
+  auto deleted = db_.run("DELETE FROM accounts WHERE id = ?", {account_id});
+  if (!deleted) return deleted;
+  {
+    std::lock_guard lock(mutex_);
+    qr_codes_.erase(account_id);
+  }
+  log::info({account->plugin_id, account_id}, "account removed");
+  events_.publish(account->attendant_id, "account.removed", {{"account_id", account_id}});
+  return Ok{};
+}
+
+Outcome AccountService::connect(const std::string &account_id, const Json &values) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  auto plugin = plugin_of(*account);
+  if (!plugin) return plugin.failure();
+  if (auto checked = check_connect_values((*plugin)->descriptor(), values); !checked) {
+    return checked;
+  }
+  mask_secret_values((*plugin)->descriptor(), values);
+
+  std::lock_guard verbs(verb_lock(account_id));
+  if (auto wanted = set_wanted(account_id, true); !wanted) return wanted;
+  log::info({account->plugin_id, account_id}, "connecting");
+  (void)save_state(account_id, "connecting", account->account_name, "");
+  events_.publish(account->attendant_id, "account.status",
+                  {{"account_id", account_id}, {"state", "connecting"}});
+  auto started = (*plugin)->connect(account_id, {{"values", values}});
+  if (!started) {
+    // The plugin may already have reported the error with a status event; make sure the
+    // account shows it either way.
+    auto now = get(account_id);
+    if (now && now->state != "error") {
+      Json event = {{"type", "status"}, {"state", "error"}, {"detail", started.failure().message}};
+      on_status(*now, event);
+    }
+  }
+  return started;
+}
+
+Outcome AccountService::disconnect(const std::string &account_id) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  std::lock_guard verbs(verb_lock(account_id));
+  if (auto wanted = set_wanted(account_id, false); !wanted) return wanted;
+  auto plugin = plugin_of(*account);
+  if (plugin) {
+    if (auto done = (*plugin)->disconnect(account_id, true); !done) return done;
+  }
+  // Whatever the plugin reported, the attendant asked for "disconnected".
+  auto now = get(account_id);
+  if (now && now->state != "disconnected") {
+    on_status(*now, {{"type", "status"}, {"state", "disconnected"}, {"detail", ""}});
+  }
+  return Ok{};
+}
+
+Outcome AccountService::refresh_qr(const std::string &account_id) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  auto plugin = plugin_of(*account);
+  if (!plugin) return plugin.failure();
+  std::lock_guard verbs(verb_lock(account_id));
+  (void)set_wanted(account_id, true);
+  return (*plugin)->refresh_qr(account_id);
+}
+
+std::optional<QrCode> AccountService::qr(const std::string &account_id) {
+  std::lock_guard lock(mutex_);
+  auto it = qr_codes_.find(account_id);
+  if (it == qr_codes_.end() || it->second.expires_at <= now_ms()) return std::nullopt;
+  return it->second;
+}
+
+Expected<Json> AccountService::send(const std::string &account_id, const Json &message,
+                                    std::optional<int64_t> case_id, const std::string &sent_by) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  auto plugin = plugin_of(*account);
+  if (!plugin) return plugin.failure();
+
+  Expected<Json> sent = failure("internal", "not sent");
+  {
+    std::lock_guard verbs(verb_lock(account_id));
+    sent = (*plugin)->send(account_id, message);
+  }
+  if (!sent) return sent.failure();
+  const std::string external_id = string_member(*sent, "external_id", kMaxExternalId);
+  if (external_id.empty()) {
+    return failure("internal", "the plugin sent the message but reported no id for it");
+  }
+
+  store::NewMessage stored;
+  stored.account_id = account_id;
+  stored.channel = account->plugin_id;
+  stored.direction = "outbound";
+  stored.external_id = external_id;
+  stored.sender = account->account_name;
+  stored.recipient = sent->value("to", message.value("to", ""));
+  stored.subject = message.value("subject", "");
+  stored.text = message.value("text", "");
+  stored.html = message.value("html", "");
+  stored.sent_at = now_ms();
+  stored.delivery_status = sent->value("status", "sent");
+  for (const auto &a : message.value("attachments", Json::array())) {
+    stored.attachments.push_back({a.value("id", ""), a.value("name", ""), a.value("mime", ""), ""});
+  }
+  auto inserted = conversations_.insert(stored);
+  if (!inserted) return inserted.failure();
+  if (case_id && inserted->inserted) {
+    (void)db_.run(
+        "INSERT OR IGNORE INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+        "VALUES (?, ?, 'manual', ?, ?)",
+        {inserted->id, *case_id, sent_by, now_ms()});
+  }
+  auto shown = conversations_.message(inserted->id);
+  if (!shown) return shown.failure();
+  events_.publish(account->attendant_id, "message.new", {{"message", *shown}});
+  return *shown;
+}
+
+std::vector<Json> AccountService::log_entries(const std::string &account_id,
+                                              const store::Page &page) {
+  std::vector<Json> out;
+  (void)db_.run(
+      "SELECT id, at, kind, level, text FROM integration_log WHERE account_id = ? AND id < ? "
+      "ORDER BY id DESC LIMIT ?",
+      {account_id, page.before ? Value(*page.before) : Value(std::numeric_limits<int64_t>::max()),
+       int64_t{page.limit}},
+      [&](const Row &row) {
+        out.push_back({{"id", row.integer(0)},
+                       {"at", row.integer(1)},
+                       {"kind", row.text(2)},
+                       {"level", row.text(3)},
+                       {"text", row.text(4)}});
+      });
+  return out;
+}
+
+void AccountService::resume_all() {
+  std::vector<Account> wanted;
+  (void)db_.run(std::string(kAccountColumns) + "WHERE wanted_connected = 1", {},
+                [&](const Row &row) { wanted.push_back(account_from(row)); });
+  for (const auto &account : wanted) {
+    auto plugin = plugin_of(account);
+    if (!plugin) {
+      on_status(account, {{"type", "status"}, {"state", "error"},
+                          {"detail", plugin.failure().message}});
+      continue;
+    }
+    std::lock_guard verbs(verb_lock(account.id));
+    log::info({account.plugin_id, account.id}, "resuming");
+    if (auto resumed = (*plugin)->connect(account.id, {{"resume", true}}); !resumed) {
+      auto now = get(account.id);
+      if (now && now->state != "error") {
+        on_status(*now, {{"type", "status"}, {"state", "error"},
+                         {"detail", resumed.failure().message}});
+      }
+    }
+  }
+}
+
+void AccountService::record(const Account &account, const std::string &kind,
+                            const std::string &level, const std::string &text) {
+  std::string masked = log::mask(text);
+  if (masked.size() > kMaxLogText) masked.resize(kMaxLogText);
+  const int64_t at = now_ms();
+  int64_t entry_id = 0;
+  auto inserted = db_.run(
+      "INSERT INTO integration_log (account_id, at, kind, level, text) VALUES (?, ?, ?, ?, ?) "
+      "RETURNING id",
+      {account.id, at, kind, level, masked}, [&](const Row &row) { entry_id = row.integer(0); });
+  if (!inserted) {
+    log::error({account.plugin_id, account.id},
+               "cannot write the integration log: " + inserted.failure().message);
+    return;
+  }
+  events_.publish(account.attendant_id, "account.log",
+                  {{"account_id", account.id},
+                   {"entry",
+                    {{"id", entry_id},
+                     {"at", at},
+                     {"kind", kind},
+                     {"level", level},
+                     {"text", masked}}}});
+}
+
+// --- The plugin side -------------------------------------------------------------------------
+
+void AccountService::log(std::string_view plugin, std::string_view account, cn_log_level level,
+                         std::string_view text) {
+  PluginServices::log(plugin, account, level, text);
+}
+
+cn_result AccountService::emit(std::string_view plugin, std::string_view account_id,
+                               std::string_view event_json) {
+  auto account = owned_by(plugin, account_id);
+  if (!account) {
+    log::warn({plugin, account_id}, "event for an account this plugin does not own was ignored");
+    return CN_ERR_NOT_FOUND;
+  }
+  const Json event = Json::parse(event_json, nullptr, false);
+  if (!event.is_object() || !event.contains("type") || !event["type"].is_string()) {
+    log::warn({plugin, account_id}, "malformed event ignored: not a JSON object with a type");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  const std::string type = event["type"];
+  if (type == "status") return on_status(*account, event);
+  if (type == "qr") return on_qr(*account, event);
+  if (type == "message") return on_message(*account, event);
+  if (type == "delivery") return on_delivery(*account, event);
+  if (type == "qr_expired") {
+    {
+      std::lock_guard lock(mutex_);
+      qr_codes_.erase(account->id);
+    }
+    record(*account, "qr_expired", "warn", "QR code expired");
+    events_.publish(account->attendant_id, "account.qr_expired", {{"account_id", account->id}});
+    return CN_OK;
+  }
+  if (type == "pairing_code" || type == "progress") {
+    Json fields = event;
+    fields.erase("type");
+    fields["account_id"] = account->id;
+    events_.publish(account->attendant_id, "account." + type, std::move(fields));
+    return CN_OK;
+  }
+  if (type == "log") {
+    const std::string level = string_member(event, "level");
+    record(*account, "plugin", level == "error" || level == "warn" ? level : "info",
+           string_member(event, "text", kMaxLogText));
+    return CN_OK;
+  }
+  log::warn({plugin, account_id}, "unknown event type \"" + type + "\" ignored");
+  return CN_ERR_INVALID_ARGUMENT;
+}
+
+cn_result AccountService::on_status(const Account &account, const Json &event) {
+  const std::string state = string_member(event, "state");
+  if (kStates.count(state) == 0) {
+    log::warn({account.plugin_id, account.id}, "status event with unknown state ignored");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  const std::string name =
+      event.contains("account") ? string_member(event, "account", 320) : account.account_name;
+  const std::string detail = log::mask(string_member(event, "detail", kMaxLogText));
+  if (auto saved = save_state(account.id, state, name, detail); !saved) return CN_ERR_STORAGE;
+  if (state != "awaiting_qr") {
+    std::lock_guard lock(mutex_);
+    qr_codes_.erase(account.id);
+  }
+
+  // The integration log keeps connections, disconnections and errors, not every step between.
+  if (state != account.state || detail != account.detail) {
+    if (state == "connected") {
+      record(account, "connected", "info", "Connected as " + name);
+    } else if (state == "disconnected" && account.state != "disconnected") {
+      record(account, "disconnected", "info", detail.empty() ? "Disconnected" : detail);
+    } else if (state == "error" || state == "reauth_needed") {
+      record(account, state, "error", detail.empty() ? "Connection failed" : detail);
+    }
+    log::info({account.plugin_id, account.id},
+              "state " + state + (detail.empty() ? "" : ": " + detail));
+  }
+  events_.publish(account.attendant_id, "account.status",
+                  {{"account_id", account.id},
+                   {"state", state},
+                   {"account", name},
+                   {"detail", detail}});
+  return CN_OK;
+}
+
+cn_result AccountService::on_qr(const Account &account, const Json &event) {
+  QrCode code{string_member(event, "payload", 4096), 0};
+  if (code.payload.empty() || !event.contains("expires_at") ||
+      !event["expires_at"].is_number_integer()) {
+    log::warn({account.plugin_id, account.id}, "QR event without payload or expiry ignored");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  code.expires_at = event["expires_at"].get<int64_t>();
+  {
+    std::lock_guard lock(mutex_);
+    qr_codes_[account.id] = code;
+  }
+  // The payload itself is not pushed: clients fetch the image through the API, so the
+  // pairing secret only travels to callers allowed to see it.
+  events_.publish(account.attendant_id, "account.qr",
+                  {{"account_id", account.id}, {"expires_at", code.expires_at}});
+  return CN_OK;
+}
+
+cn_result AccountService::on_message(const Account &account, const Json &event) {
+  store::NewMessage m;
+  m.account_id = account.id;
+  m.channel = account.plugin_id;
+  m.direction = event.value("direction", "inbound");
+  m.external_id = string_member(event, "external_id");
+  if (m.external_id.empty() || m.external_id.size() > kMaxExternalId ||
+      (m.direction != "inbound" && m.direction != "outbound")) {
+    log::warn({account.plugin_id, account.id},
+              "message event refused: it needs an external_id (at most 512 bytes) and a "
+              "direction of inbound or outbound");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  m.sender = string_member(event, "from", 1024);
+  m.recipient = string_member(event, "to", 1024);
+  m.subject = string_member(event, "subject", 4096);
+  m.text = string_member(event, "text");
+  m.html = string_member(event, "html");
+  if (event.contains("timestamp") && event["timestamp"].is_number_integer()) {
+    m.sent_at = event["timestamp"].get<int64_t>();
+  }
+  m.automatic = event.value("automatic", false);
+  if (event.contains("link") && event["link"].is_object()) m.link_keys = event["link"];
+  if (event.contains("details") && event["details"].is_object()) m.details = event["details"];
+  for (const auto &a : event.value("attachments", Json::array())) {
+    if (!a.is_object() || !store::AttachmentStore::valid_id(string_member(a, "id")) ||
+        !attachments_.path(string_member(a, "id"))) {
+      log::warn({account.plugin_id, account.id},
+                "message event refused: it names an attachment that was not stored first");
+      return CN_ERR_INVALID_ARGUMENT;
+    }
+    m.attachments.push_back({string_member(a, "id"), string_member(a, "name", 255),
+                             string_member(a, "mime", 255), string_member(a, "content_id", 255)});
+  }
+
+  auto stored = conversations_.insert(m);
+  if (!stored) {
+    log::error({account.plugin_id, account.id},
+               "message could not be stored: " + stored.failure().message);
+    return CN_ERR_STORAGE;
+  }
+  if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
+
+  if (observer_ && m.direction == "inbound") observer_(account, stored->id, m);
+  if (auto shown = conversations_.message(stored->id)) {
+    events_.publish(account.attendant_id, "message.new", {{"message", *shown}});
+  }
+  return CN_OK;
+}
+
+cn_result AccountService::on_delivery(const Account &account, const Json &event) {
+  const std::string external_id = string_member(event, "external_id", kMaxExternalId);
+  const std::string status = string_member(event, "status", 32);
+  static const std::set<std::string> kDelivery = {"sent", "delivered", "read", "played",
+                                                  "failed"};
+  if (external_id.empty() || kDelivery.count(status) == 0) {
+    log::warn({account.plugin_id, account.id}, "delivery event refused: bad id or status");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  auto id = conversations_.set_delivery(account.id, external_id, status);
+  if (!id) {
+    // A receipt can overtake the message it is about; it is not an error worth alarming on.
+    log::debug({account.plugin_id, account.id}, "delivery update for an unknown message");
+    return CN_ERR_NOT_FOUND;
+  }
+  events_.publish(account.attendant_id, "message.delivery",
+                  {{"account_id", account.id},
+                   {"message_id", *id},
+                   {"external_id", external_id},
+                   {"status", status},
+                   {"detail", log::mask(string_member(event, "detail", kMaxLogText))}});
+  return CN_OK;
+}
+
+cn_result AccountService::store_put(std::string_view plugin, std::string_view account,
+                                    std::string_view key, std::string_view value, bool secret) {
+  if (!owned_by(plugin, account)) return CN_ERR_NOT_FOUND;
+  if (key.empty() || key.size() > 256) return CN_ERR_INVALID_ARGUMENT;
+  auto done = values_.put(std::string(account), std::string(key), value, secret);
+  if (!done) {
+    log::error({plugin, account}, "cannot store a value: " + done.failure().message);
+    return CN_ERR_STORAGE;
+  }
+  return CN_OK;
+}
+
+cn_result AccountService::store_get(std::string_view plugin, std::string_view account,
+                                    std::string_view key, std::string &value) {
+  if (!owned_by(plugin, account)) return CN_ERR_NOT_FOUND;
+  auto read = values_.get(std::string(account), std::string(key));
+  if (!read) {
+    log::error({plugin, account}, "cannot read a stored value: " + read.failure().message);
+    return CN_ERR_STORAGE;
+  }
+  if (!*read) return CN_ERR_NOT_FOUND;
+  value = std::move(**read);
+  return CN_OK;
+}
+
+cn_result AccountService::store_delete(std::string_view plugin, std::string_view account,
+                                       std::string_view key) {
+  if (!owned_by(plugin, account)) return CN_ERR_NOT_FOUND;
+  return values_.erase(std::string(account), std::string(key)) ? CN_OK : CN_ERR_STORAGE;
+}
+
+cn_result AccountService::attachment_put(std::string_view plugin, std::string_view account,
+                                         std::string_view data, std::string &id) {
+  if (!owned_by(plugin, account)) return CN_ERR_NOT_FOUND;
+  auto stored = attachments_.put(data);
+  if (!stored) {
+    log::error({plugin, account}, "cannot store an attachment: " + stored.failure().message);
+    return CN_ERR_STORAGE;
+  }
+  id = *stored;
+  return CN_OK;
+}
+
+cn_result AccountService::attachment_path(std::string_view plugin, std::string_view attachment_id,
+                                          std::string &path) {
+  auto file = attachments_.path(attachment_id);
+  if (!file) return CN_ERR_NOT_FOUND;
+  path = file->string();
+  return CN_OK;
+}
+
+// --- Internals ---------------------------------------------------------------------------------
+
+std::optional<Account> AccountService::owned_by(std::string_view plugin,
+                                                std::string_view account_id) {
+  auto account = get(std::string(account_id));
+  if (!account || account->plugin_id != plugin) return std::nullopt;
+  return *account;
+}
+
+Expected<plugins::LoadedPlugin *> AccountService::plugin_of(const Account &account) {
+  plugins::LoadedPlugin *plugin = plugins_ != nullptr ? plugins_->find(account.plugin_id) : nullptr;
+  if (plugin != nullptr) return plugin;
+  auto refusal = plugins_ != nullptr ? plugins_->refusal(account.plugin_id) : std::nullopt;
+  return failure("plugin_unavailable", "the " + account.plugin_id + " plugin is not loaded" +
+                                           (refusal ? ": " + *refusal : ""));
+}
+
+std::mutex &AccountService::verb_lock(const std::string &account_id) {
+  std::lock_guard lock(mutex_);
+  auto &slot = verb_locks_[account_id];
+  if (!slot) slot = std::make_unique<std::mutex>();
+  return *slot;
+}
+
+Outcome AccountService::save_state(const std::string &account_id, const std::string &state,
+                                   const std::string &account_name, const std::string &detail) {
+  return db_.run(
+      "UPDATE accounts SET state = ?, account_name = ?, detail = ?, updated_at = ? WHERE id = ?",
+      {state, account_name, detail, now_ms(), account_id});
+}
+
+Outcome AccountService::set_wanted(const std::string &account_id, bool connected) {
+  return db_.run("UPDATE accounts SET wanted_connected = ?, updated_at = ? WHERE id = ?",
+                 {int64_t{connected ? 1 : 0}, now_ms(), account_id});
+}
+
+}  // namespace connector::accounts

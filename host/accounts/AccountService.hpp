@@ -1,0 +1,156 @@
+// The accounts of every attendant and what happens to them at run time: creating, connecting,
+// disconnecting and resuming them through their plugin, and taking in what the plugins report
+// (status, QR codes, messages, delivery updates, log entries) — stored first, then pushed live.
+//
+// It is also the host side of the plugin boundary (PluginServices): every call a plugin makes
+// is checked against the accounts that plugin owns, so one plugin cannot read or write another
+// plugin's accounts.
+//
+// Threading: all public methods are thread-safe. Verbs of one account are serialised (a plugin
+// never sees two verbs of one account at once); verbs may block, so the API calls them from its
+// worker threads. Plugin callbacks may arrive on any thread.
+#pragma once
+
+#include "accounts/EventHub.hpp"
+#include "common/Expected.hpp"
+#include "plugins/PluginServices.hpp"
+#include "store/AccountValues.hpp"
+#include "store/AttachmentStore.hpp"
+#include "store/Conversations.hpp"
+#include "store/Database.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace connector::plugins {
+class LoadedPlugin;
+}
+
+namespace connector::accounts {
+
+using Json = nlohmann::json;
+
+struct Account {
+  std::string id;
+  std::string attendant_id;
+  std::string plugin_id;
+  std::string label;
+  std::string state;         // disconnected, connecting, awaiting_qr, connected, error, …
+  std::string account_name;  // as the channel names it: the address or phone number
+  std::string detail;        // the reason behind an error or a disconnection
+  bool wanted_connected = false;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct QrCode {
+  std::string payload;
+  int64_t expires_at = 0;
+};
+
+// Finds the running plugin for an id (nullptr when it is not loaded), and the reason when it
+// was refused. Implemented by the plugin registry; kept abstract so tests can stand in for it.
+class PluginDirectory {
+ public:
+  virtual ~PluginDirectory() = default;
+  virtual plugins::LoadedPlugin *find(const std::string &plugin_id) = 0;
+  virtual std::optional<std::string> refusal(const std::string &plugin_id) = 0;
+};
+
+// Called after a new inbound message is stored, so the case matcher can link it. Runs on the
+// plugin's calling thread before emit returns.
+using MessageObserver =
+    std::function<void(const Account &account, int64_t message_id, const store::NewMessage &)>;
+
+class AccountService final : public plugins::PluginServices {
+ public:
+  AccountService(store::Database &db, store::AccountValues &values,
+                 store::AttachmentStore &attachments, store::Conversations &conversations,
+                 EventHub &events);
+
+  // Must be called before plugins are loaded or accounts resumed.
+  void set_plugins(PluginDirectory *plugins) { plugins_ = plugins; }
+  void set_message_observer(MessageObserver observer) { observer_ = std::move(observer); }
+
+  Expected<Account> create(const std::string &attendant_id, const std::string &plugin_id,
+                           const std::string &label);
+  Expected<Account> get(const std::string &account_id);
+  std::vector<Account> list(const std::optional<std::string> &attendant_id);
+  Outcome remove(const std::string &account_id);
+
+  // Checks the connect form values against the plugin's declared fields, then starts connecting.
+  Outcome connect(const std::string &account_id, const Json &values);
+  Outcome disconnect(const std::string &account_id);
+  Outcome refresh_qr(const std::string &account_id);
+  std::optional<QrCode> qr(const std::string &account_id);
+
+  // Sends through the account's plugin and stores the sent message; returns it as the API shows
+  // it. `case_id`, when given, links the sent message to that case, by `sent_by`.
+  Expected<Json> send(const std::string &account_id, const Json &message,
+                      std::optional<int64_t> case_id, const std::string &sent_by);
+
+  // The account's integration log, newest first.
+  std::vector<Json> log_entries(const std::string &account_id, const store::Page &page);
+
+  // Reconnects, from stored credentials, every account that was connected when the host
+  // stopped.
+  void resume_all();
+
+  // PluginServices.
+  void log(std::string_view plugin, std::string_view account, cn_log_level level,
+           std::string_view text) override;
+  cn_result emit(std::string_view plugin, std::string_view account,
+                 std::string_view event_json) override;
+  cn_result store_put(std::string_view plugin, std::string_view account, std::string_view key,
+                      std::string_view value, bool secret) override;
+  cn_result store_get(std::string_view plugin, std::string_view account, std::string_view key,
+                      std::string &value) override;
+  cn_result store_delete(std::string_view plugin, std::string_view account,
+                         std::string_view key) override;
+  cn_result attachment_put(std::string_view plugin, std::string_view account,
+                           std::string_view data, std::string &id) override;
+  cn_result attachment_path(std::string_view plugin, std::string_view attachment_id,
+                            std::string &path) override;
+
+  // Adds an entry to the account's integration log and pushes it live.
+  void record(const Account &account, const std::string &kind, const std::string &level,
+              const std::string &text);
+
+ private:
+  // The account if it exists and belongs to `plugin`.
+  std::optional<Account> owned_by(std::string_view plugin, std::string_view account_id);
+  Expected<plugins::LoadedPlugin *> plugin_of(const Account &account);
+  std::mutex &verb_lock(const std::string &account_id);
+  Outcome save_state(const std::string &account_id, const std::string &state,
+                     const std::string &account_name, const std::string &detail);
+  Outcome set_wanted(const std::string &account_id, bool connected);
+
+  cn_result on_status(const Account &account, const Json &event);
+  cn_result on_qr(const Account &account, const Json &event);
+  cn_result on_message(const Account &account, const Json &event);
+  cn_result on_delivery(const Account &account, const Json &event);
+
+  store::Database &db_;
+  store::AccountValues &values_;
+  store::AttachmentStore &attachments_;
+  store::Conversations &conversations_;
+  EventHub &events_;
+  PluginDirectory *plugins_ = nullptr;
+  MessageObserver observer_;
+
+  std::mutex mutex_;  // guards the two maps below
+  std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
+  std::map<std::string, QrCode> qr_codes_;
+};
+
+// The API's view of an account, with the live QR (when pairing) and its automatic-link count.
+Json to_json(const Account &account);
+
+}  // namespace connector::accounts
