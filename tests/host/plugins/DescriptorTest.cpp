@@ -28,12 +28,12 @@ std::string settings_refusal(const json &given) {
   return settings ? std::string() : settings.failure().message;
 }
 
-TEST(DescriptorTest, AcceptsACompleteDescriptor) {
+TEST(PluginDescriptorTest, AcceptsACompleteDescriptor) {
   auto valid = validate_descriptor(descriptor());
   EXPECT_TRUE(valid.ok()) << valid.failure().message;
 }
 
-TEST(DescriptorTest, ListsEveryProblemOfTheDeclaredSettingsAndFields) {
+TEST(PluginDescriptorTest, ListsEveryProblemOfTheDeclaredSettingsAndFields) {
   json broken = descriptor();
   broken["id"] = "";
   broken["connect_fields"].push_back({{"label", "no name"}});
@@ -52,13 +52,13 @@ TEST(DescriptorTest, ListsEveryProblemOfTheDeclaredSettingsAndFields) {
             "a default that is not an integer; settings[8] needs a \"key\"");
 }
 
-TEST(DescriptorTest, RefusesANonObject) {
+TEST(PluginDescriptorTest, RefusesANonObject) {
   auto valid = validate_descriptor(json::array());
   ASSERT_FALSE(valid.ok());
   EXPECT_EQ(valid.failure().message, "the descriptor is not an object");
 }
 
-TEST(SettingsTest, FillsInDefaultsForKeysNotGiven) {
+TEST(PluginSettingsTest, FillsInDefaultsForKeysNotGiven) {
   auto settings = validate_settings(descriptor(), {{"limit_mb", 4}, {"greeting", "hi"}});
   ASSERT_TRUE(settings.ok()) << settings.failure().message;
   EXPECT_EQ(*settings, json({{"limit_mb", 4},
@@ -68,7 +68,7 @@ TEST(SettingsTest, FillsInDefaultsForKeysNotGiven) {
                              {"folders", {"INBOX"}}}));
 }
 
-TEST(SettingsTest, NoSettingsMeansAllDefaults) {
+TEST(PluginSettingsTest, NoSettingsMeansAllDefaults) {
   auto settings = validate_settings(descriptor(), json());
   ASSERT_TRUE(settings.ok()) << settings.failure().message;
   // "greeting" declares no default, so it stays absent.
@@ -76,19 +76,19 @@ TEST(SettingsTest, NoSettingsMeansAllDefaults) {
             json({{"limit_mb", 16}, {"ratio", 0.5}, {"verbose", false}, {"folders", {"INBOX"}}}));
 }
 
-TEST(SettingsTest, AcceptsAnIntegerWhereANumberIsDeclared) {
+TEST(PluginSettingsTest, AcceptsAnIntegerWhereANumberIsDeclared) {
   auto settings = validate_settings(descriptor(), {{"ratio", 2}});
   ASSERT_TRUE(settings.ok()) << settings.failure().message;
   EXPECT_EQ((*settings)["ratio"], 2);
 }
 
-TEST(SettingsTest, RefusesAnUnknownKeyListingTheValidOnes) {
+TEST(PluginSettingsTest, RefusesAnUnknownKeyListingTheValidOnes) {
   EXPECT_EQ(settings_refusal({{"colour", "red"}}),
             "unknown setting \"colour\" for plugin demo: valid keys are limit_mb, ratio, "
             "greeting, verbose, folders");
 }
 
-TEST(SettingsTest, RefusesAnyKeyWhenNoneAreDeclared) {
+TEST(PluginSettingsTest, RefusesAnyKeyWhenNoneAreDeclared) {
   json bare = descriptor();
   bare["settings"] = json::array();
   auto settings = validate_settings(bare, {{"colour", "red"}});
@@ -97,7 +97,7 @@ TEST(SettingsTest, RefusesAnyKeyWhenNoneAreDeclared) {
             "unknown setting \"colour\" for plugin demo: it declares no settings");
 }
 
-TEST(SettingsTest, RefusesWrongTypesNamingKeyAndExpectedType) {
+TEST(PluginSettingsTest, RefusesWrongTypesNamingKeyAndExpectedType) {
   EXPECT_EQ(settings_refusal({{"limit_mb", "16"}}),
             "setting \"limit_mb\" of plugin demo must be an integer, not a string");
   EXPECT_EQ(settings_refusal({{"limit_mb", 1.5}}),
@@ -110,14 +110,14 @@ TEST(SettingsTest, RefusesWrongTypesNamingKeyAndExpectedType) {
             "setting \"greeting\" of plugin demo must be a string, not empty");
 }
 
-TEST(SettingsTest, ReportsEveryProblemAtOnce) {
+TEST(PluginSettingsTest, ReportsEveryProblemAtOnce) {
   EXPECT_EQ(settings_refusal({{"colour", "red"}, {"ratio", "half"}}),
             "unknown setting \"colour\" for plugin demo: valid keys are limit_mb, ratio, "
             "greeting, verbose, folders; setting \"ratio\" of plugin demo must be a number, not "
             "a string");
 }
 
-TEST(SettingsTest, RefusesSettingsThatAreNotAMapping) {
+TEST(PluginSettingsTest, RefusesSettingsThatAreNotAMapping) {
   EXPECT_EQ(settings_refusal(json::array({1, 2})),
             "settings of plugin demo must be a mapping of keys to values");
 }

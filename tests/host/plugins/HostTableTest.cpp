@@ -9,26 +9,26 @@
 namespace connector::plugins::test {
 namespace {
 
-class HostTableTest : public ::testing::Test {
+class PluginHostTableTest : public ::testing::Test {
  protected:
   FakePluginServices services_;
   HostTable table_{services_, "mail"};
   const cn_host_api &api_ = *table_.api();
 };
 
-TEST_F(HostTableTest, DescribesItself) {
+TEST_F(PluginHostTableTest, DescribesItself) {
   EXPECT_EQ(api_.struct_size, sizeof(cn_host_api));
   EXPECT_EQ(api_.host, &table_);
 }
 
-TEST_F(HostTableTest, TagsLogLinesWithPluginAndAccount) {
+TEST_F(PluginHostTableTest, TagsLogLinesWithPluginAndAccount) {
   api_.log(api_.host, "acc-7", CN_LOG_WARN, "mailbox is full");
   api_.log(api_.host, nullptr, CN_LOG_INFO, "started");
   EXPECT_EQ(services_.calls(),
             (std::vector<std::string>{"log mail acc-7 2 mailbox is full", "log mail  1 started"}));
 }
 
-TEST_F(HostTableTest, ForwardsEvents) {
+TEST_F(PluginHostTableTest, ForwardsEvents) {
   EXPECT_EQ(api_.emit(api_.host, "acc-7", R"({"type":"qr_expired"})"), CN_OK);
   auto event = services_.wait_for_event([](const auto &) { return true; });
   ASSERT_TRUE(event.has_value());
@@ -39,7 +39,7 @@ TEST_F(HostTableTest, ForwardsEvents) {
   EXPECT_EQ(api_.emit(api_.host, nullptr, "{}"), CN_ERR_INVALID_ARGUMENT);
 }
 
-TEST_F(HostTableTest, StoresAndReturnsBytesInTheSharedAllocator) {
+TEST_F(PluginHostTableTest, StoresAndReturnsBytesInTheSharedAllocator) {
   const char bytes[] = {'a', '\0', 'b'};
   ASSERT_EQ(api_.store_put(api_.host, "acc-7", "token", bytes, sizeof bytes, 1), CN_OK);
   EXPECT_EQ(services_.stored("mail", "acc-7", "token"), std::string(bytes, sizeof bytes));
@@ -56,7 +56,7 @@ TEST_F(HostTableTest, StoresAndReturnsBytesInTheSharedAllocator) {
   EXPECT_EQ(services_.calls().front(), "store_put mail acc-7 token secret");
 }
 
-TEST_F(HostTableTest, HandsOutAttachmentIdsAndPaths) {
+TEST_F(PluginHostTableTest, HandsOutAttachmentIdsAndPaths) {
   char id[65];
   std::memset(id, 'x', sizeof id);
   ASSERT_EQ(api_.attachment_put(api_.host, "acc-7", "pdf", 3, id), CN_OK);
@@ -69,7 +69,7 @@ TEST_F(HostTableTest, HandsOutAttachmentIdsAndPaths) {
   EXPECT_EQ(services_.calls().front(), "attachment_put mail acc-7 pdf");
 }
 
-TEST_F(HostTableTest, NoExceptionReachesThePlugin) {
+TEST_F(PluginHostTableTest, NoExceptionReachesThePlugin) {
   services_.storage_throws = true;
   char *value = nullptr;
   size_t size = 0;
@@ -81,7 +81,7 @@ TEST_F(HostTableTest, NoExceptionReachesThePlugin) {
   EXPECT_EQ(api_.attachment_path(api_.host, "id", &value), CN_ERR_STORAGE);
 }
 
-TEST_F(HostTableTest, RefusesNullArguments) {
+TEST_F(PluginHostTableTest, RefusesNullArguments) {
   char *value = nullptr;
   EXPECT_EQ(api_.store_put(api_.host, "acc-7", nullptr, "v", 1, 0), CN_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(api_.store_get(api_.host, "acc-7", "k", &value, nullptr), CN_ERR_INVALID_ARGUMENT);

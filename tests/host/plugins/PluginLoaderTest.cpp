@@ -34,9 +34,9 @@ class ScopedEnv {
 
 // --- Files refused before loading: none of their code may run. ---
 
-class RefusedBeforeLoadingTest : public ::testing::TestWithParam<const char *> {};
+class PluginRefusedBeforeLoadingTest : public ::testing::TestWithParam<const char *> {};
 
-TEST_P(RefusedBeforeLoadingTest, NoStaticConstructorRuns) {
+TEST_P(PluginRefusedBeforeLoadingTest, NoStaticConstructorRuns) {
   connector::test::TempDir dir;
   const auto marker = dir / "static-constructor-ran";
   ScopedEnv env("CONNECTOR_FIXTURE_MARKER", marker.string());
@@ -52,7 +52,7 @@ TEST_P(RefusedBeforeLoadingTest, NoStaticConstructorRuns) {
   EXPECT_TRUE(std::filesystem::exists(marker));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, RefusedBeforeLoadingTest,
+INSTANTIATE_TEST_SUITE_P(Fixtures, PluginRefusedBeforeLoadingTest,
                          ::testing::Values("abi_v2_0", "abi_v1_9", "no_marker", "no_entry"));
 
 TEST(PluginLoaderTest, RefusesAnEntryPointThatFails) {
@@ -78,7 +78,7 @@ TEST(PluginLoaderTest, RefusesAPluginWhoseConstructorThrows) {
 
 // --- A plugin that started but offers a broken table: refused and shut down. ---
 
-class BrokenTableTest : public ::testing::Test {
+class PluginBrokenTableTest : public ::testing::Test {
  protected:
   // Loads the hand-made fixture; it must be refused, and shut down before its library closed.
   std::string refusal() {
@@ -96,7 +96,7 @@ class BrokenTableTest : public ::testing::Test {
   FakePluginServices services_;
 };
 
-TEST_F(BrokenTableTest, AcceptsTheUnbrokenTableAndShutsItDownWhenDropped) {
+TEST_F(PluginBrokenTableTest, AcceptsTheUnbrokenTableAndShutsItDownWhenDropped) {
   auto plugin = load(path_, "handmade", services_);
   ASSERT_TRUE(plugin.ok()) << plugin.failure().message;
   EXPECT_EQ((*plugin)->id(), "handmade");
@@ -105,14 +105,14 @@ TEST_F(BrokenTableTest, AcceptsTheUnbrokenTableAndShutsItDownWhenDropped) {
   EXPECT_TRUE(std::filesystem::exists(shutdown_marker_));
 }
 
-TEST_F(BrokenTableTest, RefusesADescriptorThatIsNotJson) {
+TEST_F(PluginBrokenTableTest, RefusesADescriptorThatIsNotJson) {
   ScopedEnv env("CONNECTOR_FIXTURE_DESCRIPTOR", "{\"id\": \"handmade\", ");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
                            " has an invalid descriptor: it is not JSON: fix the plugin's "
                            "descriptor()");
 }
 
-TEST_F(BrokenTableTest, RefusesADescriptorWithMissingFields) {
+TEST_F(PluginBrokenTableTest, RefusesADescriptorWithMissingFields) {
   ScopedEnv env("CONNECTOR_FIXTURE_DESCRIPTOR",
                 R"({"id":"handmade","name":{"fr":"Fait main"},"capabilities":"qr"})");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
@@ -122,14 +122,14 @@ TEST_F(BrokenTableTest, RefusesADescriptorWithMissingFields) {
                            "array: fix the plugin's descriptor()");
 }
 
-TEST_F(BrokenTableTest, RefusesAMissingVerb) {
+TEST_F(PluginBrokenTableTest, RefusesAMissingVerb) {
   ScopedEnv env("CONNECTOR_FIXTURE_NULL_MEMBER", "send");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
                            " (connector SDK 1.0) left send empty in its cn_plugin_api: every "
                            "member must be set (return CN_ERR_UNSUPPORTED for verbs it lacks)");
 }
 
-TEST_F(BrokenTableTest, RefusesATooSmallTable) {
+TEST_F(PluginBrokenTableTest, RefusesATooSmallTable) {
   ScopedEnv env("CONNECTOR_FIXTURE_STRUCT_SIZE", "16");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
                            " (connector SDK 1.0) filled in a cn_plugin_api of 16 bytes, expected "
@@ -138,7 +138,7 @@ TEST_F(BrokenTableTest, RefusesATooSmallTable) {
                            ": rebuild it against the SDK headers");
 }
 
-TEST_F(BrokenTableTest, RefusesATableWithoutShutdown) {
+TEST_F(PluginBrokenTableTest, RefusesATableWithoutShutdown) {
   ScopedEnv env("CONNECTOR_FIXTURE_NULL_MEMBER", "shutdown");
   auto plugin = load(path_, "handmade", services_);
   ASSERT_FALSE(plugin.ok());
@@ -150,7 +150,7 @@ TEST_F(BrokenTableTest, RefusesATableWithoutShutdown) {
 
 // --- The loopback example, end to end through the loader. ---
 
-class LoopbackTest : public ::testing::Test {
+class PluginLoopbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto loaded = load(loopback_library(), "loopback", services_);
@@ -175,14 +175,14 @@ class LoopbackTest : public ::testing::Test {
   std::unique_ptr<LoadedPlugin> plugin_;
 };
 
-TEST_F(LoopbackTest, ExposesItsDescriptor) {
+TEST_F(PluginLoopbackTest, ExposesItsDescriptor) {
   EXPECT_EQ(plugin_->id(), "loopback");
   EXPECT_EQ(plugin_->descriptor()["name"]["en"], "Loopback (example)");
   EXPECT_EQ(plugin_->descriptor()["settings"].size(), 3u);
   EXPECT_EQ(plugin_->file().abi_version(), "1.0");
 }
 
-TEST_F(LoopbackTest, ConnectEmitsStatusAndStoresCredentialsThroughTheServices) {
+TEST_F(PluginLoopbackTest, ConnectEmitsStatusAndStoresCredentialsThroughTheServices) {
   ASSERT_TRUE(connect_with_password("s3cret-pw").ok());
 
   auto event = status_event("connected");
@@ -201,7 +201,7 @@ TEST_F(LoopbackTest, ConnectEmitsStatusAndStoresCredentialsThroughTheServices) {
   EXPECT_EQ((*status)["state"], "connected");
 }
 
-TEST_F(LoopbackTest, ResumeReadsStoredCredentials) {
+TEST_F(PluginLoopbackTest, ResumeReadsStoredCredentials) {
   ASSERT_TRUE(connect_with_password("s3cret-pw").ok());
   ASSERT_TRUE(plugin_->disconnect("acc-1", false).ok());
   ASSERT_TRUE(plugin_->connect("acc-1", {{"resume", true}}).ok());
@@ -209,7 +209,7 @@ TEST_F(LoopbackTest, ResumeReadsStoredCredentials) {
   EXPECT_EQ((*plugin_->status("acc-1"))["state"], "connected");
 }
 
-TEST_F(LoopbackTest, ForgettingDeletesStoredCredentials) {
+TEST_F(PluginLoopbackTest, ForgettingDeletesStoredCredentials) {
   ASSERT_TRUE(connect_with_password("s3cret-pw").ok());
   ASSERT_TRUE(plugin_->disconnect("acc-1", true).ok());
   EXPECT_TRUE(contains(services_.calls(), "store_delete loopback acc-1 password"));
@@ -217,7 +217,7 @@ TEST_F(LoopbackTest, ForgettingDeletesStoredCredentials) {
   EXPECT_FALSE(plugin_->connect("acc-1", {{"resume", true}}).ok());
 }
 
-TEST_F(LoopbackTest, SendReportsDeliveryAndEchoesThroughEmit) {
+TEST_F(PluginLoopbackTest, SendReportsDeliveryAndEchoesThroughEmit) {
   ASSERT_TRUE(connect_with_password("s3cret-pw").ok());
 
   auto sent = plugin_->send("acc-1", {{"to", "bob@example.org"}, {"text", "hello"}});
@@ -245,7 +245,7 @@ TEST_F(LoopbackTest, SendReportsDeliveryAndEchoesThroughEmit) {
   EXPECT_EQ((*keys)["emails"], json::array({"bob@example.org"}));
 }
 
-TEST_F(LoopbackTest, TurnsPluginErrorsIntoFailures) {
+TEST_F(PluginLoopbackTest, TurnsPluginErrorsIntoFailures) {
   auto refused = connect_with_password("wrong");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.failure().code, "auth");
