@@ -37,18 +37,22 @@ class ScopedEnv {
 class PluginRefusedBeforeLoadingTest : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(PluginRefusedBeforeLoadingTest, NoStaticConstructorRuns) {
+  // A fresh copy: a library loaded earlier in this process may stay mapped, and then its static
+  // constructors would not run again for the control below.
   connector::test::TempDir dir;
+  const auto library = dir / ("lib" + std::string(GetParam()) + ".so");
+  std::filesystem::copy_file(fixture(GetParam()), library);
   const auto marker = dir / "static-constructor-ran";
   ScopedEnv env("CONNECTOR_FIXTURE_MARKER", marker.string());
   FakePluginServices services;
 
-  auto plugin = load(fixture(GetParam()), "fixture", services);
+  auto plugin = load(library, "fixture", services);
   ASSERT_FALSE(plugin.ok());
   EXPECT_FALSE(std::filesystem::exists(marker)) << plugin.failure().message;
 
   // Control: loading the same file directly does run its static constructor, so the marker
   // would have shown it above.
-  { boost::dll::shared_library library(fixture(GetParam()).string()); }
+  { boost::dll::shared_library loaded(library.string()); }
   EXPECT_TRUE(std::filesystem::exists(marker));
 }
 
