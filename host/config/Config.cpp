@@ -308,12 +308,13 @@ std::string default_library_name(std::string id) {
 
 Config read_config(const Field &root, const fs::path &base) {
   Config config;
-  fs::path data_dir = "./data", plugin_dir = "../build/plugins", log_file;
-  for (const Field &field : entries(root, {"listen", "data_dir", "plugin_dir", "log", "api", "auth",
-                                           "public_url", "plugins"})) {
+  fs::path data_dir = "./data", plugin_dir = "../build/plugins", ui_dir = "../ui", log_file;
+  for (const Field &field : entries(root, {"listen", "data_dir", "plugin_dir", "ui_dir", "log",
+                                           "api", "auth", "public_url", "plugins"})) {
     if (field.key == "listen") read_listen(field, config.listen);
     if (field.key == "data_dir") data_dir = read_text(field, "a path");
     if (field.key == "plugin_dir") plugin_dir = read_text(field, "a path");
+    if (field.key == "ui_dir") ui_dir = read_text(field, "a path");
     if (field.key == "log") read_log(field, config.log, log_file);
     if (field.key == "api") read_api(field, config.api);
     if (field.key == "auth") read_auth(field, config.auth);
@@ -330,6 +331,7 @@ Config read_config(const Field &root, const fs::path &base) {
   // Defaults that depend on other keys, which may come later in the file.
   config.data_dir = resolved(base, data_dir);
   config.plugin_dir = resolved(base, plugin_dir);
+  config.ui_dir = resolved(base, ui_dir);
   if (!log_file.empty()) config.log.file = resolved(config.data_dir, log_file);
   if (config.public_url.empty()) config.public_url = default_public_url(config.listen);
   for (auto &[id, plugin] : config.plugins) {

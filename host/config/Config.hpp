@@ -62,6 +62,7 @@ struct Config {
   Listen listen;
   std::filesystem::path data_dir;    // default ./data
   std::filesystem::path plugin_dir;  // default ../build/plugins
+  std::filesystem::path ui_dir;      // the connection screen's files; default ../ui
   Logging log;
   Api api;
   Auth auth;

@@ -189,7 +189,7 @@ plugins:
 
 TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
   EXPECT_EQ(error_of("listen: {}\nlisen:\n  port: 1\n"),
-            "test.yaml:2:1: lisen: unknown key; valid keys are: listen, data_dir, plugin_dir, log, "
+            "test.yaml:2:1: lisen: unknown key; valid keys are: listen, data_dir, plugin_dir, ui_dir, log, "
             "api, auth, public_url, plugins");
   EXPECT_EQ(error_of("listen:\n  adress: 127.0.0.1\n"),
             "test.yaml:2:3: listen.adress: unknown key; valid keys are: address, port");
@@ -208,7 +208,7 @@ TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
 
 TEST(Config, RefusesMatchingUntilItIsDefined) {
   EXPECT_EQ(error_of("matching:\n  enabled: true\n"),
-            "test.yaml:1:1: matching: unknown key; valid keys are: listen, data_dir, plugin_dir, "
+            "test.yaml:1:1: matching: unknown key; valid keys are: listen, data_dir, plugin_dir, ui_dir, "
             "log, api, auth, public_url, plugins");
 }
 

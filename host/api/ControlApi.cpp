@@ -1,0 +1,500 @@
+#include "api/ControlApi.hpp"
+
+#include "log/Log.hpp"
+#include "qr/QrImage.hpp"
+
+#include <charconv>
+#include <set>
+
+namespace connector::embedded {
+extern const char kOpenApi[];
+}
+
+namespace connector::api {
+
+// One request on its way through the routes.
+struct ControlApi::Call {
+  const Request &request;
+  std::vector<std::string> segments;  // the path after /api/v1, split on '/'
+  std::optional<auth::Principal> principal;
+  Json body = Json::object();
+
+  const auth::Principal &who() const { return *principal; }
+  bool is(const char *method) const { return request.method == method; }
+  size_t size() const { return segments.size(); }
+  const std::string &at(size_t i) const { return segments[i]; }
+};
+
+namespace {
+
+Response not_found() { return Response::error(404, "not_found", "no such resource"); }
+
+Response method_not_allowed() {
+  return Response::error(405, "method_not_allowed", "this resource does not take that method");
+}
+
+Response fail(const Failure &failure) {
+  return Response::error(status_for(failure), failure.code, failure.message);
+}
+
+std::vector<std::string> split_path(const std::string &path) {
+  std::vector<std::string> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    const size_t slash = path.find('/', start);
+    const size_t end = slash == std::string::npos ? path.size() : slash;
+    out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  if (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+// Refuses members other than `allowed`, naming the valid ones.
+std::optional<Response> only_fields(const Json &body, std::initializer_list<const char *> allowed) {
+  for (const auto &[key, value] : body.items()) {
+    if (std::none_of(allowed.begin(), allowed.end(), [&](const char *a) { return key == a; })) {
+      std::string valid;
+      for (const char *a : allowed) valid += (valid.empty() ? "" : ", ") + std::string(a);
+      return Response::error(400, "unknown_field",
+                             "unknown field \"" + key + "\"; valid fields: " + valid);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Response> string_field(const Json &body, const char *name, bool required,
+                                     size_t max_size = 10000) {
+  if (!body.contains(name)) {
+    if (!required) return std::nullopt;
+    return Response::error(400, "missing_field", std::string("\"") + name + "\" is required");
+  }
+  if (!body[name].is_string() || body[name].get<std::string>().size() > max_size) {
+    return Response::error(400, "invalid_request",
+                           std::string("\"") + name + "\" must be a string of at most " +
+                               std::to_string(max_size) + " bytes");
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> parse_int(const std::string &text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// ?before=<id>&limit=<1..200>
+std::optional<store::Page> page_of(const Request &request) {
+  store::Page page;
+  if (auto it = request.query.find("limit"); it != request.query.end()) {
+    auto limit = parse_int(it->second);
+    if (!limit || *limit < 1 || *limit > 200) return std::nullopt;
+    page.limit = static_cast<int>(*limit);
+  }
+  if (auto it = request.query.find("before"); it != request.query.end()) {
+    page.before = parse_int(it->second);
+    if (!page.before) return std::nullopt;
+  }
+  return page;
+}
+
+Response bad_page() {
+  return Response::error(400, "invalid_request",
+                         "\"limit\" must be 1 to 200 and \"before\" a message or case id");
+}
+
+Json page_json(std::vector<Json> items, const store::Page &page) {
+  Json next = nullptr;
+  if (static_cast<int>(items.size()) == page.limit && !items.empty()) next = items.back()["id"];
+  return {{"items", std::move(items)}, {"next_before", next}};
+}
+
+Json attendant_json(const auth::Attendant &a) {
+  return {{"id", a.id}, {"name", a.name}, {"role", auth::to_string(a.role)},
+          {"created_at", a.created_at}};
+}
+
+Json token_json(const auth::TokenInfo &t) {
+  return {{"id", t.id},
+          {"attendant_id", t.attendant_id},
+          {"label", t.label},
+          {"created_at", t.created_at},
+          {"last_used_at", t.last_used_at ? Json(*t.last_used_at) : Json()},
+          {"revoked_at", t.revoked_at ? Json(*t.revoked_at) : Json()}};
+}
+
+}  // namespace
+
+int status_for(const Failure &failure) {
+  static const std::map<std::string, int> kStatus = {
+      {"not_found", 404},          {"invalid_request", 400},     {"invalid_argument", 400},
+      {"unknown_field", 400},      {"missing_field", 400},       {"invalid_json", 400},
+      {"unauthorized", 401},       {"invalid_login_link", 401},  {"forbidden", 403},
+      {"conflict", 409},           {"state", 409},               {"unknown_plugin", 422},
+      {"auth", 422},               {"unsupported", 422},         {"network", 502},
+      {"plugin_unavailable", 503}, {"storage", 503}};
+  auto it = kStatus.find(failure.code);
+  return it == kStatus.end() ? 500 : it->second;
+}
+
+ControlApi::ControlApi(ApiSettings settings, accounts::AccountService &accounts,
+                       auth::Attendants &people, store::Conversations &conversations,
+                       std::function<Json()> plugins)
+    : settings_(std::move(settings)),
+      accounts_(accounts),
+      people_(people),
+      conversations_(conversations),
+      plugins_(std::move(plugins)) {}
+
+Response ControlApi::handle(const Request &request) {
+  const std::string prefix = "/api/v1";
+  if (request.path.rfind(prefix, 0) != 0 ||
+      (request.path.size() > prefix.size() && request.path[prefix.size()] != '/')) {
+    return not_found();
+  }
+  Call call{request, split_path(request.path.substr(prefix.size())), std::nullopt};
+
+  // Public: the API's own description, and turning a login link into a token.
+  if (call.size() == 1 && call.at(0) == "openapi.yaml" && call.is("GET")) {
+    Response doc;
+    doc.content_type = "application/yaml";
+    doc.body = embedded::kOpenApi;
+    return doc;
+  }
+
+  if (!request.body.empty()) {
+    if (!json_depth_within(request.body, settings_.max_json_depth)) {
+      return Response::error(400, "invalid_json", "the JSON body nests too deeply");
+    }
+    call.body = Json::parse(request.body, nullptr, false);
+    if (call.body.is_discarded()) {
+      return Response::error(400, "invalid_json", "the body is not valid JSON");
+    }
+    if (!call.body.is_object()) {
+      return Response::error(400, "invalid_json", "the body must be a JSON object");
+    }
+  }
+  if (call.size() == 2 && call.at(0) == "auth" && call.at(1) == "login-link") {
+    return call.is("POST") ? redeem_login_link(call) : method_not_allowed();
+  }
+
+  call.principal = people_.authenticate(request.bearer_token);
+  if (!call.principal) {
+    Response response = Response::error(401, "unauthorized", "a valid bearer token is required");
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return response;
+  }
+  try {
+    return route(call);
+  } catch (const std::exception &e) {
+    log::error({"api"}, std::string("request failed: ") + e.what());
+    return Response::error(500, "internal", "the host could not complete this request");
+  }
+}
+
+Response ControlApi::route(Call &call) {
+  if (call.size() == 0) return not_found();
+  const std::string &head = call.at(0);
+  if (head == "me" && call.size() == 1) {
+    if (!call.is("GET")) return method_not_allowed();
+    return Response::json(200, {{"attendant_id", call.who().attendant_id},
+                                 {"name", call.who().name},
+                                 {"role", auth::to_string(call.who().role)}});
+  }
+  if (head == "plugins" && call.size() == 1) {
+    return call.is("GET") ? Response::json(200, {{"items", plugins_()}}) : method_not_allowed();
+  }
+  if (head == "accounts") return accounts_route(call);
+  if (head == "cases" || head == "messages") return cases_route(call);
+  if (head == "attendants" || head == "tokens") return attendants_route(call);
+  return not_found();
+}
+
+// --- Accounts -----------------------------------------------------------------------------------
+
+Response ControlApi::accounts_route(Call &call) {
+  if (call.size() == 1) {
+    if (call.is("POST")) return create_account(call);
+    if (!call.is("GET")) return method_not_allowed();
+    std::optional<std::string> owner = call.who().attendant_id;
+    if (call.who().admin()) {
+      auto it = call.request.query.find("attendant_id");
+      owner = it == call.request.query.end() ? std::nullopt
+                                             : std::optional<std::string>(it->second);
+    }
+    Json items = Json::array();
+    for (const auto &account : accounts_.list(owner)) items.push_back(account_json(account));
+    return Response::json(200, {{"items", items}});
+  }
+  auto account = visible_account(call, call.at(1));
+  if (!account) return not_found();
+  return account_route(call, *account);
+}
+
+Response ControlApi::create_account(Call &call) {
+  if (auto bad = only_fields(call.body, {"plugin", "label", "attendant_id"})) return *bad;
+  if (auto bad = string_field(call.body, "plugin", true, 100)) return *bad;
+  if (auto bad = string_field(call.body, "label", false, 200)) return *bad;
+  if (auto bad = string_field(call.body, "attendant_id", false, 100)) return *bad;
+
+  std::string owner = call.who().attendant_id;
+  if (call.body.contains("attendant_id")) {
+    if (!call.who().admin()) {
+      return Response::error(403, "forbidden", "only admins create accounts for others");
+    }
+    owner = call.body["attendant_id"];
+    if (auto exists = people_.find(owner); !exists) return fail(exists.failure());
+  }
+  auto account = accounts_.create(owner, call.body["plugin"], call.body.value("label", ""));
+  if (!account) return fail(account.failure());
+  return Response::json(201, account_json(*account));
+}
+
+Response ControlApi::account_route(Call &call, const accounts::Account &account) {
+  const std::string id = account.id;
+  if (call.size() == 2) {
+    if (call.is("GET")) return Response::json(200, account_json(account));
+    if (call.is("DELETE")) {
+      auto removed = accounts_.remove(id);
+      return removed ? Response::json(200, {{"removed", id}}) : fail(removed.failure());
+    }
+    return method_not_allowed();
+  }
+  const std::string &verb = call.at(2);
+  const bool post = call.is("POST");
+  const bool get = call.is("GET");
+
+  if (verb == "connect" && call.size() == 3) {
+    if (!post) return method_not_allowed();
+    if (auto bad = only_fields(call.body, {"values"})) return *bad;
+    auto done = accounts_.connect(id, call.body.value("values", Json::object()));
+    if (!done) return fail(done.failure());
+    return Response::json(202, account_json(*accounts_.get(id)));
+  }
+  if (verb == "disconnect" && call.size() == 3) {
+    if (!post) return method_not_allowed();
+    if (auto bad = only_fields(call.body, {})) return *bad;
+    auto done = accounts_.disconnect(id);
+    if (!done) return fail(done.failure());
+    return Response::json(200, account_json(*accounts_.get(id)));
+  }
+  if (verb == "qr" && call.size() == 4 && call.at(3) == "refresh") {
+    if (!post) return method_not_allowed();
+    auto done = accounts_.refresh_qr(id);
+    if (!done) return fail(done.failure());
+    return Response::json(202, account_json(*accounts_.get(id)));
+  }
+  if ((verb == "qr" || verb == "qr.png" || verb == "qr.svg") && call.size() == 3) {
+    if (!get) return method_not_allowed();
+    if (verb == "qr") {
+      auto code = accounts_.qr(id);
+      if (!code) return Response::error(404, "no_qr", "there is no QR code to scan right now");
+      return Response::json(200, {{"payload", code->payload}, {"expires_at", code->expires_at}});
+    }
+    return qr_image(account, verb == "qr.png" ? "png" : "svg");
+  }
+  if (verb == "log" && call.size() == 3) {
+    if (!get) return method_not_allowed();
+    auto page = page_of(call.request);
+    if (!page) return bad_page();
+    return Response::json(200, page_json(accounts_.log_entries(id, *page), *page));
+  }
+  if (verb == "messages" && call.size() == 3) {
+    if (post) return send_message(call, account);
+    if (!get) return method_not_allowed();
+    auto page = page_of(call.request);
+    if (!page) return bad_page();
+    return Response::json(200, page_json(conversations_.account_messages(id, *page), *page));
+  }
+  return not_found();
+}
+
+Response ControlApi::send_message(Call &call, const accounts::Account &account) {
+  const Json &body = call.body;
+  if (auto bad = only_fields(body, {"to", "text", "html", "subject", "case_id", "attachments",
+                                    "reply_to_message_id"})) {
+    return *bad;
+  }
+  if (auto bad = string_field(body, "to", true, 1000)) return *bad;
+  if (auto bad = string_field(body, "text", false, 1 << 20)) return *bad;
+  if (auto bad = string_field(body, "html", false, 1 << 20)) return *bad;
+  if (auto bad = string_field(body, "subject", false, 1000)) return *bad;
+  if (body.contains("case_id") && !body["case_id"].is_number_integer()) {
+    return Response::error(400, "invalid_request", "\"case_id\" must be a case id");
+  }
+
+  // Header injection guard: no recipient or subject may carry a line break into any channel.
+  for (const char *name : {"to", "subject"}) {
+    if (body.contains(name) && body[name].get<std::string>().find_first_of("\r\n") !=
+                                   std::string::npos) {
+      return Response::error(400, "invalid_request",
+                             std::string("\"") + name + "\" must not contain line breaks");
+    }
+  }
+
+  Json message = {{"to", body["to"]}};
+  for (const char *name : {"text", "html", "subject"}) {
+    if (body.contains(name)) message[name] = body[name];
+  }
+  if (body.contains("attachments")) {
+    if (!body["attachments"].is_array()) {
+      return Response::error(400, "invalid_request", "\"attachments\" must be an array");
+    }
+    message["attachments"] = body["attachments"];
+  }
+  std::optional<int64_t> case_id;
+  if (body.contains("case_id")) {
+    case_id = body["case_id"].get<int64_t>();
+    auto owner = conversations_.case_owner(*case_id);
+    if (!owner || *owner != account.attendant_id) return not_found();
+  }
+  auto sent = accounts_.send(account.id, message, case_id, call.who().attendant_id);
+  if (!sent) return fail(sent.failure());
+  return Response::json(201, *sent);
+}
+
+Response ControlApi::qr_image(const accounts::Account &account, const std::string &format) {
+  auto code = accounts_.qr(account.id);
+  if (!code) return Response::error(404, "no_qr", "there is no QR code to scan right now");
+  auto image = format == "png" ? qr::render_png(code->payload) : qr::render_svg(code->payload);
+  if (!image) return fail(image.failure());
+  Response response;
+  response.content_type = format == "png" ? "image/png" : "image/svg+xml";
+  response.body = std::move(*image);
+  response.headers.emplace_back("Cache-Control", "no-store");
+  return response;
+}
+
+std::optional<accounts::Account> ControlApi::visible_account(const Call &call,
+                                                             const std::string &id) {
+  auto account = accounts_.get(id);
+  if (!account) return std::nullopt;
+  if (!call.who().admin() && account->attendant_id != call.who().attendant_id) return std::nullopt;
+  return *account;
+}
+
+Json ControlApi::account_json(const accounts::Account &account) {
+  Json json = accounts::to_json(account);
+  json["auto_linked_cases"] = conversations_.auto_linked_cases(account.id);
+  if (auto code = accounts_.qr(account.id)) {
+    json["qr"] = {{"expires_at", code->expires_at},
+                  {"png", "/api/v1/accounts/" + account.id + "/qr.png"},
+                  {"svg", "/api/v1/accounts/" + account.id + "/qr.svg"}};
+  } else {
+    json["qr"] = nullptr;
+  }
+  return json;
+}
+
+// --- Cases and messages ---------------------------------------------------------------------------
+
+Response ControlApi::cases_route(Call &call) {
+  if (!call.is("GET")) return method_not_allowed();
+  const bool cases = call.at(0) == "cases";
+  auto page = page_of(call.request);
+  if (!page) return bad_page();
+
+  if (cases && call.size() == 1) {
+    std::string owner = call.who().attendant_id;
+    if (auto it = call.request.query.find("attendant_id");
+        it != call.request.query.end() && call.who().admin()) {
+      owner = it->second;
+    }
+    return Response::json(200, page_json(conversations_.cases(owner, *page), *page));
+  }
+  if (call.size() < 2) return not_found();
+  auto id = parse_int(call.at(1));
+  if (!id) return not_found();
+  auto owner = cases ? conversations_.case_owner(*id) : conversations_.message_owner(*id);
+  if (!owner || (!call.who().admin() && *owner != call.who().attendant_id)) return not_found();
+
+  if (!cases && call.size() == 2) {
+    auto message = conversations_.message(*id);
+    return message ? Response::json(200, *message) : fail(message.failure());
+  }
+  if (cases && call.size() == 2) {
+    auto summary = conversations_.case_summary(*id);
+    return summary ? Response::json(200, *summary) : fail(summary.failure());
+  }
+  if (cases && call.size() == 3 && call.at(2) == "messages") {
+    return Response::json(200, page_json(conversations_.case_messages(*id, *page), *page));
+  }
+  return not_found();
+}
+
+// --- Attendants and tokens -----------------------------------------------------------------------
+
+Response ControlApi::redeem_login_link(Call &call) {
+  if (auto bad = only_fields(call.body, {"code"})) return *bad;
+  if (auto bad = string_field(call.body, "code", true, 200)) return *bad;
+  auto token = people_.redeem_login_code(call.body["code"].get<std::string>());
+  if (!token) return fail(token.failure());
+  auto who = people_.find(token->info.attendant_id);
+  return Response::json(201, {{"token", token->secret},
+                              {"token_id", token->info.id},
+                              {"attendant", who ? attendant_json(*who) : Json()}});
+}
+
+Response ControlApi::attendants_route(Call &call) {
+  const auth::Principal &who = call.who();
+
+  // Anyone may revoke their own tokens; admins may revoke any.
+  if (call.at(0) == "tokens") {
+    if (call.size() != 2) return not_found();
+    if (!call.is("DELETE")) return method_not_allowed();
+    auto done = people_.revoke_token(call.at(1), who.admin() ? std::nullopt
+                                                             : std::optional(who.attendant_id));
+    return done ? Response::json(200, {{"revoked", call.at(1)}}) : fail(done.failure());
+  }
+  if (!who.admin()) return Response::error(403, "forbidden", "only admins manage attendants");
+
+  if (call.size() == 1) {
+    if (call.is("GET")) {
+      Json items = Json::array();
+      for (const auto &a : people_.list()) items.push_back(attendant_json(a));
+      return Response::json(200, {{"items", items}});
+    }
+    if (!call.is("POST")) return method_not_allowed();
+    if (auto bad = only_fields(call.body, {"name", "role"})) return *bad;
+    if (auto bad = string_field(call.body, "name", true, 200)) return *bad;
+    if (auto bad = string_field(call.body, "role", false, 20)) return *bad;
+    auto role = auth::role_from_string(call.body.value("role", "attendant"));
+    if (!role) {
+      return Response::error(400, "invalid_request", "\"role\" is \"admin\" or \"attendant\"");
+    }
+    auto created = people_.create(call.body["name"], *role);
+    return created ? Response::json(201, attendant_json(*created)) : fail(created.failure());
+  }
+
+  auto attendant = people_.find(call.at(1));
+  if (!attendant) return not_found();
+  if (call.size() == 2) {
+    return call.is("GET") ? Response::json(200, attendant_json(*attendant)) : method_not_allowed();
+  }
+  if (call.size() == 3 && call.at(2) == "tokens") {
+    if (call.is("GET")) {
+      Json items = Json::array();
+      for (const auto &t : people_.tokens(attendant->id)) items.push_back(token_json(t));
+      return Response::json(200, {{"items", items}});
+    }
+    if (!call.is("POST")) return method_not_allowed();
+    if (auto bad = only_fields(call.body, {"label"})) return *bad;
+    if (auto bad = string_field(call.body, "label", false, 200)) return *bad;
+    auto token = people_.issue_token(attendant->id, call.body.value("label", ""));
+    if (!token) return fail(token.failure());
+    Json json = token_json(token->info);
+    json["token"] = token->secret;  // shown this once
+    return Response::json(201, json);
+  }
+  if (call.size() == 3 && call.at(2) == "login-link") {
+    if (!call.is("POST")) return method_not_allowed();
+    auto code = people_.create_login_code(attendant->id, settings_.login_link_ttl_minutes);
+    if (!code) return fail(code.failure());
+    return Response::json(201, {{"url", settings_.public_url + "/#login=" + *code},
+                                {"expires_in_minutes", settings_.login_link_ttl_minutes}});
+  }
+  return not_found();
+}
+
+}  // namespace connector::api

@@ -1,0 +1,70 @@
+// The control API's routes: what the platform's UI (and any integrator) can ask of the host.
+// Every route but login-link redemption and the OpenAPI document needs a bearer token; an
+// attendant sees only their own accounts, messages and cases (others' answer 404, as if they
+// did not exist), and admins see everything and manage attendants and tokens.
+//
+// Threading: handle() is thread-safe and may block (it calls plugin verbs and SQLite), so the
+// server runs it on worker threads, never on its network thread.
+#pragma once
+
+#include "accounts/AccountService.hpp"
+#include "api/Http.hpp"
+#include "auth/Attendants.hpp"
+#include "store/Conversations.hpp"
+
+#include <functional>
+#include <string>
+
+namespace connector::api {
+
+struct ApiSettings {
+  std::string public_url;  // e.g. http://127.0.0.1:8080, for login links
+  int login_link_ttl_minutes = 60;
+  int max_json_depth = 32;
+};
+
+class ControlApi {
+ public:
+  // `plugins` lists the enabled plugins, loaded or refused, as the API shows them.
+  ControlApi(ApiSettings settings, accounts::AccountService &accounts, auth::Attendants &people,
+             store::Conversations &conversations, std::function<Json()> plugins);
+
+  Response handle(const Request &request);
+
+  // Known only once the server has bound its port (which may have been chosen for it).
+  void set_public_url(std::string url) { settings_.public_url = std::move(url); }
+
+  // The principal of a token, for the WebSocket upgrade (which does not go through handle()).
+  std::optional<auth::Principal> authenticate(const std::string &token) {
+    return people_.authenticate(token);
+  }
+
+ private:
+  struct Call;  // one request being handled: its principal, path segments and parsed body
+
+  Response route(Call &call);
+  Response accounts_route(Call &call);
+  Response account_route(Call &call, const accounts::Account &account);
+  Response cases_route(Call &call);
+  Response attendants_route(Call &call);
+
+  Response redeem_login_link(Call &call);
+  Response create_account(Call &call);
+  Response send_message(Call &call, const accounts::Account &account);
+  Response qr_image(const accounts::Account &account, const std::string &format);
+
+  // The account if the caller may see it.
+  std::optional<accounts::Account> visible_account(const Call &call, const std::string &id);
+  Json account_json(const accounts::Account &account);
+
+  ApiSettings settings_;
+  accounts::AccountService &accounts_;
+  auth::Attendants &people_;
+  store::Conversations &conversations_;
+  std::function<Json()> plugins_;
+};
+
+// The HTTP status that goes with a Failure's code.
+int status_for(const Failure &failure);
+
+}  // namespace connector::api

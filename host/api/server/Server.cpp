@@ -1,0 +1,89 @@
+#include "api/server/Sessions.hpp"
+
+#include "log/Log.hpp"
+
+namespace connector::api {
+
+Server::Server(ServerSettings settings, ControlApi &api, accounts::EventHub &events)
+    : impl_(std::make_unique<Impl>(std::move(settings), api, events)) {}
+
+Server::~Server() { stop(); }
+
+Expected<uint16_t> Server::start() {
+  auto &impl = *impl_;
+  beast::error_code ec;
+  const auto address = net::ip::make_address(impl.settings.address, ec);
+  if (ec) return failure("invalid_config", "cannot listen on \"" + impl.settings.address + "\"");
+  const tcp::endpoint endpoint(address, impl.settings.port);
+
+  impl.acceptor = std::make_unique<tcp::acceptor>(impl.io);
+  impl.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl.acceptor->bind(endpoint, ec);
+  if (!ec) impl.acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return failure("listen_failed", "cannot listen on " + impl.settings.address + ":" +
+                                        std::to_string(impl.settings.port) + ": " + ec.message() +
+                                        " (is another host running?)");
+  }
+  const uint16_t port = impl.acceptor->local_endpoint().port();
+
+  // Accept connections.
+  impl.accept();
+
+  impl.io_thread = std::thread([&impl] {
+    for (;;) {
+      try {
+        impl.io.run();
+        return;
+      } catch (const std::exception &e) {
+        // A handler that throws must not take the whole API down: log it and go on.
+        log::error({"api"}, std::string("network handler failed: ") + e.what());
+      }
+    }
+  });
+  return port;
+}
+
+void Server::stop() {
+  auto &impl = *impl_;
+  if (impl.stopping.exchange(true)) return;
+  net::post(impl.io, [&impl] {
+    beast::error_code ignored;
+    if (impl.acceptor) impl.acceptor->close(ignored);
+  });
+  impl.workers.join();
+  impl.io.stop();
+  if (impl.io_thread.joinable()) impl.io_thread.join();
+}
+
+void Server::Impl::accept() {
+  acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || stopping) return;
+    if (!ec) std::make_shared<HttpSession>(std::move(socket), *this)->run();
+    accept();
+  });
+}
+
+std::string bearer_token(const http::request<http::string_body> &request) {
+  const std::string_view authorization = to_std(request[http::field::authorization]);
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() > kBearer.size() &&
+      beast::iequals(beast::string_view(authorization.data(), kBearer.size()),
+                     beast::string_view(kBearer.data(), kBearer.size()))) {
+    return std::string(authorization.substr(kBearer.size()));
+  }
+  std::string_view protocols = to_std(request[http::field::sec_websocket_protocol]);
+  while (!protocols.empty()) {
+    const size_t comma = protocols.find(',');
+    std::string_view entry = protocols.substr(0, comma);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.rfind("bearer.", 0) == 0) return std::string(entry.substr(7));
+    if (comma == std::string_view::npos) break;
+    protocols.remove_prefix(comma + 1);
+  }
+  return {};
+}
+
+}  // namespace connector::api

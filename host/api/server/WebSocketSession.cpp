@@ -1,0 +1,100 @@
+#include "api/server/Sessions.hpp"
+
+#include "log/Log.hpp"
+
+namespace connector::api {
+
+WebSocketSession::WebSocketSession(beast::tcp_stream &&stream, Server::Impl &server,
+                                   auth::Principal who)
+    : ws_(std::move(stream)), server_(server), who_(std::move(who)) {}
+
+void WebSocketSession::run(http::request<http::string_body> request) {
+  ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws_.read_message_max(server_.settings.websocket_max_message_bytes);
+  const bool via_protocol = !request[http::field::sec_websocket_protocol].empty();
+  ws_.set_option(websocket::stream_base::decorator([via_protocol](websocket::response_type &res) {
+    res.set(http::field::server, "connector-host");
+    // Browsers send the token as a subprotocol; they expect one protocol chosen in return.
+    if (via_protocol) res.set(http::field::sec_websocket_protocol, "connector.v1");
+  }));
+
+  // Complete the handshake with the request already read.
+  ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
+    self->on_accept(ec);
+  });
+}
+
+void WebSocketSession::on_accept(beast::error_code ec) {
+  if (ec) return;
+
+  // Subscribe to live events. The sink runs on whatever thread publishes: it only hands the
+  // event to this session's strand, and reports whether the session still wants events.
+  std::weak_ptr<WebSocketSession> weak = shared_from_this();
+  auto executor = ws_.get_executor();
+  subscription_ = server_.events.subscribe(
+      who_.attendant_id, who_.admin(),
+      [weak, executor](const std::shared_ptr<const std::string> &event) {
+        auto self = weak.lock();
+        if (!self || self->closed_) return false;
+        net::post(executor, [self, event] { self->enqueue(event); });
+        return true;
+      });
+
+  nlohmann::json hello = {{"type", "hello"},
+                          {"attendant_id", who_.attendant_id},
+                          {"role", auth::to_string(who_.role)}};
+  enqueue(std::make_shared<const std::string>(hello.dump()));
+  read();
+}
+
+void WebSocketSession::read() {
+  // Clients have nothing to tell us but pings and closes; reading keeps those flowing.
+  ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->on_read(ec);
+  });
+}
+
+void WebSocketSession::on_read(beast::error_code ec) {
+  if (ec) return close();
+  buffer_.consume(buffer_.size());
+  read();
+}
+
+void WebSocketSession::enqueue(std::shared_ptr<const std::string> event) {
+  if (closed_) return;
+  if (queue_.size() >= server_.settings.websocket_queue_limit) {
+    log::warn({"api"}, "a WebSocket client fell behind its events and was disconnected");
+    return close();
+  }
+  queue_.push_back(std::move(event));
+  if (!writing_) write_next();
+}
+
+void WebSocketSession::write_next() {
+  // The handler owns the event being written, so close() may clear the queue meanwhile.
+  auto event = std::move(queue_.front());
+  queue_.pop_front();
+  writing_ = true;
+  ws_.text(true);
+  ws_.async_write(net::buffer(*event),
+                  [self = shared_from_this(), event](beast::error_code ec, size_t) {
+                    self->on_write(ec);
+                  });
+}
+
+void WebSocketSession::on_write(beast::error_code ec) {
+  writing_ = false;
+  if (ec) return close();
+  if (!queue_.empty()) write_next();
+}
+
+void WebSocketSession::close() {
+  if (closed_.exchange(true)) return;
+  server_.events.unsubscribe(subscription_);
+  queue_.clear();
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+}  // namespace connector::api

@@ -1,0 +1,171 @@
+#include "app/Host.hpp"
+
+#include "accounts/AccountService.hpp"
+#include "accounts/EventHub.hpp"
+#include "api/ControlApi.hpp"
+#include "api/Server.hpp"
+#include "auth/Attendants.hpp"
+#include "log/Log.hpp"
+#include "plugins/PluginRegistry.hpp"
+#include "store/AccountValues.hpp"
+#include "store/AttachmentStore.hpp"
+#include "store/Conversations.hpp"
+#include "store/Database.hpp"
+#include "store/SecretBox.hpp"
+
+#include <sys/stat.h>
+
+namespace connector::app {
+namespace {
+
+// Lets the account runtime find plugins without knowing the registry.
+class RegistryDirectory final : public accounts::PluginDirectory {
+ public:
+  explicit RegistryDirectory(const plugins::PluginRegistry &registry) : registry_(registry) {}
+
+  plugins::LoadedPlugin *find(const std::string &plugin_id) override {
+    return registry_.find(plugin_id);
+  }
+  std::optional<std::string> refusal(const std::string &plugin_id) override {
+    for (const auto &record : registry_.records()) {
+      if (record.id == plugin_id && record.state == plugins::PluginState::kRefused) {
+        return record.reason;
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const plugins::PluginRegistry &registry_;
+};
+
+Outcome prepare_data_dir(const std::filesystem::path &dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    return failure("storage", "cannot create the data folder " + dir.string() + ": " +
+                                  (ec ? ec.message() : "not a folder"));
+  }
+  // Conversations and credentials live here: keep them to the host's user.
+  ::chmod(dir.c_str(), 0700);
+  return Ok{};
+}
+
+std::vector<plugins::PluginSpec> plugin_specs(const config::Config &config) {
+  std::vector<plugins::PluginSpec> specs;
+  for (const auto &[id, plugin] : config.plugins) {
+    if (plugin.enabled) specs.push_back({id, plugin.library, plugin.settings});
+  }
+  return specs;
+}
+
+}  // namespace
+
+// Declared in the order they are built; destroyed in reverse, so the server stops before the
+// plugins shut down, and the plugins before the store closes.
+struct Host::Parts {
+  config::Config config;
+  std::unique_ptr<store::Database> db;
+  std::unique_ptr<store::SecretBox> secrets;
+  std::unique_ptr<store::AccountValues> values;
+  std::unique_ptr<store::AttachmentStore> attachments;
+  std::unique_ptr<store::Conversations> conversations;
+  std::unique_ptr<auth::Attendants> people;
+  accounts::EventHub events;
+  std::unique_ptr<accounts::AccountService> accounts;
+  std::unique_ptr<plugins::PluginRegistry> registry;
+  std::unique_ptr<RegistryDirectory> directory;
+  std::unique_ptr<api::ControlApi> api;
+  std::unique_ptr<api::Server> server;
+  uint16_t port = 0;
+  std::string public_url;
+  std::string first_login_link;
+};
+
+Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
+  auto parts = std::make_unique<Parts>();
+  parts->config = config;
+  auto &p = *parts;
+
+  // The store and its secrets.
+  if (auto ready = prepare_data_dir(config.data_dir); !ready) return ready.failure();
+  auto db = store::Database::open(config.data_dir / "connector-host.db");
+  if (!db) return db.failure();
+  p.db = std::move(*db);
+  auto secrets = store::SecretBox::load(config.data_dir / "secret.key");
+  if (!secrets) return secrets.failure();
+  p.secrets = std::make_unique<store::SecretBox>(*secrets);
+  p.values = std::make_unique<store::AccountValues>(*p.db, *p.secrets);
+  p.attachments = std::make_unique<store::AttachmentStore>(*p.db, config.data_dir / "attachments");
+  p.conversations = std::make_unique<store::Conversations>(*p.db);
+  p.people = std::make_unique<auth::Attendants>(*p.db);
+
+  // The accounts and their plugins.
+  p.accounts = std::make_unique<accounts::AccountService>(*p.db, *p.values, *p.attachments,
+                                                          *p.conversations, p.events);
+  p.registry = std::make_unique<plugins::PluginRegistry>(plugin_specs(config), *p.accounts);
+  p.directory = std::make_unique<RegistryDirectory>(*p.registry);
+  p.accounts->set_plugins(p.directory.get());
+
+  // The control API and its server.
+  api::ServerSettings server_settings;
+  server_settings.address = config.listen.address;
+  server_settings.port = config.listen.port;
+  server_settings.max_body_bytes = config.api.max_body_bytes;
+  server_settings.max_header_bytes = config.api.max_header_bytes;
+  server_settings.request_timeout_ms = config.api.request_timeout_ms;
+  server_settings.websocket_max_message_bytes = config.api.websocket_max_message_bytes;
+  server_settings.websocket_queue_limit = config.api.websocket_queue_limit;
+  server_settings.static_dir = config.ui_dir;
+
+  api::ApiSettings api_settings;
+  api_settings.login_link_ttl_minutes = static_cast<int>(config.auth.login_link_ttl_minutes);
+  const plugins::PluginRegistry *registry = p.registry.get();
+  p.api = std::make_unique<api::ControlApi>(api_settings, *p.accounts, *p.people,
+                                            *p.conversations, [registry] {
+                                              nlohmann::json items = nlohmann::json::array();
+                                              for (const auto &r : registry->records()) {
+                                                items.push_back(r.to_json());
+                                              }
+                                              return items;
+                                            });
+  p.server = std::make_unique<api::Server>(server_settings, *p.api, p.events);
+  auto port = p.server->start();
+  if (!port) return port.failure();
+  p.port = *port;
+  p.public_url = !config.public_url.empty()
+                     ? config.public_url
+                     : "http://" + config.listen.address + ":" + std::to_string(p.port);
+  p.api->set_public_url(p.public_url);
+
+  // The first start creates an admin, who signs in with a one-time link.
+  if (!p.people->any()) {
+    auto admin = p.people->create("admin", auth::Role::kAdmin);
+    if (!admin) return admin.failure();
+    auto code = p.people->create_login_code(admin->id,
+                                            static_cast<int>(config.auth.login_link_ttl_minutes));
+    if (!code) return code.failure();
+    p.first_login_link = p.public_url + "/#login=" + *code;
+    log::info({}, "first start: created the admin account");
+  }
+
+  p.accounts->resume_all();
+  log::info({}, "listening on " + p.public_url);
+  return std::unique_ptr<Host>(new Host(std::move(parts)));
+}
+
+Host::Host(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Host::~Host() {
+  if (!parts_) return;
+  log::info({}, "stopping");
+  parts_->server->stop();
+  parts_->registry.reset();  // shuts every plugin down while the store is still open
+  log::info({}, "stopped");
+}
+
+uint16_t Host::port() const { return parts_->port; }
+const std::string &Host::public_url() const { return parts_->public_url; }
+const std::string &Host::first_login_link() const { return parts_->first_login_link; }
+
+}  // namespace connector::app

@@ -1,0 +1,38 @@
+// The whole host, assembled from its configuration: store, secrets, plugins, accounts, control
+// API and server. main() runs one; the tests run several, in-process, against real sockets.
+#pragma once
+
+#include "common/Expected.hpp"
+#include "config/Config.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace connector::app {
+
+class Host {
+ public:
+  // Opens the store, loads the plugins and starts serving; the accounts that were connected
+  // when the host last stopped are resumed. Fails with a message naming what to fix.
+  static Expected<std::unique_ptr<Host>> start(const config::Config &config);
+
+  ~Host();  // stops serving, shuts the plugins down and closes the store
+  Host(const Host &) = delete;
+  Host &operator=(const Host &) = delete;
+
+  uint16_t port() const;
+  const std::string &public_url() const;
+
+  // On the very first start (no attendant yet) an admin is created; this is their one-time
+  // login link. Empty on later starts.
+  const std::string &first_login_link() const;
+
+  struct Parts;
+
+ private:
+  explicit Host(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace connector::app
