@@ -1,0 +1,84 @@
+// The auth state of one account (creds + Signal keys), held in memory and persisted by the host.
+//
+// Every change is handed to the plugin as one snapshot (BufferJSON text) with a sequence number;
+// the plugin stores it as one secret value of the account (an atomic replace) and confirms the
+// number. Changes close together are coalesced into one snapshot. `flushed()` resolves once the
+// newest change is confirmed, and is awaited before any reconnect or exit: an exit right after the
+// 515 restart must not lose the fresh credentials.
+import { BufferJSON, initAuthCreds, proto } from 'baileys';
+
+const COALESCE_MS = 50;
+const FLUSH_TIMEOUT_MS = 10000;
+
+export class AuthState {
+  constructor(storedText, persist) {
+    const stored = storedText ? JSON.parse(storedText, BufferJSON.reviver) : null;
+    this.creds = stored?.creds || initAuthCreds();
+    this.keys = stored?.keys || {};
+    this.persist = persist;
+    this.seq = 0;
+    this.savedSeq = 0;
+    this.timer = null;
+    this.waiters = [];
+    const self = this;
+    this.state = {
+      creds: this.creds,
+      keys: {
+        async get(type, ids) {
+          const bucket = self.keys[type] || {};
+          const out = {};
+          for (const id of ids) {
+            let value = bucket[id];
+            if (value && type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value);
+            out[id] = value;
+          }
+          return out;
+        },
+        async set(data) {
+          for (const type in data) {
+            self.keys[type] = self.keys[type] || {};
+            for (const id in data[type]) {
+              const value = data[type][id];
+              if (value) self.keys[type][id] = value;
+              else delete self.keys[type][id];
+            }
+          }
+          self.changed();
+        },
+      },
+    };
+  }
+
+  changed() {
+    this.seq++;
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.write(), COALESCE_MS);
+  }
+
+  write() {
+    this.timer = null;
+    const snapshot = this.wiped ? null : JSON.stringify({ creds: this.creds, keys: this.keys }, BufferJSON.replacer);
+    this.persist(snapshot, this.seq);
+  }
+
+  // Forgets everything: the next snapshot is null, which makes the plugin delete the stored value.
+  wipe() {
+    this.wiped = true;
+    this.changed();
+  }
+
+  saved(seq) {
+    this.savedSeq = Math.max(this.savedSeq, seq);
+    this.waiters = this.waiters.filter((w) => (w.seq <= this.savedSeq ? (w.resolve(), false) : true));
+  }
+
+  flushed() {
+    if (this.savedSeq >= this.seq) return Promise.resolve();
+    if (this.timer) { clearTimeout(this.timer); this.write(); }
+    return new Promise((resolve) => {
+      const waiter = { seq: this.seq, resolve };
+      this.waiters.push(waiter);
+      setTimeout(resolve, FLUSH_TIMEOUT_MS).unref();
+    });
+  }
+}

@@ -1,0 +1,368 @@
+// The WhatsApp bridge: one Node process that runs Baileys for every WhatsApp account of the host.
+// The C++ plugin starts it and talks to it over stdin/stdout, one JSON object per line; the
+// protocol is described in PROTOCOL.md beside this file. stderr carries diagnostics only.
+//
+// What the bridge decides on its own, per account:
+//   - reconnecting after a close, by close code (see onClose);
+//   - turning Baileys' messages into the host's message events (see messages.mjs);
+//   - keeping the auth state (creds + Signal keys) in memory and handing every change to the
+//     plugin, which stores it as a secret of the account; before any reconnect or exit the bridge
+//     waits until the plugin confirmed the last write.
+import { createInterface } from 'node:readline';
+import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS } from 'baileys';
+import { AuthState } from './auth-state.mjs';
+import { toHostMessage, receiptStatus, mediaContent } from './messages.mjs';
+
+export const PROTOCOL_VERSION = 1;
+const BAILEYS_VERSION = '7.0.0-rc14';
+
+const silentLogger = {
+  level: 'silent',
+  child() { return silentLogger; },
+  trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {},
+};
+
+// --- Lines in and out ---------------------------------------------------------------------------
+
+function write(object) {
+  process.stdout.write(JSON.stringify(object) + '\n');
+}
+function event(name, account, fields = {}) {
+  write({ event: name, account, ...fields });
+}
+function log(level, text, account) {
+  write({ event: 'log', level, text, ...(account ? { account } : {}) });
+}
+
+// --- Settings from the plugin ---------------------------------------------------------------------
+
+const settings = {
+  wsUrl: undefined,                  // undefined: WhatsApp's own server
+  version: [2, 3000, 1027934701],    // the WhatsApp Web version we claim; never fetched at run time
+  qrTimeoutMs: undefined,            // undefined: Baileys' 60 s first, 20 s later
+  reconnectMaxMs: 60000,
+  maxConcurrentConnects: 4,
+  sendTimeoutMs: 30000,
+};
+
+// Limits how many sessions open their socket at once, so that a mass drop does not become a storm.
+class ConnectGate {
+  constructor() { this.active = 0; this.waiting = []; }
+  async enter() {
+    if (this.active < settings.maxConcurrentConnects) { this.active++; return; }
+    await new Promise((resolve) => this.waiting.push(resolve));
+    this.active++;
+  }
+  leave() {
+    this.active--;
+    const next = this.waiting.shift();
+    if (next) next();
+  }
+}
+const gate = new ConnectGate();
+
+// --- One account -----------------------------------------------------------------------------------
+
+class Session {
+  constructor(account, storedAuth, pairingPhone) {
+    this.account = account;
+    this.auth = new AuthState(storedAuth, (snapshot, seq) => event('state', account, { seq, auth: snapshot }));
+    this.pairingPhone = pairingPhone || null;
+    this.sock = null;
+    this.attempt = 0;
+    this.stopped = false;
+    this.seen = new Set();      // message ids already handed over (replays after reconnect)
+    this.sentByUs = new Set();  // ids we sent: their fromMe echo is not a new message
+    this.pendingSends = new Map();
+    this.timer = null;
+    this.lastQrAt = 0;
+  }
+
+  async open() {
+    if (this.stopped) return;
+    await gate.enter();
+    let released = false;
+    const release = () => { if (!released) { released = true; gate.leave(); } };
+    try {
+      this.sock = makeWASocket({
+        auth: this.auth.state,
+        logger: silentLogger,
+        version: settings.version,
+        browser: Browsers.ubuntu('Chrome'),
+        waWebSocketUrl: settings.wsUrl,
+        qrTimeout: settings.qrTimeoutMs,
+        markOnlineOnConnect: false,  // the attendant's phone keeps notifying
+        syncFullHistory: false,
+        printQRInTerminal: false,
+        generateHighQualityLinkPreview: false,
+        getMessage: async () => undefined,
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
+    const sock = this.sock;
+    sock.ev.on('creds.update', () => this.auth.changed());
+    sock.ev.on('connection.update', (u) => {
+      if (sock !== this.sock) return;
+      if (u.connection === 'open' || u.connection === 'close' || u.qr) release();
+      this.onConnectionUpdate(u);
+    });
+    sock.ev.on('messages.upsert', (u) => { if (sock === this.sock) this.onMessages(u); });
+    sock.ev.on('messages.update', (updates) => { if (sock === this.sock) this.onUpdates(updates); });
+    sock.ev.on('message-receipt.update', (updates) => { if (sock === this.sock) this.onReceipts(updates); });
+    sock.ev.on('lid-mapping.update', (m) => this.onLidMapping(m));
+    setTimeout(release, 30000).unref();
+  }
+
+  async onConnectionUpdate(u) {
+    if (u.qr) {
+      const ttl = settings.qrTimeoutMs || (this.lastQrAt ? 20000 : 60000);
+      this.lastQrAt = Date.now();
+      if (this.pairingPhone && !this.codeRequested) {
+        this.codeRequested = true;
+        try {
+          const code = await this.sock.requestPairingCode(this.pairingPhone);
+          event('pairing_code', this.account, { code: code.slice(0, 4) + '-' + code.slice(4), expires_at: Date.now() + ttl });
+        } catch (e) {
+          log('warn', 'pairing code request failed: ' + e.message, this.account);
+        }
+      }
+      event('qr', this.account, { qr: u.qr, expires_at: Date.now() + ttl });
+      event('status', this.account, { state: 'awaiting_qr' });
+    }
+    if (u.connection === 'connecting') event('status', this.account, { state: 'connecting' });
+    if (u.connection === 'open') {
+      this.attempt = 0;
+      const me = this.auth.state.creds.me;
+      event('status', this.account, { state: 'connected', me: me?.id, phone: phoneOf(me?.id), name: me?.name || '' });
+    }
+    if (u.connection === 'close') await this.onClose(u.lastDisconnect?.error);
+  }
+
+  // Close codes, as WhatsApp uses them (see the notes of the plugin).
+  async onClose(error) {
+    const code = error?.output?.statusCode ?? error?.statusCode ?? 0;
+    const pairing = !this.auth.state.creds.me;
+    this.sock = null;
+    await this.auth.flushed();
+    if (this.stopped) return;
+    if (code === DisconnectReason.restartRequired) return this.reconnect(0);
+    if (code === DisconnectReason.loggedOut || code === 403) {
+      this.auth.wipe();
+      await this.auth.flushed();
+      this.stopped = true;
+      return event('status', this.account, { state: 'reauth_needed', detail: 'disconnected on the phone', code });
+    }
+    if (code === DisconnectReason.connectionReplaced) {
+      this.stopped = true;
+      return event('status', this.account, { state: 'disconnected', detail: 'replaced by another WhatsApp Web session', code });
+    }
+    if (code === 405) {
+      this.stopped = true;
+      return event('status', this.account, { state: 'error', detail: 'WhatsApp refused this WhatsApp Web version: an update is needed', code });
+    }
+    if (pairing && code === DisconnectReason.timedOut) {
+      // The library ran out of QR refs: no reconnect loop, the attendant refreshes the QR.
+      this.stopped = true;
+      event('qr_expired', this.account);
+      return event('status', this.account, { state: 'disconnected', detail: 'the QR code expired', code });
+    }
+    const delay = Math.min(settings.reconnectMaxMs, 1000 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    this.attempt++;
+    event('status', this.account, { state: 'connecting', detail: `connection lost (${code || 'no code'}), retrying`, code });
+    this.reconnect(delay);
+  }
+
+  reconnect(delayMs) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open().catch((e) => log('error', 'reconnect failed: ' + e.message, this.account)), delayMs);
+  }
+
+  async onMessages({ messages, type }) {
+    for (const m of messages) {
+      const id = m.key?.id;
+      if (!id || !m.message) continue;
+      if (this.seen.has(id)) continue;
+      if (m.key.fromMe && this.sentByUs.has(id)) continue;
+      remember(this.seen, id, 5000);
+      const lidMapping = this.sock?.signalRepository?.lidMapping;
+      const message = await toHostMessage(m, {
+        history: type !== 'notify',
+        phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),
+        download: (msg) => this.download(msg),
+      });
+      if (message) event('message', this.account, { message });
+    }
+  }
+
+  async download(m) {
+    const { downloadMediaMessage } = await import('baileys');
+    const bytes = await downloadMediaMessage(m, 'buffer', {}, { logger: silentLogger, reuploadRequest: this.sock.updateMediaMessage });
+    return bytes;
+  }
+
+  onUpdates(updates) {
+    for (const { key, update } of updates) {
+      if (!key?.fromMe || update.status === undefined) continue;
+      const status = receiptStatus(update.status);
+      if (status) this.delivery(key.id, status);
+    }
+  }
+
+  onReceipts(updates) {
+    for (const { key, receipt } of updates) {
+      if (!key?.fromMe) continue;
+      this.delivery(key.id, receipt.readTimestamp ? 'read' : 'delivered');
+    }
+  }
+
+  delivery(id, status) {
+    const pending = this.pendingSends.get(id);
+    if (pending) { clearTimeout(pending); this.pendingSends.delete(id); }
+    event('delivery', this.account, { external_id: id, status });
+  }
+
+  onLidMapping(mapping) {
+    const pairs = Array.isArray(mapping) ? mapping : [mapping];
+    for (const p of pairs) if (p?.lid && p?.pn) event('lid', this.account, { lid: p.lid, phone: phoneOf(p.pn) });
+  }
+
+  async resolve(to) {
+    if (to.includes('@')) return to;
+    const digits = to.replace(/\D/g, '');
+    const [found] = (await this.sock.onWhatsApp(digits)) || [];
+    if (!found?.exists) throw new Error('this number is not on WhatsApp');
+    return found.jid;
+  }
+
+  async send({ to, text, media, quoted_id: quotedId, client_id: clientId }) {
+    if (!this.sock || !this.auth.state.creds.me) throw new Error('the account is not connected');
+    if (clientId && this.sentByClientId?.has(clientId)) return this.sentByClientId.get(clientId);
+    const jid = await this.resolve(to);
+    const content = media ? await mediaContent(media, text) : { text };
+    const options = quotedId ? { quoted: { key: { id: quotedId, remoteJid: jid, fromMe: false }, message: {} } } : {};
+    const sent = await this.sock.sendMessage(jid, content, options);
+    const id = sent.key.id;
+    remember(this.sentByUs, id, 5000);
+    // No server acknowledgement in time: the message failed (a retry is a new send by the host).
+    this.pendingSends.set(id, setTimeout(() => {
+      this.pendingSends.delete(id);
+      event('delivery', this.account, { external_id: id, status: 'failed', detail: 'no acknowledgement from WhatsApp' });
+    }, settings.sendTimeoutMs));
+    const result = { external_id: id, to: jid, phone: phoneOf(jid) };
+    if (clientId) {
+      this.sentByClientId = this.sentByClientId || new Map();
+      this.sentByClientId.set(clientId, result);
+    }
+    return result;
+  }
+
+  async stop(logout) {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const sock = this.sock;
+    this.sock = null;
+    if (sock) {
+      if (logout) await sock.logout().catch(() => {});
+      else sock.end(undefined);
+    }
+    if (logout) this.auth.wipe();
+    await this.auth.flushed();
+  }
+}
+
+function remember(set, id, limit) {
+  set.add(id);
+  if (set.size > limit) set.delete(set.values().next().value);
+}
+
+function phoneOf(jid) {
+  if (!jid || !jid.endsWith('@s.whatsapp.net')) return null;
+  return '+' + jid.split('@')[0].split(':')[0];
+}
+
+// --- Requests from the plugin ------------------------------------------------------------------------
+
+const sessions = new Map();
+
+const operations = {
+  hello: ({ protocol }) => {
+    if (protocol !== PROTOCOL_VERSION) {
+      throw new Error(`protocol ${protocol} asked, this bridge speaks ${PROTOCOL_VERSION}`);
+    }
+    return { protocol: PROTOCOL_VERSION, baileys: BAILEYS_VERSION, pid: process.pid };
+  },
+  configure: (s) => {
+    if (s.ws_url) settings.wsUrl = s.ws_url;
+    if (Array.isArray(s.version) && s.version.length === 3) settings.version = s.version.map(Number);
+    if (s.qr_timeout_ms) settings.qrTimeoutMs = Number(s.qr_timeout_ms);
+    if (s.reconnect_max_ms) settings.reconnectMaxMs = Number(s.reconnect_max_ms);
+    if (s.send_timeout_ms) settings.sendTimeoutMs = Number(s.send_timeout_ms);
+    // Only a test setting ever sets this: it makes the client trust a test server's certificate.
+    if (s.test_root_key) WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(s.test_root_key, 'base64');
+    return {};
+  },
+  start: async ({ account, auth, pairing_phone: pairingPhone }) => {
+    const old = sessions.get(account);
+    if (old) await old.stop(false);
+    const session = new Session(account, auth || null, pairingPhone);
+    sessions.set(account, session);
+    await session.open();
+    return { paired: !!session.auth.state.creds.me };
+  },
+  stop: async ({ account, logout }) => {
+    const session = sessions.get(account);
+    sessions.delete(account);
+    if (session) await session.stop(!!logout);
+    return {};
+  },
+  send: async (request) => {
+    const session = sessions.get(request.account);
+    if (!session) throw new Error('the account is not connected');
+    return session.send(request);
+  },
+  resolve: async ({ account, phone }) => {
+    const session = sessions.get(account);
+    if (!session?.sock) throw new Error('the account is not connected');
+    const jid = await session.resolve(phone);
+    return { jid, phone: phoneOf(jid) };
+  },
+  state_saved: ({ account, seq }) => {
+    sessions.get(account)?.auth.saved(seq);
+    return undefined;  // no answer: this is itself an answer
+  },
+  memory: () => ({ rss: process.memoryUsage().rss, sessions: sessions.size }),
+  shutdown: async () => {
+    await Promise.all([...sessions.values()].map((s) => s.stop(false)));
+    setTimeout(() => process.exit(0), 10);
+    return {};
+  },
+};
+
+async function onLine(line) {
+  if (!line.trim()) return;
+  let request;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    return log('error', 'malformed request line ignored');
+  }
+  const operation = operations[request.op];
+  try {
+    if (!operation) throw new Error('unknown operation ' + request.op);
+    const result = await operation(request);
+    if (result !== undefined && request.id !== undefined) write({ id: request.id, ok: true, ...result });
+  } catch (e) {
+    if (request.id !== undefined) write({ id: request.id, ok: false, error: e.message });
+  }
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => { onLine(line); });
+process.stdin.on('end', async () => {
+  // The plugin is gone: flush what we hold and leave.
+  await Promise.all([...sessions.values()].map((s) => s.stop(false).catch(() => {})));
+  process.exit(0);
+});
+process.on('uncaughtException', (e) => log('error', 'uncaught: ' + (e?.stack || e)));
+process.on('unhandledRejection', (e) => log('error', 'unhandled: ' + (e?.stack || e)));

@@ -1,0 +1,80 @@
+// Runs the WhatsApp test server with its HTTP control interface, both on 127.0.0.1.
+//
+//   node main.mjs [--ws-port N] [--control-port N] [--refs N]
+//
+// Prints one JSON line on stdout once listening:
+//   {"ws_url":"ws://127.0.0.1:P/ws/chat","control_url":"http://127.0.0.1:Q","root_key":"<b64>"}
+//
+// Control interface (JSON bodies and answers):
+//   GET  /info                      devices, their connection state, pending QR refs, root key
+//   POST /scan     {qr, phone?, lid?}        the phone scans a QR → pair-success, then 515
+//   POST /send     {from, to, text, push_name?, lid?, hide_phone?, id?}
+//                                            phone `from` writes to attendant phone `to`
+//   POST /contact  {phone, lid?, push_name?} a number that exists on WhatsApp
+//   GET  /received                           messages the clients sent (decrypted)
+//   GET  /receipts                           receipts the clients sent
+//   POST /kick     {phone, code}             ends the session: 401, 440, 515, 503..., 0 = drop
+//   POST /min-version {version:[a,b,c]|null} older clients are refused with 405
+//   POST /receipts-off {off:true}            stop answering messages with receipts
+import http from 'node:http';
+import { WhatsAppTestServer } from './server.mjs';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const server = new WhatsAppTestServer({
+  refs: arg('--refs', 3),
+  log: (line) => process.stderr.write(line + '\n'),
+});
+const wsPort = await server.listen(arg('--ws-port', 0));
+
+const routes = {
+  'GET /info': () => server.info(),
+  'POST /scan': (b) => server.scan(b.qr, { phone: b.phone, lid: b.lid }),
+  'POST /send': (b) => server.deliver({
+    from: b.from, to: b.to, text: b.text, pushName: b.push_name, lid: b.lid, hidePhone: !!b.hide_phone, id: b.id,
+  }),
+  'POST /contact': (b) => server.addContact(b.phone, { lid: b.lid, pushName: b.push_name }),
+  'GET /received': () => server.received,
+  'GET /receipts': () => server.receipts,
+  'POST /kick': (b) => ({ kicked: server.kick(String(b.phone), Number(b.code)) }),
+  'POST /min-version': (b) => { server.minVersion = b.version || null; return {}; },
+  'POST /receipts-off': (b) => { server.receiptsOff = !!b.off; return {}; },
+};
+
+const control = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => { body += chunk; });
+  req.on('end', async () => {
+    const route = routes[`${req.method} ${req.url.split('?')[0]}`];
+    const answer = (status, value) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+    if (!route) return answer(404, { error: 'no such route' });
+    try {
+      answer(200, (await route(body ? JSON.parse(body) : {})) ?? {});
+    } catch (e) {
+      answer(400, { error: e.message });
+    }
+  });
+});
+control.listen(arg('--control-port', 0), '127.0.0.1', () => {
+  process.stdout.write(JSON.stringify({
+    ws_url: `ws://127.0.0.1:${wsPort}/ws/chat`,
+    control_url: `http://127.0.0.1:${control.address().port}`,
+    root_key: server.info().root_key,
+  }) + '\n');
+});
+
+const stop = async () => {
+  control.close();
+  await server.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.stdin.on('end', stop);  // the test that started us is gone
+process.stdin.resume();
