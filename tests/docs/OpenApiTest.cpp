@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -57,15 +60,19 @@ std::set<std::string> documented_segments(const YAML::Node &doc) {
   return out;
 }
 
-// The path segments the router compares against, read from its source. A route added to the
-// router brings a new literal here, which the document must then contain.
+// The path segments the router compares against, read from its source (every host/api/*.cpp:
+// ControlApi.cpp and the route files beside it). A route added to the router brings a new
+// literal here, which the document must then contain.
 std::set<std::string> routed_segments() {
   std::set<std::string> out;
-  const std::string router = read_text(kSource / "host/api/ControlApi.cpp");
   const std::regex compared(R"re((?:head|verb|call\.at\(\d\))\s*==\s*"([^"]+)")re");
-  for (auto it = std::sregex_iterator(router.begin(), router.end(), compared);
-       it != std::sregex_iterator(); ++it) {
-    out.insert((*it)[1]);
+  for (const auto &entry : std::filesystem::directory_iterator(kSource / "host/api")) {
+    if (entry.path().extension() != ".cpp") continue;
+    const std::string router = read_text(entry.path());
+    for (auto it = std::sregex_iterator(router.begin(), router.end(), compared);
+         it != std::sregex_iterator(); ++it) {
+      out.insert((*it)[1]);
+    }
   }
   // The WebSocket is routed by the HTTP session, not by ControlApi.
   const std::string session = read_text(kSource / "host/api/server/HttpSession.cpp");
