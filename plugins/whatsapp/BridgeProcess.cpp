@@ -1,0 +1,142 @@
+#include "BridgeProcess.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace connector::whatsapp {
+
+BridgeProcess::BridgeProcess(std::vector<std::string> argv, EventHandler on_event,
+                             ExitHandler on_exit)
+    : argv_(std::move(argv)), on_event_(std::move(on_event)), on_exit_(std::move(on_exit)) {}
+
+BridgeProcess::~BridgeProcess() {
+  closing_ = true;
+  if (to_child_ >= 0) {
+    ::close(to_child_);  // end of input: the bridge flushes its state and exits
+    to_child_ = -1;
+  }
+  if (pid_ > 0) {
+    // Give it a moment to finish writing, then make sure it is gone.
+    for (int i = 0; i < 50; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  if (reader_.joinable()) reader_.join();
+  if (from_child_ >= 0) ::close(from_child_);
+}
+
+sdk::Status BridgeProcess::start() {
+  int in_pipe[2];
+  int out_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    return sdk::fail(CN_ERR_INTERNAL, std::string("pipe: ") + std::strerror(errno));
+  }
+  std::vector<char *> args;
+  for (auto &a : argv_) args.push_back(a.data());
+  args.push_back(nullptr);
+
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) return sdk::fail(CN_ERR_INTERNAL, std::string("fork: ") + std::strerror(errno));
+  if (pid_ == 0) {
+    // The bridge must not outlive the host, even when the host is killed.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  to_child_ = in_pipe[1];
+  from_child_ = out_pipe[0];
+  running_ = true;
+  reader_ = std::thread([this] { read_loop(); });
+  return sdk::ok();
+}
+
+void BridgeProcess::read_loop() {
+  std::string buffer;
+  char chunk[65536];
+  for (;;) {
+    const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t end; (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
+      Json line = Json::parse(buffer.begin() + start, buffer.begin() + end, nullptr, false);
+      if (line.is_discarded() || !line.is_object()) continue;
+      if (line.contains("id") && line["id"].is_number_integer()) {
+        std::lock_guard lock(answers_mutex_);
+        answers_[line["id"].get<int64_t>()] = std::move(line);
+        answered_.notify_all();
+      } else {
+        on_event_(line);
+      }
+    }
+    buffer.erase(0, start);
+  }
+  running_ = false;
+  answered_.notify_all();
+  if (!closing_) on_exit_();
+}
+
+bool BridgeProcess::write_line(const std::string &line) {
+  std::lock_guard lock(write_mutex_);
+  if (to_child_ < 0) return false;
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(to_child_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void BridgeProcess::notify(const Json &message) { write_line(message.dump()); }
+
+sdk::Result<Json> BridgeProcess::request(Json request, std::chrono::milliseconds timeout) {
+  int64_t id;
+  {
+    std::lock_guard lock(answers_mutex_);
+    id = next_id_++;
+  }
+  request["id"] = id;
+  if (!running_ || !write_line(request.dump())) {
+    return sdk::fail(CN_ERR_NETWORK, "the WhatsApp bridge is not running");
+  }
+  std::unique_lock lock(answers_mutex_);
+  const bool got = answered_.wait_for(lock, timeout, [&] {
+    return answers_.count(id) != 0 || !running_;
+  });
+  if (!got || answers_.count(id) == 0) {
+    return sdk::fail(CN_ERR_NETWORK, running_ ? "the WhatsApp bridge did not answer in time"
+                                              : "the WhatsApp bridge stopped");
+  }
+  Json answer = std::move(answers_[id]);
+  answers_.erase(id);
+  if (!answer.value("ok", false)) {
+    return sdk::fail(CN_ERR_INTERNAL, answer.value("error", std::string("bridge error")));
+  }
+  return answer;
+}
+
+}  // namespace connector::whatsapp

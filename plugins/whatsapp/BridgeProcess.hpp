@@ -1,0 +1,75 @@
+// The Node.js bridge as a child process: starts it, exchanges JSON lines with it (requests with
+// an id and their answers; events without an id), and tells its owner when it exits.
+//
+// Threading: request() and notify() may be called from any thread, and several requests may be
+// in flight at once. Events and the exit notice are delivered on the process's own reader
+// thread; their handlers must not call request() (its answer would be read by that same thread)
+// but may call notify().
+#pragma once
+
+#include <connector/sdk.hpp>
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace connector::whatsapp {
+
+using sdk::Json;
+
+class BridgeProcess {
+ public:
+  using EventHandler = std::function<void(const Json &)>;
+  using ExitHandler = std::function<void()>;
+
+  // argv[0] is the program (looked up in PATH), e.g. {"node", "/path/bridge.mjs"}.
+  BridgeProcess(std::vector<std::string> argv, EventHandler on_event, ExitHandler on_exit);
+
+  // Closes the bridge's stdin (it flushes and exits), waits briefly, then kills it.
+  ~BridgeProcess();
+  BridgeProcess(const BridgeProcess &) = delete;
+  BridgeProcess &operator=(const BridgeProcess &) = delete;
+
+  // Starts the process; false (with a reason) when it could not be spawned.
+  sdk::Status start();
+
+  // Sends one request and waits for its answer: the answer's members, or an Error with the
+  // bridge's message (CN_ERR_NETWORK when the bridge is gone or did not answer in time).
+  sdk::Result<Json> request(Json request, std::chrono::milliseconds timeout);
+
+  // Sends one line that expects no answer.
+  void notify(const Json &message);
+
+  pid_t pid() const { return pid_; }
+  bool running() const { return running_; }
+
+ private:
+  void read_loop();
+  bool write_line(const std::string &line);
+
+  std::vector<std::string> argv_;
+  EventHandler on_event_;
+  ExitHandler on_exit_;
+  pid_t pid_ = -1;
+  int to_child_ = -1;
+  int from_child_ = -1;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> closing_{false};
+  std::thread reader_;
+
+  std::mutex write_mutex_;
+  std::mutex answers_mutex_;
+  std::condition_variable answered_;
+  std::map<int64_t, Json> answers_;
+  int64_t next_id_ = 1;
+};
+
+}  // namespace connector::whatsapp

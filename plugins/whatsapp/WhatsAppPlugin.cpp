@@ -1,0 +1,490 @@
+// The WhatsApp channel: WhatsApp Web's multi-device protocol through Baileys, run by one Node.js
+// bridge process (bridge/) for all of the host's WhatsApp accounts.
+//
+// The plugin owns the bridge: it starts it, checks its protocol version, restarts it with backoff
+// when it dies and then resumes every active session from its stored credentials (no new scan).
+// The credentials (Baileys' creds and Signal keys) are one secret value per account, "wa.auth",
+// replaced atomically on every change the bridge reports; the bridge waits for our confirmation
+// before it reconnects or exits.
+#include "BridgeProcess.hpp"
+#include "Base64.hpp"
+
+#include <connector/sdk.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#ifndef CONNECTOR_WA_BRIDGE_DIR
+#define CONNECTOR_WA_BRIDGE_DIR ""
+#endif
+
+namespace connector::whatsapp {
+namespace {
+
+using sdk::fail;
+using sdk::Host;
+using sdk::LinkKeys;
+using sdk::Result;
+using sdk::Status;
+using namespace std::chrono_literals;
+
+constexpr int kProtocolVersion = 1;
+constexpr const char *kAuthKey = "wa.auth";
+constexpr const char *kPhoneKey = "wa.phone";
+constexpr auto kRequestTimeout = 60s;
+
+struct Account {
+  bool active = false;  // the bridge should be running this account's session
+  std::string state = "disconnected";
+  std::string name;
+  std::string detail;
+  std::string qr_payload;
+  int64_t qr_expires_at = 0;
+  std::string pairing_phone;
+};
+
+Json label(const char *en, const char *pt) { return {{"en", en}, {"pt-BR", pt}}; }
+
+class WhatsAppPlugin final : public sdk::Plugin {
+ public:
+  explicit WhatsAppPlugin(Host host) : Plugin(host) {}
+
+  ~WhatsAppPlugin() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (supervisor_.joinable()) supervisor_.join();
+    std::unique_ptr<BridgeProcess> bridge;
+    {
+      std::lock_guard lock(mutex_);
+      bridge = std::move(bridge_);
+    }
+    bridge.reset();  // closes its stdin: the bridge flushes every session and exits
+  }
+
+  Json descriptor() const override {
+    return {
+        {"id", "whatsapp"},
+        {"name", label("WhatsApp", "WhatsApp")},
+        {"version", "1.0.0"},
+        {"capabilities", {"qr", "pairing_code", "send", "media", "receive"}},
+        {"connect_fields",
+         {{{"name", "phone"},
+           {"type", "text"},
+           {"label", label("Phone number, to pair with a code instead of the QR (optional)",
+                           "Número de telefone, para parear com código em vez do QR (opcional)")},
+           {"required", false},
+           {"secret", false}}}},
+        {"settings",
+         {setting("node", "string", "node", "The Node.js program that runs the bridge."),
+          setting("bridge_dir", "string", CONNECTOR_WA_BRIDGE_DIR,
+                  "Folder of the bridge (bridge.mjs and its node_modules)."),
+          setting("ws_url", "string", "",
+                  "WhatsApp's chat socket; empty means WhatsApp's own server."),
+          setting("wa_version", "string", "",
+                  "WhatsApp Web version to announce, as a.b.c; empty means the bridge's pinned one."),
+          setting("qr_timeout_ms", "integer", 0,
+                  "Lifetime of each QR code; 0 keeps the library's (60 s, then 20 s)."),
+          setting("reconnect_max_ms", "integer", 60000, "Longest wait between reconnects."),
+          setting("send_timeout_ms", "integer", 30000,
+                  "A send without acknowledgement from WhatsApp after this long is failed."),
+          setting("test_root_key", "string", "",
+                  "TESTS ONLY: base64 root key of a WhatsApp test server's certificate. Never set "
+                  "it in production: it makes the bridge trust that server.")}}};
+  }
+
+  Status configure(const Json &settings) override {
+    settings_ = settings;
+    return start_bridge();
+  }
+
+  Status connect(const std::string &id, const Json &params) override {
+    const bool resume = params.value("resume", false);
+    std::optional<std::string> auth = host().get(id, kAuthKey);
+    if (resume && !auth) {
+      set_status(id, "reauth_needed", "", "no stored WhatsApp session: scan the QR code again");
+      return fail(CN_ERR_AUTH, "no stored WhatsApp session: scan the QR code again");
+    }
+    std::string phone = params.value("values", Json::object()).value("phone", "");
+    {
+      std::lock_guard lock(mutex_);
+      auto &account = accounts_[id];
+      account.active = true;
+      account.pairing_phone = digits(phone);
+      if (auto shown = host().get(id, kPhoneKey)) account.name = *shown;
+    }
+    return start_session(id, auth);
+  }
+
+  Status refresh_qr(const std::string &id) override {
+    {
+      std::lock_guard lock(mutex_);
+      auto &account = accounts_[id];
+      if (account.state == "connected") return fail(CN_ERR_STATE, "the account is connected");
+      account.active = true;
+    }
+    // A new pairing from scratch: whatever half-finished pairing state there was goes away.
+    host().erase(id, kAuthKey);
+    return start_session(id, std::nullopt);
+  }
+
+  Status disconnect(const std::string &id, bool forget) override {
+    {
+      std::lock_guard lock(mutex_);
+      accounts_[id].active = false;
+    }
+    // Logging out removes this device from the phone's linked devices.
+    auto stopped = bridge_request({{"op", "stop"}, {"account", id}, {"logout", forget}});
+    if (forget) {
+      host().erase(id, kAuthKey);
+      host().erase(id, kPhoneKey);
+    }
+    set_status(id, "disconnected", "", forget ? "logged out" : "");
+    if (!stopped) host().warn(id, "the bridge did not confirm the stop: " + stopped.error().message);
+    return sdk::ok();
+  }
+
+  Result<Json> status(const std::string &id) override {
+    std::lock_guard lock(mutex_);
+    const auto &account = accounts_[id];
+    Json status = {{"type", "status"}, {"state", account.state}, {"account", account.name}};
+    if (!account.detail.empty()) status["detail"] = account.detail;
+    if (account.state == "awaiting_qr" && !account.qr_payload.empty()) {
+      status["qr"] = {{"payload", account.qr_payload}, {"expires_at", account.qr_expires_at}};
+    }
+    return status;
+  }
+
+  Result<Json> send(const std::string &id, const Json &message) override {
+    const std::string to = message.value("to", "");
+    if (to.empty()) return fail(CN_ERR_INVALID_ARGUMENT, "a recipient is required");
+    Json request = {{"op", "send"}, {"account", id}, {"to", to},
+                    {"text", message.value("text", "")}};
+    if (message.contains("reply_to_external_id")) {
+      request["quoted_id"] = message["reply_to_external_id"];
+    }
+    const Json attachments = message.value("attachments", Json::array());
+    if (attachments.size() > 1) {
+      return fail(CN_ERR_INVALID_ARGUMENT, "WhatsApp sends one attachment per message");
+    }
+    if (!attachments.empty()) {
+      const Json &a = attachments[0];
+      auto path = host().attachment_path(a.value("id", ""));
+      if (!path) return fail(CN_ERR_NOT_FOUND, "unknown attachment");
+      request["media"] = {{"path", *path}, {"mime", a.value("mime", "")},
+                          {"name", a.value("name", "")}};
+    }
+    auto sent = bridge_request(request);
+    if (!sent) return sent.error();
+    const Json &answer = sent.value();
+    const std::string shown = answer.value("phone", Json()).is_string()
+                                  ? answer["phone"].get<std::string>()
+                                  : answer.value("to", to);
+    return Json{{"external_id", answer.value("external_id", "")},
+                {"to", shown},
+                {"status", "sent"}};
+  }
+
+  Result<LinkKeys> link(const Json &message) override {
+    LinkKeys keys;
+    const Json link = message.value("link", Json::object());
+    for (const auto &p : link.value("phones", Json::array())) {
+      if (p.is_string()) keys.phones.push_back(p);
+    }
+    for (const auto &w : link.value("whatsapp_ids", Json::array())) {
+      if (!w.is_string()) continue;
+      keys.whatsapp_ids.push_back(w);
+      // A sender first seen by LID links by phone once the mapping is known.
+      std::lock_guard lock(mutex_);
+      if (auto it = lid_phones_.find(w.get<std::string>()); it != lid_phones_.end()) {
+        if (std::find(keys.phones.begin(), keys.phones.end(), it->second) == keys.phones.end()) {
+          keys.phones.push_back(it->second);
+        }
+      }
+    }
+    if (keys.phones.empty()) {
+      const std::string from = message.value("from", "");
+      if (!from.empty() && from[0] == '+') keys.phones.push_back(from);
+    }
+    return keys;
+  }
+
+ private:
+  static Json setting(const char *key, const char *type, Json fallback, const char *text) {
+    return {{"key", key}, {"type", type}, {"default", std::move(fallback)}, {"description", text}};
+  }
+
+  static std::string digits(const std::string &text) {
+    std::string out;
+    for (char c : text) {
+      if (c >= '0' && c <= '9') out += c;
+    }
+    return out;
+  }
+
+  // --- The bridge process ----------------------------------------------------------------------
+
+  Status start_bridge() {
+    const std::string dir = settings_.value("bridge_dir", std::string(CONNECTOR_WA_BRIDGE_DIR));
+    auto bridge = std::make_unique<BridgeProcess>(
+        std::vector<std::string>{settings_.value("node", std::string("node")),
+                                 dir + "/bridge.mjs"},
+        [this](const Json &event) { on_event(event); }, [this] { on_bridge_exit(); });
+    if (auto started = bridge->start(); !started) return started;
+
+    auto hello = bridge->request({{"op", "hello"}, {"protocol", kProtocolVersion}}, 30s);
+    if (!hello) {
+      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir +
+                                       " did not start (run npm ci there): " +
+                                       hello.error().message);
+    }
+    Json configure = {{"op", "configure"}};
+    if (auto url = settings_.value("ws_url", std::string()); !url.empty()) configure["ws_url"] = url;
+    if (auto key = settings_.value("test_root_key", std::string()); !key.empty()) {
+      configure["test_root_key"] = key;
+    }
+    if (auto version = settings_.value("wa_version", std::string()); !version.empty()) {
+      configure["version"] = parse_version(version);
+    }
+    for (const char *key : {"qr_timeout_ms", "reconnect_max_ms", "send_timeout_ms"}) {
+      if (settings_.value(key, 0) > 0) configure[key] = settings_[key];
+    }
+    if (auto configured = bridge->request(configure, 10s); !configured) return configured.error();
+    host().info("", "WhatsApp bridge started (pid " + std::to_string(bridge->pid()) +
+                        ", Baileys " + hello.value().value("baileys", "?") + ")");
+
+    std::lock_guard lock(mutex_);
+    bridge_ = std::move(bridge);
+    bridge_started_at_ = std::chrono::steady_clock::now();
+    if (!supervisor_.joinable()) supervisor_ = std::thread([this] { supervise(); });
+    return sdk::ok();
+  }
+
+  static Json parse_version(const std::string &text) {
+    Json parts = Json::array();
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t dot = text.find('.', start);
+      if (dot == std::string::npos) dot = text.size();
+      parts.push_back(std::stoll(text.substr(start, dot - start)));
+      start = dot + 1;
+    }
+    return parts;
+  }
+
+  // Runs on the bridge's reader thread: only flags the exit; the supervisor restarts it.
+  void on_bridge_exit() {
+    {
+      std::lock_guard lock(mutex_);
+      bridge_died_ = true;
+    }
+    wake_.notify_all();
+  }
+
+  // Restarts a dead bridge with exponential backoff and resumes every active session.
+  void supervise() {
+    auto backoff = 500ms;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || bridge_died_; });
+      if (stopping_) return;
+      if (std::chrono::steady_clock::now() - bridge_started_at_ > 60s) backoff = 500ms;
+      host().log(CN_LOG_WARN, "", "the WhatsApp bridge stopped; restarting it");
+      std::unique_ptr<BridgeProcess> dead = std::move(bridge_);
+      bridge_died_ = false;
+      std::set<std::string> active;
+      for (auto &[id, account] : accounts_) {
+        if (account.active) active.insert(id);
+      }
+      lock.unlock();
+      dead.reset();
+      for (const auto &id : active) set_status(id, "connecting", "", "restarting the bridge");
+
+      if (wait_or_stop(backoff)) return;
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+      if (auto started = start_bridge(); !started) {
+        host().log(CN_LOG_ERROR, "", "WhatsApp bridge restart failed: " + started.error().message);
+        lock.lock();
+        bridge_died_ = true;
+        continue;
+      }
+      for (const auto &id : active) {
+        auto auth = host().get(id, kAuthKey);
+        if (auth) (void)start_session(id, auth);
+      }
+      lock.lock();
+    }
+  }
+
+  bool wait_or_stop(std::chrono::milliseconds delay) {
+    std::unique_lock lock(mutex_);
+    return wake_.wait_for(lock, delay, [&] { return stopping_; });
+  }
+
+  Result<Json> bridge_request(const Json &request) {
+    BridgeProcess *bridge = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      bridge = bridge_.get();
+    }
+    if (bridge == nullptr) return fail(CN_ERR_NETWORK, "the WhatsApp bridge is restarting");
+    return bridge->request(request, kRequestTimeout);
+  }
+
+  Status start_session(const std::string &id, const std::optional<std::string> &auth) {
+    Json request = {{"op", "start"}, {"account", id}, {"auth", auth ? Json(*auth) : Json()}};
+    {
+      std::lock_guard lock(mutex_);
+      if (!accounts_[id].pairing_phone.empty()) {
+        request["pairing_phone"] = accounts_[id].pairing_phone;
+      }
+    }
+    set_status(id, "connecting", "", "");
+    auto started = bridge_request(request);
+    if (!started) {
+      set_status(id, "error", "", started.error().message);
+      return started.error();
+    }
+    return sdk::ok();
+  }
+
+  // --- Events from the bridge (on its reader thread) -------------------------------------------
+
+  void on_event(const Json &event) {
+    const std::string kind = event.value("event", "");
+    const std::string id = event.value("account", "");
+    if (kind == "state") return on_state(id, event);
+    if (kind == "status") return on_status(id, event);
+    if (kind == "qr") return on_qr(id, event);
+    if (kind == "qr_expired") {
+      host().emit(id, {{"type", "qr_expired"}});
+      return;
+    }
+    if (kind == "pairing_code") {
+      host().emit(id, {{"type", "pairing_code"},
+                       {"code", event.value("code", "")},
+                       {"expires_at", event.value("expires_at", int64_t{0})}});
+      return;
+    }
+    if (kind == "message") return on_message(id, event.value("message", Json::object()));
+    if (kind == "delivery") {
+      Json delivery = {{"type", "delivery"},
+                       {"external_id", event.value("external_id", "")},
+                       {"status", event.value("status", "")}};
+      if (event.contains("detail")) delivery["detail"] = event["detail"];
+      host().emit(id, delivery);
+      return;
+    }
+    if (kind == "lid") {
+      std::lock_guard lock(mutex_);
+      lid_phones_[event.value("lid", "")] = event.value("phone", "");
+      return;
+    }
+    if (kind == "log") {
+      const std::string level = event.value("level", "info");
+      host().log(level == "error" ? CN_LOG_ERROR : level == "warn" ? CN_LOG_WARN : CN_LOG_DEBUG,
+                 id, "bridge: " + event.value("text", ""));
+    }
+  }
+
+  // Stores the account's new auth state (or deletes it), then confirms to the bridge.
+  void on_state(const std::string &id, const Json &event) {
+    const Json &auth = event.contains("auth") ? event["auth"] : Json();
+    cn_result rc = auth.is_string() ? host().put(id, kAuthKey, auth.get<std::string>(), true)
+                                    : host().erase(id, kAuthKey);
+    if (rc != CN_OK && rc != CN_ERR_NOT_FOUND) {
+      host().log(CN_LOG_ERROR, id, "could not store the WhatsApp session state");
+      return;  // unconfirmed: the bridge waits (bounded) before reconnecting
+    }
+    std::lock_guard lock(mutex_);
+    if (bridge_) {
+      bridge_->notify({{"op", "state_saved"}, {"account", id}, {"seq", event.value("seq", 0)}});
+    }
+  }
+
+  void on_status(const std::string &id, const Json &event) {
+    const std::string state = event.value("state", "");
+    std::string name;
+    if (event.contains("phone") && event["phone"].is_string()) {
+      name = event["phone"].get<std::string>();
+      host().put(id, kPhoneKey, name);
+    }
+    const int code = event.value("code", 0);
+    if (state == "reauth_needed" || code == 440 || code == 405 || code == 408) {
+      std::lock_guard lock(mutex_);
+      accounts_[id].active = false;  // the bridge gave this session up on purpose
+    }
+    set_status(id, state, name, event.value("detail", ""));
+  }
+
+  void on_qr(const std::string &id, const Json &event) {
+    const std::string payload = event.value("qr", "");
+    const int64_t expires_at = event.value("expires_at", int64_t{0});
+    {
+      std::lock_guard lock(mutex_);
+      auto &account = accounts_[id];
+      account.qr_payload = payload;
+      account.qr_expires_at = expires_at;
+    }
+    set_status(id, "awaiting_qr", "", "");
+    host().emit(id, {{"type", "qr"}, {"payload", payload}, {"expires_at", expires_at}});
+  }
+
+  void on_message(const std::string &id, Json message) {
+    Json attachments = Json::array();
+    for (const auto &a : message.value("attachments", Json::array())) {
+      auto bytes = base64_decode(a.value("data", ""));
+      auto stored = bytes ? host().put_attachment(id, *bytes) : std::nullopt;
+      if (!stored) {
+        host().log(CN_LOG_WARN, id, "an attachment could not be stored");
+        continue;
+      }
+      attachments.push_back({{"id", *stored}, {"name", a.value("name", "")},
+                             {"mime", a.value("mime", "")}});
+    }
+    message["attachments"] = attachments;
+    message["type"] = "message";
+    if (host().emit(id, message) != CN_OK) {
+      host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");
+    }
+  }
+
+  void set_status(const std::string &id, const std::string &state, const std::string &name,
+                  const std::string &detail) {
+    std::string shown;
+    {
+      std::lock_guard lock(mutex_);
+      auto &account = accounts_[id];
+      account.state = state;
+      if (!name.empty()) account.name = name;
+      account.detail = detail;
+      if (state != "awaiting_qr") account.qr_payload.clear();
+      shown = account.name;
+    }
+    host().emit_status(id, state, shown, detail);
+  }
+
+  Json settings_ = Json::object();
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  bool bridge_died_ = false;
+  std::chrono::steady_clock::time_point bridge_started_at_;
+  std::unique_ptr<BridgeProcess> bridge_;
+  std::map<std::string, Account> accounts_;
+  std::map<std::string, std::string> lid_phones_;
+  std::thread supervisor_;
+};
+
+}  // namespace
+}  // namespace connector::whatsapp
+
+CONNECTOR_PLUGIN(connector::whatsapp::WhatsAppPlugin)
