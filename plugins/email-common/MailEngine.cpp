@@ -1,0 +1,503 @@
+#include "MailEngine.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <algorithm>
+#include <ctime>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "ImapConnection.hpp"
+#include "MailComposer.hpp"
+#include "MailEvent.hpp"
+#include "SmtpSender.hpp"
+
+namespace connector::email {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using sdk::Json;
+
+// The engine's event loop: one thread for every account, plus workers for blocking calls.
+struct MailEngine::Loop {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  asio::thread_pool workers{2};
+  std::thread thread{[this] { io.run(); }};
+
+  ~Loop() {
+    work.reset();
+    io.stop();
+    if (thread.joinable()) thread.join();
+    workers.join();
+  }
+};
+
+// One mailbox: its settings, its current session and what the status verb reports.
+struct MailEngine::Account {
+  std::string id;
+  MailServers servers;
+  bool give_up_on_failure = false;
+  bool smtp_checked = false;
+
+  // Touched on the loop thread only.
+  bool stopped = false;
+  ImapConnection *connection = nullptr;
+  std::unique_ptr<asio::steady_timer> pause;
+
+  // Read by the status verb from other threads.
+  mutable std::mutex mutex;
+  std::string state = "disconnected";
+  std::string detail;
+};
+
+namespace {
+
+const char *kStateKey = "sync.inbox";
+
+struct SyncState {
+  uint64_t uid_validity = 0;
+  uint64_t last_uid = 0;
+  uint64_t highest_modseq = 0;
+};
+
+std::string imap_date(int days_ago) {
+  static const char *kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t when = std::time(nullptr) - static_cast<std::time_t>(days_ago) * 86400;
+  std::tm tm{};
+  gmtime_r(&when, &tm);
+  return std::to_string(tm.tm_mday) + "-" + kMonths[tm.tm_mon] + "-" +
+         std::to_string(tm.tm_year + 1900);
+}
+
+std::string uid_set(const std::vector<uint64_t> &uids) {
+  std::string out;
+  for (size_t i = 0; i < uids.size();) {
+    size_t j = i;
+    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(uids[i]);
+    if (j > i) out += ":" + std::to_string(uids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+// One running session of an account, on the loop thread.
+class Session {
+ public:
+  Session(sdk::Host host, const SyncSettings &settings, std::shared_ptr<MailEngine::Account> a,
+          asio::thread_pool &workers)
+      : host_(host),
+        settings_(settings),
+        account_(std::move(a)),
+        workers_(workers),
+        case_ids_(settings.case_id_pattern) {}
+
+  awaitable<void> run() {
+    auto executor = co_await asio::this_coro::executor;
+    std::chrono::milliseconds backoff(1000);
+    bool ever_connected = false;
+    while (!account_->stopped) {
+      set_state("connecting", "");
+      ImapConnection connection(executor, settings_.timeout);
+      account_->connection = &connection;
+      try {
+        co_await connect(connection);
+        ever_connected = true;
+        backoff = std::chrono::milliseconds(1000);
+        co_await sync(connection, true);
+        co_await watch(connection);
+      } catch (const MailError &e) {
+        account_->connection = nullptr;
+        if (account_->stopped) break;
+        const auto &failure = e.failure();
+        const bool final = failure.kind == FailureKind::kWrongCredentials ||
+                           (account_->give_up_on_failure && !ever_connected);
+        host_.emit_log(account_->id, "error", failure.detail);
+        if (final) {
+          set_state("error", failure.detail);
+          break;
+        }
+        set_state("connecting", "reconnecting: " + failure.detail);
+      }
+      account_->connection = nullptr;
+      if (account_->stopped) break;
+
+      // Wait before the next attempt; stop() cancels the wait.
+      account_->pause = std::make_unique<asio::steady_timer>(executor, backoff);
+      try {
+        co_await account_->pause->async_wait(use_awaitable);
+      } catch (const boost::system::system_error &) {
+      }
+      account_->pause.reset();
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(60000));
+    }
+  }
+
+ private:
+  awaitable<void> connect(ImapConnection &connection) {
+    co_await connection.open(account_->servers.imap, account_->servers.ca_file);
+    co_await connection.login(account_->servers.credentials);
+    if (!account_->smtp_checked) {
+      auto servers = account_->servers;
+      auto failure = co_await asio::co_spawn(
+          workers_, [servers]() -> awaitable<std::optional<MailFailure>> {
+            co_return check_smtp_login(servers);
+          },
+          use_awaitable);
+      if (failure) throw MailError(*failure);
+      account_->smtp_checked = true;
+    }
+    set_state("connected", "");
+  }
+
+  // IDLE where offered (renewed every idle_restart, which doubles as the liveness check),
+  // polling otherwise. Returns only by throwing (connection lost or stopped).
+  awaitable<void> watch(ImapConnection &connection) {
+    const bool can_idle = connection.has_capability("IDLE");
+    auto executor = co_await asio::this_coro::executor;
+    for (;;) {
+      if (can_idle) {
+        const bool news = co_await connection.idle(settings_.idle_restart);
+        if (!news) co_await connection.noop();
+      } else {
+        asio::steady_timer wait(executor, settings_.poll_interval);
+        co_await wait.async_wait(use_awaitable);
+        co_await connection.noop();
+      }
+      co_await sync(connection, false);
+    }
+  }
+
+  awaitable<void> sync(ImapConnection &connection, bool opening) {
+    SyncState state = load_state();
+    MailboxState box = co_await connection.examine("INBOX");
+    std::vector<uint64_t> uids;
+    bool initial = false;
+    if (state.uid_validity != box.uid_validity) {
+      // A new account, or the server renumbered the mailbox: fetch the window again; the
+      // content-derived external ids keep the host from storing anything twice.
+      initial = true;
+      const std::string criteria = settings_.initial_sync_days > 0
+                                       ? "SINCE " + imap_date(settings_.initial_sync_days)
+                                       : "ALL";
+      uids = co_await connection.search_uids(criteria);
+      state = SyncState{box.uid_validity, 0, box.highest_modseq};
+    } else if (box.uid_next == 0 || box.uid_next > state.last_uid + 1) {
+      uids = co_await connection.search_uids("UID " + std::to_string(state.last_uid + 1) + ":*");
+    }
+    uids.erase(std::remove_if(uids.begin(), uids.end(),
+                              [&](uint64_t uid) { return uid <= state.last_uid; }),
+               uids.end());
+    std::sort(uids.begin(), uids.end());
+    if (initial) progress(0, uids.size());
+    if (uids.empty() && initial) save_state(state);
+
+    size_t done = 0;
+    for (size_t at = 0; at < uids.size(); at += settings_.fetch_batch) {
+      std::vector<uint64_t> batch(uids.begin() + at,
+                                  uids.begin() + std::min(uids.size(), at + settings_.fetch_batch));
+      co_await fetch_batch(connection, batch, state);
+      done += batch.size();
+      if (initial) progress(done, uids.size());
+    }
+    if (box.highest_modseq > state.highest_modseq) {
+      state.highest_modseq = box.highest_modseq;
+      save_state(state);
+    }
+  }
+
+  awaitable<void> fetch_batch(ImapConnection &connection, const std::vector<uint64_t> &batch,
+                              SyncState &state) {
+    // Sizes first, so an oversized mail is fetched headers-only instead of whole.
+    auto sizes = co_await connection.fetch(uid_set(batch), "(UID RFC822.SIZE)");
+    std::vector<uint64_t> whole;
+    std::vector<uint64_t> headers_only;
+    for (const auto &m : sizes) {
+      (m.size > settings_.max_message_bytes ? headers_only : whole).push_back(m.uid);
+    }
+    std::vector<FetchedMessage> fetched;
+    if (!whole.empty()) {
+      fetched = co_await connection.fetch(uid_set(whole),
+                                          "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])");
+    }
+    std::set<uint64_t> big(headers_only.begin(), headers_only.end());
+    if (!headers_only.empty()) {
+      auto heads = co_await connection.fetch(uid_set(headers_only),
+                                             "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])");
+      for (auto &m : heads) fetched.push_back(std::move(m));
+    }
+    std::sort(fetched.begin(), fetched.end(),
+              [](const auto &a, const auto &b) { return a.uid < b.uid; });
+
+    for (auto &m : fetched) {
+      if (m.uid <= state.last_uid) continue;
+      ReceivedMail mail{std::move(m.body), m.uid, state.uid_validity, m.size, m.internal_date,
+                        big.count(m.uid) > 0};
+      if (!deliver(mail)) {
+        save_state(state);
+        throw MailError({FailureKind::kProtocol, "the host could not store a message; retrying"});
+      }
+      state.last_uid = m.uid;
+    }
+    save_state(state);
+  }
+
+  // Hands one mail to the host; true once it is durable (or recorded as quarantined).
+  bool deliver(const ReceivedMail &mail) {
+    const std::string &id = account_->id;
+    auto store = [&](std::string_view bytes) { return host_.put_attachment(id, bytes); };
+    std::optional<MessageEvent> built;
+    try {
+      built = build_message_event(mail, store, case_ids_);
+    } catch (const std::exception &e) {
+      // A parser failure on one mail must not block the ones after it.
+      built = std::nullopt;
+      host_.emit_log(id, "warn", "a message could not be read (UID " + std::to_string(mail.uid) +
+                                     "): " + e.what());
+      return true;
+    }
+    if (!built) return false;
+    if (built->quarantined) {
+      host_.emit_log(id, "warn", "a message could not be read and was quarantined (UID " +
+                                     std::to_string(mail.uid) + ")");
+    }
+    const cn_result rc = host_.emit(id, built->event);
+    if (rc == CN_ERR_INVALID_ARGUMENT) {
+      host_.emit_log(id, "warn", "the host refused a message (UID " + std::to_string(mail.uid) +
+                                     "); it was skipped");
+      return true;
+    }
+    return rc == CN_OK;
+  }
+
+  SyncState load_state() const {
+    SyncState state;
+    auto text = host_.get(account_->id, kStateKey);
+    if (!text) return state;
+    Json json = Json::parse(*text, nullptr, false);
+    if (!json.is_object()) return state;
+    state.uid_validity = json.value("uid_validity", uint64_t{0});
+    state.last_uid = json.value("last_uid", uint64_t{0});
+    state.highest_modseq = json.value("highest_modseq", uint64_t{0});
+    return state;
+  }
+
+  void save_state(const SyncState &state) const {
+    host_.put(account_->id, kStateKey,
+              Json{{"uid_validity", state.uid_validity},
+                   {"last_uid", state.last_uid},
+                   {"highest_modseq", state.highest_modseq}}
+                  .dump());
+  }
+
+  void progress(size_t done, size_t total) const {
+    host_.emit(account_->id,
+               {{"type", "progress"}, {"phase", "initial_sync"}, {"done", done}, {"total", total}});
+  }
+
+  void set_state(const std::string &state, const std::string &detail) {
+    {
+      std::lock_guard lock(account_->mutex);
+      if (account_->state == state && account_->detail == detail) return;
+      account_->state = state;
+      account_->detail = detail;
+    }
+    host_.emit_status(account_->id, state, account_->servers.address, detail);
+  }
+
+  sdk::Host host_;
+  SyncSettings settings_;
+  std::shared_ptr<MailEngine::Account> account_;
+  asio::thread_pool &workers_;
+  std::regex case_ids_;
+};
+
+std::vector<std::string> split_addresses(const std::string &text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string strings_joined(const std::vector<std::string> &items) {
+  std::string out;
+  for (const auto &i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// Files a copy of a sent mail in the Sent folder, creating it when missing.
+awaitable<void> append_to_sent(MailServers servers, std::string bytes,
+                               std::chrono::milliseconds timeout) {
+  auto executor = co_await asio::this_coro::executor;
+  ImapConnection connection(executor, timeout);
+  co_await connection.open(servers.imap, servers.ca_file);
+  co_await connection.login(servers.credentials);
+  bool filed = false;
+  try {
+    co_await connection.append("Sent", "\\Seen", bytes);
+    filed = true;
+  } catch (const MailError &) {
+    // Most likely the folder does not exist yet (NO [TRYCREATE]).
+  }
+  if (!filed) {
+    co_await connection.create("Sent");
+    co_await connection.append("Sent", "\\Seen", bytes);
+  }
+  co_await connection.logout();
+}
+
+}  // namespace
+
+MailEngine::MailEngine(sdk::Host host, SyncSettings settings)
+    : host_(host), settings_(std::move(settings)), loop_(std::make_unique<Loop>()) {}
+
+MailEngine::~MailEngine() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto &[id, account] : accounts_) ids.push_back(id);
+  }
+  for (const auto &id : ids) stop(id);
+  loop_.reset();
+}
+
+void MailEngine::start(const std::string &account_id, const MailServers &servers,
+                       bool give_up_on_failure) {
+  stop(account_id);
+  auto account = std::make_shared<Account>();
+  account->id = account_id;
+  account->servers = servers;
+  account->give_up_on_failure = give_up_on_failure;
+  {
+    std::lock_guard lock(mutex_);
+    accounts_[account_id] = account;
+  }
+  auto session = std::make_shared<Session>(host_, settings_, account, loop_->workers);
+  asio::co_spawn(
+      loop_->io, [session]() -> awaitable<void> { co_await session->run(); }, asio::detached);
+}
+
+void MailEngine::stop(const std::string &account_id) {
+  std::shared_ptr<Account> account;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = accounts_.find(account_id);
+    if (it == accounts_.end()) return;
+    account = it->second;
+    accounts_.erase(it);
+  }
+  // Close on the loop thread and wait for that, so no event follows once stop() returns
+  // (beyond one already being emitted).
+  std::promise<void> closed;
+  asio::post(loop_->io, [account, &closed] {
+    account->stopped = true;
+    if (account->connection != nullptr) account->connection->close();
+    if (account->pause) account->pause->cancel();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  std::lock_guard lock(account->mutex);
+  account->state = "disconnected";
+}
+
+Json MailEngine::status(const std::string &account_id) const {
+  std::shared_ptr<Account> account;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = accounts_.find(account_id);
+    if (it != accounts_.end()) account = it->second;
+  }
+  if (!account) return {{"type", "status"}, {"state", "disconnected"}};
+  std::lock_guard lock(account->mutex);
+  Json status = {{"type", "status"}, {"state", account->state},
+                 {"account", account->servers.address}};
+  if (!account->detail.empty()) status["detail"] = account->detail;
+  return status;
+}
+
+sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &message) {
+  std::shared_ptr<Account> account;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = accounts_.find(account_id);
+    if (it != accounts_.end()) account = it->second;
+  }
+  if (!account) return sdk::fail(CN_ERR_STATE, "the account is not connected");
+
+  OutgoingMail mail;
+  mail.from = account->servers.address;
+  mail.to = split_addresses(message.value("to", ""));
+  mail.cc = split_addresses(message.value("cc", ""));
+  mail.subject = message.value("subject", "");
+  mail.text = message.value("text", "");
+  mail.html = message.value("html", "");
+  mail.automatic = message.value("automatic", false);
+  const Json thread = message.value("thread", Json::object());
+  mail.in_reply_to = thread.value("in_reply_to", "");
+  for (const auto &ref : thread.value("references", Json::array())) {
+    if (ref.is_string()) mail.references.push_back(ref.get<std::string>());
+  }
+  if (!mail.in_reply_to.empty() &&
+      std::find(mail.references.begin(), mail.references.end(), mail.in_reply_to) ==
+          mail.references.end()) {
+    mail.references.push_back(mail.in_reply_to);
+  }
+  for (const auto &a : message.value("attachments", Json::array())) {
+    auto path = host_.attachment_path(a.value("id", ""));
+    if (!path) return sdk::fail(CN_ERR_NOT_FOUND, "an attachment to send was not found");
+    mail.attachments.push_back({*path, a.value("name", "attachment"), a.value("mime", "")});
+  }
+
+  auto composed = compose_mail(mail);
+  if (auto *refused = std::get_if<std::string>(&composed)) {
+    return sdk::fail(CN_ERR_INVALID_ARGUMENT, *refused);
+  }
+  const auto &ready = std::get<ComposedMail>(composed);
+  std::vector<std::string> recipients = mail.to;
+  recipients.insert(recipients.end(), mail.cc.begin(), mail.cc.end());
+  if (auto failure = send_smtp(account->servers, recipients, ready.bytes)) {
+    const cn_result code =
+        failure->kind == FailureKind::kWrongCredentials ? CN_ERR_AUTH : CN_ERR_NETWORK;
+    host_.emit_log(account_id, "error", "sending failed: " + failure->detail);
+    return sdk::fail(code, failure->detail);
+  }
+
+  if (!account->servers.server_saves_sent) {
+    auto filed = asio::co_spawn(loop_->io, append_to_sent(account->servers, ready.bytes,
+                                                          settings_.timeout),
+                                asio::use_future);
+    try {
+      filed.get();
+    } catch (const std::exception &e) {
+      // The mail went out; only the copy in Sent is missing. Say so, do not fail the send.
+      host_.emit_log(account_id, "warn",
+                     std::string("sent, but no copy could be filed in Sent: ") + e.what());
+    }
+  }
+  return Json{{"external_id", ready.message_id}, {"to", strings_joined(mail.to)},
+              {"status", "sent"}};
+}
+
+sdk::LinkKeys MailEngine::link_keys(const Json &message) const {
+  return link_keys_of(message, std::regex(settings_.case_id_pattern));
+}
+
+}  // namespace connector::email

@@ -1,0 +1,383 @@
+#include "MailParser.hpp"
+
+#include <gmime/gmime.h>
+#include <uchardet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <mutex>
+
+namespace connector::email {
+namespace {
+
+// GLib objects released by the right function when they leave scope.
+struct GObjectUnref {
+  void operator()(void *object) const {
+    if (object != nullptr) g_object_unref(object);
+  }
+};
+template <typename T>
+using GPtr = std::unique_ptr<T, GObjectUnref>;
+
+void ensure_gmime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+// Parser options shared by every parse: loose everywhere, fallbacks for unlabelled 8-bit headers.
+GMimeParserOptions *parser_options() {
+  static GMimeParserOptions *options = [] {
+    GMimeParserOptions *o = g_mime_parser_options_new();
+    g_mime_parser_options_set_rfc2047_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+    g_mime_parser_options_set_address_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+    g_mime_parser_options_set_parameter_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+    static const char *fallback[] = {"utf-8", "windows-1252", nullptr};
+    g_mime_parser_options_set_fallback_charsets(o, fallback);
+    return o;
+  }();
+  return options;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string trim(std::string_view text) {
+  size_t begin = 0;
+  size_t end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  return std::string(text.substr(begin, end - begin));
+}
+
+bool valid_utf8(std::string_view bytes) {
+  return g_utf8_validate(bytes.data(), static_cast<gssize>(bytes.size()), nullptr) != 0;
+}
+
+std::string guess_charset(std::string_view bytes) {
+  uchardet_t detector = uchardet_new();
+  uchardet_handle_data(detector, bytes.data(), bytes.size());
+  uchardet_data_end(detector);
+  std::string charset = uchardet_get_charset(detector);
+  uchardet_delete(detector);
+  return charset.empty() ? "windows-1252" : charset;
+}
+
+// Browsers read these labels as windows-1252, a superset; mail clients mislabel it constantly.
+std::string effective_charset(std::string_view charset) {
+  const std::string name = lower(trim(charset));
+  if (name == "iso-8859-1" || name == "iso8859-1" || name == "latin1" || name == "us-ascii" ||
+      name == "ascii" || name == "iso_8859-1") {
+    return "windows-1252";
+  }
+  return name;
+}
+
+std::string convert(std::string_view bytes, const std::string &charset) {
+  gsize written = 0;
+  GError *error = nullptr;
+  char *out = g_convert_with_fallback(bytes.data(), static_cast<gssize>(bytes.size()), "UTF-8",
+                                      charset.c_str(), "?", nullptr, &written, &error);
+  if (out == nullptr) {
+    g_clear_error(&error);
+    return {};
+  }
+  std::string result(out, written);
+  g_free(out);
+  return result;
+}
+
+// Replaces every invalid byte so the result is always valid UTF-8.
+std::string scrub_utf8(std::string_view bytes) {
+  char *valid = g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
+  std::string result(valid);
+  g_free(valid);
+  return result;
+}
+
+std::string bytes_of(GByteArray *array) {
+  return std::string(reinterpret_cast<const char *>(array->data), array->len);
+}
+
+// The decoded content of a leaf part (transfer encoding undone, charset untouched).
+std::string decoded_content(GMimePart *part) {
+  GMimeDataWrapper *content = g_mime_part_get_content(part);
+  if (content == nullptr) return {};
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new());
+  g_mime_data_wrapper_write_to_stream(content, stream.get());
+  return bytes_of(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream.get())));
+}
+
+std::string serialized(GMimeObject *object) {
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new());
+  g_mime_object_write_to_stream(object, nullptr, stream.get());
+  return bytes_of(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream.get())));
+}
+
+std::string strip_angles(std::string_view id) {
+  std::string value = trim(id);
+  if (value.size() >= 2 && value.front() == '<' && value.back() == '>') {
+    value = value.substr(1, value.size() - 2);
+  }
+  return value;
+}
+
+std::vector<std::string> references_of(const char *header) {
+  std::vector<std::string> ids;
+  if (header == nullptr) return ids;
+  GMimeReferences *refs = g_mime_references_parse(parser_options(), header);
+  if (refs == nullptr) return ids;
+  for (int i = 0; i < g_mime_references_length(refs); ++i) {
+    ids.emplace_back(g_mime_references_get_message_id(refs, i));
+  }
+  g_mime_references_free(refs);
+  return ids;
+}
+
+void add_addresses(InternetAddressList *list, std::vector<std::string> &out) {
+  if (list == nullptr) return;
+  for (int i = 0; i < internet_address_list_length(list); ++i) {
+    InternetAddress *address = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_GROUP(address)) {
+      add_addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(address)), out);
+      continue;
+    }
+    const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
+    if (addr != nullptr && *addr != '\0') out.emplace_back(addr);
+  }
+}
+
+const char *header(GMimeObject *object, const char *name) {
+  return g_mime_object_get_header(object, name);
+}
+
+// Auto-replies, bounces, lists and loops (the header list of notes/email.md).
+void mark_automatic(GMimeMessage *message, ParsedMail &mail) {
+  auto *object = GMIME_OBJECT(message);
+  auto is = [&](const std::string &reason) {
+    mail.automatic = true;
+    mail.automatic_reason = reason;
+  };
+  if (const char *v = header(object, "Auto-Submitted"); v != nullptr && lower(trim(v)) != "no") {
+    return is("Auto-Submitted");
+  }
+  for (const char *name : {"X-Autoreply", "X-Autorespond", "X-Loop", "X-Auto-Response-Suppress",
+                           "List-Id", "List-Unsubscribe"}) {
+    if (header(object, name) != nullptr) return is(name);
+  }
+  if (const char *v = header(object, "Precedence")) {
+    const std::string p = lower(trim(v));
+    if (p == "bulk" || p == "junk" || p == "list" || p == "auto_reply") return is("Precedence");
+  }
+  if (const char *v = header(object, "Return-Path"); v != nullptr && trim(v) == "<>") {
+    return is("empty Return-Path");
+  }
+  const std::string local = lower(mail.from.substr(0, mail.from.find('@')));
+  if (local == "mailer-daemon" || local == "postmaster") return is("sender " + local);
+  GMimeContentType *type = g_mime_object_get_content_type(g_mime_message_get_mime_part(message));
+  if (type != nullptr && g_mime_content_type_is_type(type, "multipart", "report")) {
+    return is("multipart/report");
+  }
+}
+
+void read_headers(GMimeMessage *message, ParsedMail &mail) {
+  if (const char *id = g_mime_message_get_message_id(message)) mail.message_id = strip_angles(id);
+  if (const char *subject = g_mime_message_get_subject(message)) mail.subject = scrub_utf8(subject);
+
+  InternetAddressList *from = g_mime_message_get_from(message);
+  if (from != nullptr && internet_address_list_length(from) > 0) {
+    InternetAddress *first = internet_address_list_get_address(from, 0);
+    if (const char *name = internet_address_get_name(first)) mail.from_name = scrub_utf8(name);
+    std::vector<std::string> addresses;
+    add_addresses(from, addresses);
+    if (!addresses.empty()) mail.from = scrub_utf8(addresses.front());
+  }
+  add_addresses(g_mime_message_get_to(message), mail.to);
+  add_addresses(g_mime_message_get_cc(message), mail.cc);
+
+  // GMime gives no date for a missing or unparseable header; the caller falls back.
+  if (GDateTime *date = g_mime_message_get_date(message)) {
+    mail.date_ms = g_date_time_to_unix(date) * 1000;
+  }
+
+  auto *object = GMIME_OBJECT(message);
+  for (const auto &id : references_of(header(object, "In-Reply-To"))) {
+    mail.thread_refs.push_back(id);
+  }
+  auto references = references_of(header(object, "References"));
+  for (auto it = references.rbegin(); it != references.rend(); ++it) {
+    if (std::find(mail.thread_refs.begin(), mail.thread_refs.end(), *it) ==
+        mail.thread_refs.end()) {
+      mail.thread_refs.push_back(*it);
+    }
+  }
+  mark_automatic(message, mail);
+}
+
+std::string mime_type_of(GMimeObject *object) {
+  GMimeContentType *type = g_mime_object_get_content_type(object);
+  if (type == nullptr) return "application/octet-stream";
+  char *text = g_mime_content_type_get_mime_type(type);
+  std::string result = lower(text);
+  g_free(text);
+  return result;
+}
+
+std::string extension_for(const std::string &mime) {
+  if (mime == "message/rfc822") return ".eml";
+  if (mime == "text/plain") return ".txt";
+  if (mime == "text/html") return ".html";
+  if (mime.rfind("image/", 0) == 0) return "." + mime.substr(6);
+  return ".bin";
+}
+
+class PartWalker {
+ public:
+  explicit PartWalker(ParsedMail &mail) : mail_(mail) {}
+
+  void walk(GMimeObject *object, int depth) {
+    // Deeply nested multiparts are an attack, not a mail.
+    if (object == nullptr || depth > 32) return;
+    if (GMIME_IS_MULTIPART(object)) {
+      auto *multipart = GMIME_MULTIPART(object);
+      for (int i = 0; i < g_mime_multipart_get_count(multipart); ++i) {
+        walk(g_mime_multipart_get_part(multipart, i), depth + 1);
+      }
+      return;
+    }
+    if (GMIME_IS_MESSAGE_PART(object)) return keep_forwarded(object);
+    if (GMIME_IS_PART(object)) return leaf(GMIME_PART(object));
+  }
+
+ private:
+  // A forwarded mail is kept whole, as an .eml attachment named after its subject.
+  void keep_forwarded(GMimeObject *object) {
+    GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+    if (inner == nullptr) return;
+    const char *subject = g_mime_message_get_subject(inner);
+    std::string name = subject != nullptr && *subject != '\0' ? subject : "forwarded";
+    mail_.attachments.push_back({sanitize_file_name(name + ".eml"), "message/rfc822", "",
+                                 serialized(GMIME_OBJECT(inner))});
+  }
+
+  void leaf(GMimePart *part) {
+    auto *object = GMIME_OBJECT(part);
+    const std::string mime = mime_type_of(object);
+    GMimeContentDisposition *disposition = g_mime_object_get_content_disposition(object);
+    const bool attachment = disposition != nullptr &&
+                            g_mime_content_disposition_is_attachment(disposition);
+    const char *filename = g_mime_part_get_filename(part);
+
+    if (!attachment && filename == nullptr && (mime == "text/plain" || mime == "text/html")) {
+      std::string &target = mime == "text/plain" ? mail_.text : mail_.html;
+      if (target.empty()) {
+        GMimeContentType *type = g_mime_object_get_content_type(object);
+        const char *charset = g_mime_content_type_get_parameter(type, "charset");
+        target = to_utf8(decoded_content(part), charset == nullptr ? "" : charset);
+        return;
+      }
+    }
+    MailAttachment saved;
+    saved.mime = mime;
+    const std::string fallback = "attachment-" + std::to_string(++unnamed_) + extension_for(mime);
+    saved.name = sanitize_file_name(filename != nullptr ? scrub_utf8(filename) : fallback);
+    if (saved.name.empty()) saved.name = fallback;
+    if (const char *cid = g_mime_object_get_content_id(object)) saved.content_id = strip_angles(cid);
+    saved.bytes = decoded_content(part);
+    mail_.attachments.push_back(std::move(saved));
+  }
+
+  ParsedMail &mail_;
+  int unnamed_ = 0;
+};
+
+GPtr<GMimeMessage> construct(std::string_view raw) {
+  ensure_gmime();
+  // The stream copies nothing: it reads the caller's bytes for the duration of the parse.
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(raw.data(), raw.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+  return GPtr<GMimeMessage>(g_mime_parser_construct_message(parser.get(), parser_options()));
+}
+
+// A mail must at least have a header block: a line "Name: value" before anything else.
+bool looks_like_mail(std::string_view raw) {
+  const size_t colon = raw.find(':');
+  const size_t eol = raw.find('\n');
+  if (colon == std::string_view::npos || colon == 0 || (eol != std::string_view::npos && eol < colon)) {
+    return false;
+  }
+  return std::all_of(raw.begin(), raw.begin() + colon, [](unsigned char c) {
+    return c > 32 && c < 127;
+  });
+}
+
+}  // namespace
+
+std::string to_utf8(std::string_view bytes, std::string_view charset) {
+  std::string name = effective_charset(charset);
+  if (name.empty() || name == "utf-8" || name == "utf8") {
+    if (valid_utf8(bytes)) return std::string(bytes);
+    if (!name.empty()) return scrub_utf8(bytes);  // labelled UTF-8 but broken: keep what is valid
+    name = effective_charset(guess_charset(bytes));
+  }
+  std::string converted = convert(bytes, name);
+  if (converted.empty() && !bytes.empty()) {
+    // An unknown label: guess from the bytes themselves.
+    converted = convert(bytes, effective_charset(guess_charset(bytes)));
+  }
+  return valid_utf8(converted) ? converted : scrub_utf8(converted);
+}
+
+std::string sanitize_file_name(std::string_view name, size_t max_bytes) {
+  std::string clean;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':') {
+      clean += '_';
+    } else {
+      clean += static_cast<char>(c);
+    }
+  }
+  // No "..": neither as a component nor hidden inside.
+  for (size_t at = clean.find(".."); at != std::string::npos; at = clean.find("..")) {
+    clean.replace(at, 2, "_");
+  }
+  clean = trim(clean);
+  while (!clean.empty() && clean.front() == '.') clean.erase(0, 1);
+  clean = scrub_utf8(clean);
+  if (clean.size() <= max_bytes) return clean;
+
+  // Too long: keep the extension, cut the stem on a UTF-8 character boundary.
+  const size_t dot = clean.rfind('.');
+  std::string extension = dot != std::string::npos && clean.size() - dot <= 16 ? clean.substr(dot) : "";
+  size_t keep = max_bytes - extension.size();
+  while (keep > 0 && (static_cast<unsigned char>(clean[keep]) & 0xC0) == 0x80) --keep;
+  return clean.substr(0, keep) + extension;
+}
+
+std::optional<ParsedMail> parse_mail(std::string_view raw) {
+  if (!looks_like_mail(raw)) return std::nullopt;
+  auto message = construct(raw);
+  if (!message) return std::nullopt;
+  ParsedMail mail;
+  read_headers(message.get(), mail);
+  PartWalker(mail).walk(g_mime_message_get_mime_part(message.get()), 0);
+  return mail;
+}
+
+std::optional<ParsedMail> parse_mail_headers(std::string_view header_block) {
+  if (!looks_like_mail(header_block)) return std::nullopt;
+  std::string only_headers(header_block);
+  only_headers += "\r\n";
+  auto message = construct(only_headers);
+  if (!message) return std::nullopt;
+  ParsedMail mail;
+  read_headers(message.get(), mail);
+  return mail;
+}
+
+}  // namespace connector::email

@@ -1,0 +1,119 @@
+#include "SmtpSender.hpp"
+
+#include <curl/curl.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+namespace connector::email {
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL *curl) const { curl_easy_cleanup(curl); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist *list) const { curl_slist_free_all(list); }
+};
+
+struct Upload {
+  const std::string *data;
+  size_t offset = 0;
+};
+
+size_t read_upload(char *buffer, size_t size, size_t count, void *user) {
+  auto *upload = static_cast<Upload *>(user);
+  const size_t room = size * count;
+  const size_t left = upload->data->size() - upload->offset;
+  const size_t n = left < room ? left : room;
+  std::memcpy(buffer, upload->data->data() + upload->offset, n);
+  upload->offset += n;
+  return n;
+}
+
+std::unique_ptr<CURL, CurlDeleter> session(const MailServers &servers, long timeout_ms) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  const auto &smtp = servers.smtp;
+  const std::string scheme = smtp.security == Security::kImplicitTls ? "smtps://" : "smtp://";
+  const std::string url = scheme + smtp.host + ":" + std::to_string(smtp.port);
+  CURL *c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  if (smtp.security == Security::kStartTls) curl_easy_setopt(c, CURLOPT_USE_SSL, CURLUSESSL_ALL);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!servers.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, servers.ca_file.c_str());
+  curl_easy_setopt(c, CURLOPT_USERNAME, servers.credentials.user.c_str());
+  if (!servers.credentials.oauth_token.empty()) {
+    curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, servers.credentials.oauth_token.c_str());
+  } else {
+    curl_easy_setopt(c, CURLOPT_PASSWORD, servers.credentials.password.c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+  return curl;
+}
+
+MailFailure failure_of(CURLcode code, const char *error_buffer, const MailServers &servers) {
+  const std::string where = servers.smtp.host + ":" + std::to_string(servers.smtp.port);
+  const std::string said = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
+  switch (code) {
+    case CURLE_LOGIN_DENIED:
+      return {FailureKind::kWrongCredentials, "SMTP: the server refused the address or password"};
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return {FailureKind::kUntrustedCertificate,
+              "SMTP: the server's certificate is not trusted (" + said + ")"};
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+      return {FailureKind::kTlsHandshake, "SMTP: the TLS handshake with the server failed (" +
+                                              said + ")"};
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return {FailureKind::kUnreachable, "SMTP: cannot reach " + where + " (" + said + ")"};
+    case CURLE_OPERATION_TIMEDOUT:
+      return {FailureKind::kTimeout, "SMTP: " + where + " did not answer in time"};
+    default:
+      return {FailureKind::kProtocol, "SMTP: " + said};
+  }
+}
+
+}  // namespace
+
+std::optional<MailFailure> check_smtp_login(const MailServers &servers, long timeout_ms) {
+  auto curl = session(servers, timeout_ms);
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error_buffer);
+  // CONNECT_ONLY stops after greeting, STARTTLS and AUTH: exactly the login check.
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECT_ONLY, 1L);
+  const CURLcode code = curl_easy_perform(curl.get());
+  if (code == CURLE_OK) return std::nullopt;
+  return failure_of(code, error_buffer, servers);
+}
+
+std::optional<MailFailure> send_smtp(const MailServers &servers,
+                                     const std::vector<std::string> &recipients,
+                                     const std::string &message, long timeout_ms) {
+  auto curl = session(servers, timeout_ms);
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error_buffer);
+  const std::string from = "<" + servers.address + ">";
+  curl_easy_setopt(curl.get(), CURLOPT_MAIL_FROM, from.c_str());
+  curl_slist *list = nullptr;
+  for (const auto &to : recipients) list = curl_slist_append(list, ("<" + to + ">").c_str());
+  std::unique_ptr<curl_slist, SlistDeleter> rcpt(list);
+  curl_easy_setopt(curl.get(), CURLOPT_MAIL_RCPT, rcpt.get());
+  Upload upload{&message};
+  curl_easy_setopt(curl.get(), CURLOPT_READFUNCTION, read_upload);
+  curl_easy_setopt(curl.get(), CURLOPT_READDATA, &upload);
+  curl_easy_setopt(curl.get(), CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(message.size()));
+  const CURLcode code = curl_easy_perform(curl.get());
+  if (code == CURLE_OK) return std::nullopt;
+  return failure_of(code, error_buffer, servers);
+}
+
+}  // namespace connector::email
