@@ -21,6 +21,11 @@ const silentLogger = {
   child() { return silentLogger; },
   trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {},
 };
+// WA_BRIDGE_LOG=debug (or trace) sends Baileys' own log to stderr, for diagnosis only: at trace
+// level it contains message contents.
+const libraryLogger = process.env.WA_BRIDGE_LOG
+  ? (await import('pino')).default({ level: process.env.WA_BRIDGE_LOG }, process.stderr)
+  : silentLogger;
 
 // --- Lines in and out ---------------------------------------------------------------------------
 
@@ -86,7 +91,7 @@ class Session {
     try {
       this.sock = makeWASocket({
         auth: this.auth.state,
-        logger: silentLogger,
+        logger: libraryLogger,
         version: settings.version,
         browser: Browsers.ubuntu('Chrome'),
         waWebSocketUrl: settings.wsUrl,

@@ -1,0 +1,101 @@
+// The bridge alone, through its line protocol, against the WhatsApp test server (node --test).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const bridgeScript = path.join(here, '../../../plugins/whatsapp/bridge/bridge.mjs');
+const serverScript = path.join(here, 'server/main.mjs');
+
+function startServer() {
+  const child = spawn('node', [serverScript], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve) => createInterface({ input: child.stdout }).once('line', (line) => {
+    const info = JSON.parse(line);
+    info.child = child;
+    info.call = async (method, route, body) => {
+      const res = await fetch(info.control_url + route, { method, body: body ? JSON.stringify(body) : undefined });
+      return res.json();
+    };
+    resolve(info);
+  }));
+}
+
+// A bridge with a recorder of its events; answers state writes like the plugin does.
+function startBridge() {
+  const child = spawn('node', [bridgeScript], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const events = [];
+  const waiters = [];
+  const answers = new Map();
+  let nextId = 1;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const m = JSON.parse(line);
+    if (m.id !== undefined) return answers.get(m.id)?.(m);
+    if (m.event === 'state') child.stdin.write(JSON.stringify({ op: 'state_saved', account: m.account, seq: m.seq }) + '\n');
+    events.push(m);
+    for (const w of [...waiters]) if (w.match(m)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); }
+  });
+  return {
+    child,
+    events,
+    request(op, fields = {}) {
+      const id = nextId++;
+      child.stdin.write(JSON.stringify({ id, op, ...fields }) + '\n');
+      return new Promise((resolve) => answers.set(id, resolve));
+    },
+    waitFor(match, ms = 20000) {
+      const found = events.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { match, resolve };
+        waiters.push(w);
+        setTimeout(() => reject(new Error('timed out waiting for an event')), ms).unref();
+      });
+    },
+  };
+}
+
+test('hello refuses another protocol version and names both', async () => {
+  const bridge = startBridge();
+  const answer = await bridge.request('hello', { protocol: 99 });
+  assert.equal(answer.ok, false);
+  assert.match(answer.error, /99.*1/);
+  assert.equal((await bridge.request('hello', { protocol: 1 })).ok, true);
+  bridge.child.stdin.end();
+});
+
+test('pairs through the QR, stores state before restarting, and receives and sends text', async () => {
+  const server = await startServer();
+  const bridge = startBridge();
+  try {
+    await bridge.request('hello', { protocol: 1 });
+    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
+    await bridge.request('start', { account: 'a', auth: null });
+    const qr = await bridge.waitFor((e) => e.event === 'qr');
+    assert.ok(qr.expires_at > Date.now());
+    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000002' });
+    const connected = await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    assert.equal(connected.phone, '+5511900000002');
+    const states = bridge.events.filter((e) => e.event === 'state');
+    assert.ok(states.length > 0 && JSON.parse(states.at(-1).auth).creds.me, 'paired creds were handed over');
+
+    await server.call('POST', '/send', { from: '5511911112222', to: '5511900000002', text: 'oi' });
+    const inbound = await bridge.waitFor((e) => e.event === 'message');
+    assert.equal(inbound.message.text, 'oi');
+    assert.equal(inbound.message.from, '+5511911112222');
+    assert.equal(inbound.message.direction, 'inbound');
+
+    const sent = await bridge.request('send', { account: 'a', to: '+5511911112222', text: 'olá' });
+    assert.equal(sent.ok, true, sent.error);
+    await bridge.waitFor((e) => e.event === 'delivery' && e.external_id === sent.external_id);
+    const received = await server.call('GET', '/received');
+    assert.deepEqual(received.map((m) => m.text), ['olá']);
+    // Our own send is not reported back as a new message (no fromMe echo duplicate).
+    assert.equal(bridge.events.filter((e) => e.event === 'message' && e.message.external_id === sent.external_id).length, 0);
+  } finally {
+    bridge.child.stdin.end();
+    server.child.kill();
+  }
+});
