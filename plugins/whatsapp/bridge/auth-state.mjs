@@ -61,6 +61,14 @@ export class AuthState {
     this.persist(snapshot, this.seq);
   }
 
+  // Writes the newest change now if it was not written yet (no confirmation awaited).
+  writePending() {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.write();
+    }
+  }
+
   // Forgets everything: the next snapshot is null, which makes the plugin delete the stored value.
   wipe() {
     this.wiped = true;

@@ -263,7 +263,9 @@ class Session {
     return result;
   }
 
-  async stop(logout) {
+  // `waitForSave` false: the plugin is going away and cannot confirm any more; the last state is
+  // written out and the plugin reads it before it sees the process end.
+  async stop(logout, waitForSave = true) {
     this.stopped = true;
     clearTimeout(this.timer);
     const sock = this.sock;
@@ -273,7 +275,8 @@ class Session {
       else sock.end(undefined);
     }
     if (logout) this.auth.wipe();
-    await this.auth.flushed();
+    if (waitForSave) await this.auth.flushed();
+    else this.auth.writePending();
   }
 }
 
@@ -365,9 +368,9 @@ async function onLine(line) {
 
 createInterface({ input: process.stdin }).on('line', (line) => { onLine(line); });
 process.stdin.on('end', async () => {
-  // The plugin is gone: flush what we hold and leave.
-  await Promise.all([...sessions.values()].map((s) => s.stop(false).catch(() => {})));
-  process.exit(0);
+  // The plugin is closing: write out what we hold and leave once stdout has drained.
+  await Promise.all([...sessions.values()].map((s) => s.stop(false, false).catch(() => {})));
+  process.stdout.write('', () => process.exit(0));
 });
 process.on('uncaughtException', (e) => log('error', 'uncaught: ' + (e?.stack || e)));
 process.on('unhandledRejection', (e) => log('error', 'unhandled: ' + (e?.stack || e)));
