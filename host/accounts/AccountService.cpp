@@ -427,7 +427,10 @@ cn_result AccountService::on_status(const Account &account, const Json &event) {
   if (state != account.state || detail != account.detail) {
     if (state == "connected") {
       record(account, "connected", "info", "Connected as " + name);
-    } else if (state == "disconnected" && account.state != "disconnected") {
+    } else if (state == "disconnected" &&
+               (account.state == "connected" || account.state == "connecting")) {
+      // A QR that expired before anyone scanned it is logged as such (qr_expired), not as a
+      // disconnection.
       record(account, "disconnected", "info", detail.empty() ? "Disconnected" : detail);
     } else if (state == "error" || state == "reauth_needed") {
       record(account, state, "error", detail.empty() ? "Connection failed" : detail);

@@ -10,6 +10,9 @@
 namespace connector::log {
 namespace {
 
+// Shorter values are too likely to be ordinary words ("admin", "wrong") to mask safely.
+constexpr size_t kMinSecretBytes = 6;
+
 std::mutex secrets_mutex;
 // Longest first, so a secret that contains another is masked whole.
 struct LongestFirst {
@@ -46,7 +49,7 @@ void write(spdlog::level::level_enum level, const Tag &tag, std::string_view mes
 }
 
 void add_secret(std::string_view value) {
-  if (value.size() < 4) return;
+  if (value.size() < kMinSecretBytes) return;
   std::lock_guard lock(secrets_mutex);
   secrets.emplace(value);
 }

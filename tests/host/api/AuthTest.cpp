@@ -1,0 +1,172 @@
+// Who may call the control API: no token gets nothing, an attendant reaches only their own
+// accounts and events, admins manage people and tokens, login links work once.
+#include "ApiClient.hpp"
+#include "TestHost.hpp"
+
+#include <gtest/gtest.h>
+
+namespace connector::test {
+namespace {
+
+class AuthTest : public ::testing::Test {
+ protected:
+  TestHost host_;
+};
+
+// Every route the API serves, with a method, for the "no token, no data" sweep.
+const std::vector<std::pair<std::string, std::string>> kProtectedRoutes = {
+    {"GET", "/api/v1/me"},
+    {"GET", "/api/v1/plugins"},
+    {"GET", "/api/v1/accounts"},
+    {"POST", "/api/v1/accounts"},
+    {"GET", "/api/v1/accounts/ACCOUNT"},
+    {"DELETE", "/api/v1/accounts/ACCOUNT"},
+    {"POST", "/api/v1/accounts/ACCOUNT/connect"},
+    {"POST", "/api/v1/accounts/ACCOUNT/disconnect"},
+    {"POST", "/api/v1/accounts/ACCOUNT/qr/refresh"},
+    {"GET", "/api/v1/accounts/ACCOUNT/qr"},
+    {"GET", "/api/v1/accounts/ACCOUNT/qr.png"},
+    {"GET", "/api/v1/accounts/ACCOUNT/qr.svg"},
+    {"GET", "/api/v1/accounts/ACCOUNT/log"},
+    {"GET", "/api/v1/accounts/ACCOUNT/messages"},
+    {"POST", "/api/v1/accounts/ACCOUNT/messages"},
+    {"GET", "/api/v1/cases"},
+    {"GET", "/api/v1/cases/1"},
+    {"GET", "/api/v1/cases/1/messages"},
+    {"GET", "/api/v1/messages/1"},
+    {"GET", "/api/v1/attendants"},
+    {"POST", "/api/v1/attendants"},
+    {"GET", "/api/v1/attendants/ATTENDANT"},
+    {"GET", "/api/v1/attendants/ATTENDANT/tokens"},
+    {"POST", "/api/v1/attendants/ATTENDANT/tokens"},
+    {"POST", "/api/v1/attendants/ATTENDANT/login-link"},
+    {"DELETE", "/api/v1/tokens/TOKEN"},
+};
+
+std::string fill(std::string route, const std::string &account, const std::string &attendant) {
+  for (auto [key, value] : {std::pair<std::string, std::string>{"ACCOUNT", account},
+                            {"ATTENDANT", attendant},
+                            {"TOKEN", "tok_x"}}) {
+    if (auto at = route.find(key); at != std::string::npos) route.replace(at, key.size(), value);
+  }
+  return route;
+}
+
+TEST_F(AuthTest, EveryRouteRefusesRequestsWithoutAValidToken) {
+  auto maria = host_.add_attendant("Maria");
+  ApiClient owner(host_.port(), maria.token);
+  const std::string account = TestHost::create_account(owner, "loopback");
+
+  for (const std::string token : {"", "cht_not-a-real-token", "garbage"}) {
+    ApiClient stranger(host_.port(), token);
+    for (const auto &[method, route] : kProtectedRoutes) {
+      auto result = stranger.request(method, fill(route, account, maria.id), "{}");
+      EXPECT_EQ(result.status, 401) << method << " " << route << " with token '" << token << "'";
+      EXPECT_EQ(result.error_code(), "unauthorized") << route;
+      EXPECT_EQ(result.body.find(account), std::string::npos) << route;
+    }
+  }
+  EXPECT_EQ(websocket_upgrade_status(host_.port(), ""), 401);
+  EXPECT_EQ(websocket_upgrade_status(host_.port(), "cht_wrong"), 401);
+  EXPECT_EQ(websocket_upgrade_status(host_.port(), maria.token), 101);
+}
+
+TEST_F(AuthTest, AnAttendantReachesNothingOfAnotherAttendant) {
+  auto maria = host_.add_attendant("Maria");
+  auto joao = host_.add_attendant("João");
+  ApiClient as_maria(host_.port(), maria.token);
+  ApiClient as_joao(host_.port(), joao.token);
+  const std::string account = TestHost::create_account(as_maria, "loopback", "Maria's");
+  ASSERT_EQ(as_maria.post("/api/v1/accounts/" + account + "/connect",
+                          {{"values", {{"account", "maria"}, {"password", "pw-maria-1"}}}})
+                .status,
+            202);
+  ASSERT_EQ(as_maria.post("/api/v1/accounts/" + account + "/messages",
+                          {{"to", "+5511987654321"}, {"text", "oi"}})
+                .status,
+            201);
+
+  // João's listings do not show Maria's account, and addressing it directly finds nothing.
+  EXPECT_EQ(as_joao.get("/api/v1/accounts").json()["items"].size(), 0u);
+  for (const auto &[method, route] : kProtectedRoutes) {
+    if (route.find("ACCOUNT") == std::string::npos) continue;
+    auto result = as_joao.request(method, fill(route, account, joao.id), "{}");
+    EXPECT_EQ(result.status, 404) << method << " " << route;
+  }
+  auto message_id = as_maria.get("/api/v1/accounts/" + account + "/messages")
+                        .json()["items"][0]["id"].get<int64_t>();
+  EXPECT_EQ(as_joao.get("/api/v1/messages/" + std::to_string(message_id)).status, 404);
+  EXPECT_EQ(as_maria.get("/api/v1/messages/" + std::to_string(message_id)).status, 200);
+
+  // Maria's account is still connected: João's disconnect did not reach it.
+  EXPECT_EQ(as_maria.get("/api/v1/accounts/" + account).json()["state"], "connected");
+
+  // Attendants do not manage people; admins see everyone's accounts.
+  EXPECT_EQ(as_joao.get("/api/v1/attendants").status, 403);
+  EXPECT_EQ(as_joao.post("/api/v1/attendants", {{"name", "Eve"}}).status, 403);
+  EXPECT_EQ(as_joao.post("/api/v1/accounts", {{"plugin", "loopback"},
+                                              {"attendant_id", maria.id}})
+                .status,
+            403);
+  EXPECT_EQ(host_.admin().get("/api/v1/accounts/" + account).status, 200);
+}
+
+TEST_F(AuthTest, EventsReachOnlyTheirOwnerAndAdmins) {
+  auto maria = host_.add_attendant("Maria");
+  auto joao = host_.add_attendant("João");
+  ApiClient as_maria(host_.port(), maria.token);
+  EventStream maria_events(host_.port(), maria.token);
+  EventStream joao_events(host_.port(), joao.token, EventStream::TokenVia::kSubprotocol);
+  EventStream admin_events(host_.port(), host_.admin_token());
+  ASSERT_TRUE(maria_events.wait_for_type("hello"));
+  ASSERT_TRUE(joao_events.wait_for_type("hello"));
+  ASSERT_TRUE(admin_events.wait_for_type("hello"));
+
+  const std::string account = TestHost::create_account(as_maria, "loopback");
+  as_maria.post("/api/v1/accounts/" + account + "/connect",
+                {{"values", {{"account", "maria"}, {"password", "pw-maria-2"}}}});
+
+  auto connected = [&](const Json &e) {
+    return e.value("type", "") == "account.status" && e.value("state", "") == "connected";
+  };
+  EXPECT_TRUE(maria_events.wait_for(connected));
+  EXPECT_TRUE(admin_events.wait_for(connected));
+  EXPECT_FALSE(joao_events.wait_for(connected, std::chrono::milliseconds(500)));
+}
+
+TEST_F(AuthTest, ALoginLinkWorksOnceAndARevokedTokenStopsWorking) {
+  auto maria = host_.add_attendant("Maria");
+  auto link = host_.admin().post("/api/v1/attendants/" + maria.id + "/login-link");
+  ASSERT_EQ(link.status, 201);
+  const std::string url = link.json()["url"];
+  const std::string code = url.substr(url.find("#login=") + 7);
+
+  auto first = host_.anonymous().post("/api/v1/auth/login-link", {{"code", code}});
+  ASSERT_EQ(first.status, 201);
+  EXPECT_EQ(first.json()["attendant"]["id"], maria.id);
+  auto replay = host_.anonymous().post("/api/v1/auth/login-link", {{"code", code}});
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_EQ(replay.error_code(), "invalid_login_link");
+
+  const std::string token = first.json()["token"];
+  const std::string token_id = first.json()["token_id"];
+  ApiClient as_maria(host_.port(), token);
+  EXPECT_EQ(as_maria.get("/api/v1/me").json()["attendant_id"], maria.id);
+  EXPECT_EQ(as_maria.del("/api/v1/tokens/" + token_id).status, 200);
+  EXPECT_EQ(as_maria.get("/api/v1/me").status, 401);
+}
+
+TEST_F(AuthTest, TokensAreStoredOnlyAsHashes) {
+  auto maria = host_.add_attendant("Maria");
+  host_.stop();
+  std::string bytes;
+  for (const char *name : {"connector-host.db", "connector-host.db-wal"}) {
+    bytes += read_file(host_.data_dir() / name);
+  }
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_EQ(bytes.find(maria.token), std::string::npos);
+  EXPECT_EQ(bytes.find(host_.admin_token()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace connector::test

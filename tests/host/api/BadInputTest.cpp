@@ -1,0 +1,155 @@
+// Bad requests get a clear 4xx answer, and slow, oversized or abandoned connections are cut off
+// without blocking anyone else.
+#include "ApiClient.hpp"
+#include "TestHost.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+
+namespace connector::test {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// Small limits, so the tests can cross them cheaply.
+const std::string kTightLimits =
+    "api:\n"
+    "  max_body_bytes: 4096\n"
+    "  max_header_bytes: 2048\n"
+    "  request_timeout_ms: 500\n";
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  BadInputTest() : host_({}, kTightLimits) {}
+
+  // Sends raw bytes and returns everything the host answers before closing (or `wait` passes).
+  std::string raw_exchange(const std::string &bytes,
+                           std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    net::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), host_.port()));
+    net::write(socket, net::buffer(bytes));
+    std::string answer;
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    socket.non_blocking(true);
+    while (std::chrono::steady_clock::now() < deadline) {
+      char buffer[4096];
+      boost::system::error_code ec;
+      const size_t n = socket.read_some(net::buffer(buffer), ec);
+      if (ec == net::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      if (ec) break;  // closed by the host
+      answer.append(buffer, n);
+    }
+    return answer;
+  }
+
+  TestHost host_;
+};
+
+TEST_F(BadInputTest, MalformedJsonAndUnknownFieldsAreRefusedWithAStableCode) {
+  auto admin = host_.admin();
+  auto malformed = admin.request("POST", "/api/v1/accounts", "{\"plugin\": ");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(malformed.error_code(), "invalid_json");
+
+  auto not_object = admin.request("POST", "/api/v1/accounts", "[1, 2]");
+  EXPECT_EQ(not_object.status, 400);
+  EXPECT_EQ(not_object.error_code(), "invalid_json");
+
+  auto deep = admin.request("POST", "/api/v1/accounts", std::string(100, '[') +
+                                                            std::string(100, ']'));
+  EXPECT_EQ(deep.status, 400);
+  EXPECT_EQ(deep.json()["error"]["message"], "the JSON body nests too deeply");
+
+  auto unknown = admin.post("/api/v1/accounts", {{"plugin", "loopback"}, {"colour", "blue"}});
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(unknown.error_code(), "unknown_field");
+  EXPECT_EQ(unknown.json()["error"]["message"],
+            "unknown field \"colour\"; valid fields: plugin, label, attendant_id");
+
+  auto wrong_type = admin.post("/api/v1/accounts", {{"plugin", 42}});
+  EXPECT_EQ(wrong_type.status, 400);
+  EXPECT_EQ(wrong_type.error_code(), "invalid_request");
+
+  auto no_plugin = admin.post("/api/v1/accounts", {{"plugin", "telex"}});
+  EXPECT_EQ(no_plugin.status, 422);
+  EXPECT_EQ(no_plugin.json()["error"]["message"], "no plugin \"telex\" is enabled");
+}
+
+TEST_F(BadInputTest, BadPagingRoutesAndMethodsAreRefused) {
+  auto admin = host_.admin();
+  EXPECT_EQ(admin.get("/api/v1/cases?limit=0").status, 400);
+  EXPECT_EQ(admin.get("/api/v1/cases?limit=abc").status, 400);
+  EXPECT_EQ(admin.get("/api/v1/cases?before=1x").status, 400);
+  EXPECT_EQ(admin.get("/api/v1/nothing-here").status, 404);
+  EXPECT_EQ(admin.get("/api/v2/accounts").status, 404);
+  EXPECT_EQ(admin.request("PUT", "/api/v1/accounts").status, 405);
+  EXPECT_EQ(admin.get("/api/v1/accounts/%zz").status, 400);
+}
+
+TEST_F(BadInputTest, HeaderInjectionThroughARecipientOrSubjectIsRefused) {
+  auto admin = host_.admin();
+  const std::string account = TestHost::create_account(admin, "loopback");
+  admin.post("/api/v1/accounts/" + account + "/connect",
+             {{"values", {{"account", "a"}, {"password", "pw-inject"}}}});
+  auto injected = admin.post("/api/v1/accounts/" + account + "/messages",
+                             {{"to", "x@example.com\r\nBcc: everyone@example.com"}, {"text", "hi"}});
+  EXPECT_EQ(injected.status, 400);
+  EXPECT_EQ(injected.json()["error"]["message"], "\"to\" must not contain line breaks");
+  auto subject = admin.post("/api/v1/accounts/" + account + "/messages",
+                            {{"to", "x@example.com"}, {"subject", "a\nb"}});
+  EXPECT_EQ(subject.status, 400);
+}
+
+TEST_F(BadInputTest, OversizedBodiesAndHeadersAreRefused) {
+  auto admin = host_.admin();
+  auto big = admin.request("POST", "/api/v1/accounts", std::string(5000, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.error_code(), "body_too_large");
+
+  auto headers = raw_exchange("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-Filler: " +
+                              std::string(4000, 'a') + "\r\n\r\n");
+  EXPECT_NE(headers.find("431"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("headers_too_large"), std::string::npos);
+}
+
+TEST_F(BadInputTest, GarbageAndSlowClientsAreCutOffWhileOthersAreServed) {
+  auto garbage = raw_exchange("\x16\x03\x01 this is not HTTP\r\n\r\n");
+  EXPECT_NE(garbage.find("400"), std::string::npos) << garbage;
+
+  // A client that sends half a request and stalls is disconnected after the request timeout,
+  // and meanwhile everyone else is served.
+  net::io_context io;
+  tcp::socket stalled(io);
+  stalled.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), host_.port()));
+  net::write(stalled, net::buffer(std::string("GET /api/v1/me HTTP/1.1\r\nHost: x\r\n")));
+  EXPECT_EQ(host_.admin().get("/api/v1/me").status, 200);
+
+  char byte = 0;
+  boost::system::error_code ec;
+  stalled.read_some(net::buffer(&byte, 1), ec);  // returns when the host closes the connection
+  EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
+
+  // Abandoned connections leave nothing behind that blocks the next client.
+  for (int i = 0; i < 20; ++i) {
+    tcp::socket abandoned(io);
+    abandoned.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), host_.port()));
+  }
+  EXPECT_EQ(host_.admin().get("/api/v1/me").status, 200);
+}
+
+TEST_F(BadInputTest, StaticFilesNeverEscapeTheirFolder) {
+  auto anonymous = host_.anonymous();
+  EXPECT_EQ(anonymous.get("/../../etc/passwd").status, 404);
+  EXPECT_EQ(anonymous.get("/%2e%2e/%2e%2e/etc/passwd").status, 404);
+  EXPECT_EQ(anonymous.get("/.hidden").status, 404);
+  EXPECT_EQ(anonymous.request("POST", "/index.html").status, 405);
+}
+
+}  // namespace
+}  // namespace connector::test

@@ -1,0 +1,173 @@
+// The connector-host binary as an admin meets it: --help, --version, --check-config, admin
+// commands, a clean stop on SIGTERM, and refused plugins reported while the others run.
+#include "ApiClient.hpp"
+#include "TempDir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <regex>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace connector::test {
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Run run(const std::string &args) {
+  Run result;
+  FILE *pipe = popen((std::string(CONNECTOR_HOST_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// A host started as its own process, its output captured to a file.
+class HostProcess {
+ public:
+  HostProcess(const std::filesystem::path &config, const std::filesystem::path &output)
+      : output_(output) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(CONNECTOR_HOST_BINARY, CONNECTOR_HOST_BINARY, "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~HostProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Waits until the output matches; returns the first capture group.
+  std::string wait_for(const std::string &pattern) const {
+    std::string found;
+    eventually(
+        [&] {
+          std::smatch match;
+          const std::string text = read_file(output_);
+          if (!std::regex_search(text, match, std::regex(pattern))) return false;
+          found = match.size() > 1 ? match[1].str() : match[0].str();
+          return true;
+        },
+        std::chrono::seconds(20));
+    return found;
+  }
+
+  // Sends `signal` and returns the exit code.
+  int stop(int signal) {
+    kill(pid_, signal);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  std::filesystem::path output_;
+  pid_t pid_ = -1;
+};
+
+TEST(CommandLineTest, HelpAndVersion) {
+  auto help = run("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--check-config FILE"), std::string::npos);
+  auto version = run("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.output, "connector-host " CONNECTOR_HOST_VERSION " (connector SDK 1.0)\n");
+  auto unknown = run("--frobnicate");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.output.find("unknown option --frobnicate"), std::string::npos);
+}
+
+TEST(CommandLineTest, CheckConfigNamesFileLineAndKey) {
+  TempDir dir;
+  auto good = dir.write("good.yaml", "listen:\n  port: 8080\n");
+  auto check = run("--check-config " + good.string());
+  EXPECT_EQ(check.exit_code, 0);
+  EXPECT_NE(check.output.find("configuration is valid"), std::string::npos);
+
+  auto bad = dir.write("bad.yaml", "listen:\n  port: 8080\n  adress: 127.0.0.1\n");
+  auto refused = run("--check-config " + bad.string());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.output.find(bad.string() + ":3:3: listen.adress: unknown key"),
+            std::string::npos)
+      << refused.output;
+
+  auto missing = run("--config " + (dir / "absent.yaml").string());
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
+TEST(CommandLineTest, RunsRefusesBadPluginsAndStopsCleanlyOnSigterm) {
+  TempDir dir;
+  const auto config = dir.write(
+      "host.yaml",
+      "listen:\n  port: 0\n"
+      "data_dir: data\n"
+      "plugins:\n"
+      "  loopback:\n    library: " CONNECTOR_PLUGIN_DIR "/libconnector_loopback.so\n"
+      "  future:\n    library: " CONNECTOR_FIXTURE_PLUGIN_DIR "/libfixture_abi_v2_0.so\n");
+  HostProcess host(config, dir / "output.txt");
+
+  const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
+  ASSERT_FALSE(url.empty()) << read_file(dir / "output.txt");
+  const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
+  ASSERT_FALSE(code.empty());
+  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+
+  auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
+  ASSERT_EQ(redeemed.status, 201);
+  ApiClient admin(port, redeemed.json()["token"]);
+  auto plugins = admin.get("/api/v1/plugins").json()["items"];
+  ASSERT_EQ(plugins.size(), 2u);
+  const Json &future = plugins[0]["id"] == "future" ? plugins[0] : plugins[1];
+  const Json &loopback = plugins[0]["id"] == "loopback" ? plugins[0] : plugins[1];
+  EXPECT_EQ(loopback["state"], "loaded");
+  EXPECT_EQ(future["state"], "refused");
+  EXPECT_NE(future["reason"].get<std::string>().find("built for connector SDK 2.0"),
+            std::string::npos)
+      << future["reason"];
+
+  // The admin commands work beside the running host.
+  auto link = run("--config " + config.string() + " login-link");
+  EXPECT_EQ(link.exit_code, 0);
+  EXPECT_NE(link.output.find("#login="), std::string::npos);
+  auto added = run("--config " + config.string() + " attendants add Ana");
+  ASSERT_EQ(added.exit_code, 0) << added.output;
+  const std::string ana = added.output.substr(0, added.output.find('\n'));
+  auto token = run("--config " + config.string() + " tokens issue " + ana);
+  ASSERT_EQ(token.exit_code, 0);
+  ApiClient as_ana(port, token.output.substr(0, token.output.find('\n')));
+  EXPECT_EQ(as_ana.get("/api/v1/me").json()["name"], "Ana");
+
+  EXPECT_EQ(host.stop(SIGTERM), 0);
+  const std::string output = read_file(dir / "output.txt");
+  EXPECT_NE(output.find("received SIGTERM"), std::string::npos);
+  EXPECT_NE(output.find("stopped"), std::string::npos);
+}
+
+TEST(CommandLineTest, ACorruptDatabaseIsAClearErrorNotACrash) {
+  TempDir dir;
+  dir.write("data/connector-host.db", std::string(8192, 'x'));
+  const auto config = dir.write("host.yaml", "listen:\n  port: 0\ndata_dir: data\n");
+  HostProcess host(config, dir / "output.txt");
+  EXPECT_FALSE(host.wait_for("cannot start: (.*)").empty()) << read_file(dir / "output.txt");
+  EXPECT_EQ(host.stop(0), 1);
+  EXPECT_NE(read_file(dir / "output.txt").find("connector-host.db"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace connector::test
