@@ -280,11 +280,13 @@ awaitable<std::vector<FetchedMessage>> ImapConnection::fetch(const std::string &
     FetchedMessage message;
     message.uid = number_after(line.text, "UID ");
     message.size = number_after(line.text, "RFC822.SIZE ");
+    message.has_size = line.text.find("RFC822.SIZE ") != std::string::npos;
     if (const size_t at = line.text.find("INTERNALDATE \""); at != std::string::npos) {
       message.internal_date = line.text.substr(at + 14, line.text.find('"', at + 14) - at - 14);
     }
     if (line.text.find("BODY[") != std::string::npos && !line.literals.empty()) {
       message.body = std::move(line.literals.front());
+      message.has_body = true;
     }
     if (message.uid != 0) messages.push_back(std::move(message));
   }

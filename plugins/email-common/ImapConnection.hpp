@@ -59,6 +59,8 @@ struct FetchedMessage {
   uint64_t size = 0;
   std::string body;
   std::string internal_date;
+  bool has_size = false;  // unsolicited FETCH responses (flag changes) carry neither
+  bool has_body = false;
 };
 
 class ImapConnection {

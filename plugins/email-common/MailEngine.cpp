@@ -226,6 +226,7 @@ class Session {
     std::vector<uint64_t> whole;
     std::vector<uint64_t> headers_only;
     for (const auto &m : sizes) {
+      if (!m.has_size) continue;
       (m.size > settings_.max_message_bytes ? headers_only : whole).push_back(m.uid);
     }
     std::vector<FetchedMessage> fetched;
@@ -240,10 +241,16 @@ class Session {
       for (auto &m : heads) fetched.push_back(std::move(m));
     }
     std::sort(fetched.begin(), fetched.end(),
-              [](const auto &a, const auto &b) { return a.uid < b.uid; });
+              [](const auto &a, const auto &b) {
+                return a.uid < b.uid || (a.uid == b.uid && a.has_body && !b.has_body);
+              });
+    fetched.erase(std::unique(fetched.begin(), fetched.end(),
+                              [](const auto &a, const auto &b) { return a.uid == b.uid; }),
+                  fetched.end());
 
     for (auto &m : fetched) {
-      if (m.uid <= state.last_uid) continue;
+      if (!m.has_body || m.uid <= state.last_uid) continue;
+      if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
       ReceivedMail mail{std::move(m.body), m.uid, state.uid_validity, m.size, m.internal_date,
                         big.count(m.uid) > 0};
       if (!deliver(mail)) {

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <regex>
 
 namespace connector::email {
 namespace {
@@ -151,6 +152,66 @@ void add_addresses(InternetAddressList *list, std::vector<std::string> &out) {
   }
 }
 
+// GMime 3.2 joins adjacent B-encoded words of one charset before decoding them (to mend
+// characters split across words) but stops at the first '=' padding, dropping the rest of the
+// subject. Decoding each word's base64 ourselves and re-encoding the run as one word keeps both
+// the mending and the text.
+std::string join_base64_words(const std::string &raw) {
+  static const std::regex kWord(R"(=\?([^?\s]+)\?[Bb]\?([A-Za-z0-9+/=]*)\?=)");
+  std::string out;
+  std::string run_charset;
+  std::string run_bytes;
+  size_t copied = 0;
+  size_t run_end = std::string::npos;
+  auto flush = [&] {
+    if (run_charset.empty()) return;
+    gchar *encoded = g_base64_encode(reinterpret_cast<const guchar *>(run_bytes.data()),
+                                     run_bytes.size());
+    out += "=?" + run_charset + "?B?" + encoded + "?=";
+    g_free(encoded);
+    run_charset.clear();
+    run_bytes.clear();
+  };
+  for (auto it = std::sregex_iterator(raw.begin(), raw.end(), kWord); it != std::sregex_iterator();
+       ++it) {
+    const size_t start = static_cast<size_t>(it->position());
+    const std::string between = raw.substr(copied, start - copied);
+    const bool adjacent = run_end != std::string::npos &&
+                          between.find_first_not_of(" \t\r\n") == std::string::npos &&
+                          g_ascii_strcasecmp((*it)[1].str().c_str(), run_charset.c_str()) == 0;
+    if (!adjacent) {
+      flush();
+      out += between;
+      run_charset = (*it)[1].str();
+    }
+    gsize size = 0;
+    guchar *bytes = g_base64_decode((*it)[2].str().c_str(), &size);
+    run_bytes.append(reinterpret_cast<const char *>(bytes), size);
+    g_free(bytes);
+    copied = start + static_cast<size_t>(it->length());
+    run_end = copied;
+  }
+  flush();
+  out += raw.substr(copied);
+  return out;
+}
+
+// A header's text, decoded from its raw form (see join_base64_words); empty when absent.
+std::optional<std::string> decoded_header(GMimeObject *object, const char *name) {
+  GMimeHeader *header = g_mime_header_list_get_header(g_mime_object_get_header_list(object), name);
+  if (header == nullptr) return std::nullopt;
+  const char *raw = g_mime_header_get_raw_value(header);
+  if (raw == nullptr) return std::nullopt;
+  std::string unfolded;
+  for (const char *p = raw; *p != '\0'; ++p) {
+    if (*p != '\r' && *p != '\n') unfolded += *p;
+  }
+  char *text = g_mime_utils_header_decode_text(parser_options(), join_base64_words(unfolded).c_str());
+  std::string result = scrub_utf8(trim(text));
+  g_free(text);
+  return result;
+}
+
 const char *header(GMimeObject *object, const char *name) {
   return g_mime_object_get_header(object, name);
 }
@@ -186,7 +247,7 @@ void mark_automatic(GMimeMessage *message, ParsedMail &mail) {
 
 void read_headers(GMimeMessage *message, ParsedMail &mail) {
   if (const char *id = g_mime_message_get_message_id(message)) mail.message_id = strip_angles(id);
-  if (const char *subject = g_mime_message_get_subject(message)) mail.subject = scrub_utf8(subject);
+  if (auto subject = decoded_header(GMIME_OBJECT(message), "Subject")) mail.subject = *subject;
 
   InternetAddressList *from = g_mime_message_get_from(message);
   if (from != nullptr && internet_address_list_length(from) > 0) {
@@ -216,6 +277,18 @@ void read_headers(GMimeMessage *message, ParsedMail &mail) {
     }
   }
   mark_automatic(message, mail);
+}
+
+// Line breaks as LF, without the trailing ones a transport adds.
+std::string body_text(std::string text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;
+    out += text[i];
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
 }
 
 std::string mime_type_of(GMimeObject *object) {
@@ -277,7 +350,7 @@ class PartWalker {
       if (target.empty()) {
         GMimeContentType *type = g_mime_object_get_content_type(object);
         const char *charset = g_mime_content_type_get_parameter(type, "charset");
-        target = to_utf8(decoded_content(part), charset == nullptr ? "" : charset);
+        target = body_text(to_utf8(decoded_content(part), charset == nullptr ? "" : charset));
         return;
       }
     }

@@ -1,0 +1,364 @@
+// The email-imap plugin, loaded through the host's real plugin loader, against real Dovecot and
+// Postfix on 127.0.0.1 (tests/support/mail/start-mail-servers.sh).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include "RecordingServices.hpp"
+#include "mail/MailServerFixture.hpp"
+#include "plugins/PluginRegistry.hpp"
+
+namespace connector::test {
+namespace {
+
+using nlohmann::json;
+using Fixture = MailServerFixture;
+
+Fixture *servers = nullptr;
+
+class MailServersEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { servers = new Fixture(); }
+  void TearDown() override {
+    delete servers;
+    servers = nullptr;
+  }
+};
+const auto *const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new MailServersEnvironment());
+
+std::filesystem::path plugin_library() {
+  return std::filesystem::path(CONNECTOR_PLUGIN_DIR) / "libconnector_email_imap.so";
+}
+
+std::string unique(const std::string &prefix) {
+  static std::mt19937_64 random(std::random_device{}());
+  return prefix + " " + std::to_string(random() % 1000000000);
+}
+
+json form(const std::string &password = Fixture::kPassword) {
+  return {{"provider", "imap"},
+          {"address", Fixture::kAgent},
+          {"password", password},
+          {"imap_host", "127.0.0.1"},
+          {"imap_port", servers->imap_starttls_port()},
+          {"imap_security", "starttls"},
+          {"smtp_host", "127.0.0.1"},
+          {"smtp_port", servers->submission_port()},
+          {"smtp_security", "starttls"},
+          {"ca_file", servers->ca_file()}};
+}
+
+std::string simple_mail(const std::string &subject, const std::string &body,
+                        const std::string &extra_headers = "") {
+  return "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\n" +
+         "To: " + Fixture::kAgent + "\r\n" + "Subject: " + subject + "\r\n" +
+         "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n" + extra_headers +
+         "Message-ID: <" + std::to_string(std::random_device{}()) + "@customer.test>\r\n" +
+         "\r\n" + body + "\r\n";
+}
+
+class EmailImapPluginTest : public ::testing::Test {
+ protected:
+  EmailImapPluginTest()
+      : attachments_(servers->dir() / ("attachments-" + unique("t").substr(2))),
+        services_(attachments_) {}
+
+  void load(json settings = json::object()) {
+    registry_.reset();
+    if (!settings.contains("timeout_s")) settings["timeout_s"] = 5;
+    registry_ = std::make_unique<plugins::PluginRegistry>(
+        std::vector<plugins::PluginSpec>{{"email-imap", plugin_library(), settings}}, services_);
+    plugin_ = registry_->find("email-imap");
+    ASSERT_NE(plugin_, nullptr) << registry_->records().front().reason;
+  }
+
+  std::string connect(const json &values) {
+    const std::string account = unique("acct").substr(5);
+    auto connected = plugin_->connect(account, {{"values", values}});
+    EXPECT_TRUE(connected) << (connected ? "" : connected.failure().message);
+    return account;
+  }
+
+  std::string error_detail(const std::string &account) {
+    auto error = services_.wait_for_status("error");
+    EXPECT_TRUE(error.has_value()) << "no error status for " << account;
+    return error ? error->value("detail", "") : "";
+  }
+
+  std::filesystem::path attachments_;
+  RecordingServices services_;
+  std::unique_ptr<plugins::PluginRegistry> registry_;
+  plugins::LoadedPlugin *plugin_ = nullptr;
+};
+
+TEST_F(EmailImapPluginTest, ConnectsWhenImapAndSmtpLoginsSucceed) {
+  load();
+  const std::string account = connect(form());
+  auto connected = services_.wait_for_status("connected");
+  ASSERT_TRUE(connected.has_value());
+  EXPECT_EQ(connected->value("account", ""), Fixture::kAgent);
+  EXPECT_EQ(plugin_->status(account)->value("state", ""), "connected");
+  // The password is kept only as a secret, never in the plain settings.
+  EXPECT_EQ(services_.stored(account, "servers")->find(Fixture::kPassword), std::string::npos);
+  EXPECT_EQ(*services_.stored(account, "password"), Fixture::kPassword);
+}
+
+TEST_F(EmailImapPluginTest, ConnectsOverImplicitTls) {
+  load();
+  json values = form();
+  values["imap_port"] = servers->imaps_port();
+  values["imap_security"] = "tls";
+  values["smtp_port"] = servers->smtps_port();
+  values["smtp_security"] = "tls";
+  connect(values);
+  EXPECT_TRUE(services_.wait_for_status("connected").has_value());
+}
+
+TEST_F(EmailImapPluginTest, ReportsWrongCredentials) {
+  load();
+  const std::string account = connect(form("not-the-password"));
+  EXPECT_NE(error_detail(account).find("refused the address or password"), std::string::npos);
+  auto logged = services_.wait_for([](const json &e) {
+    return e.value("type", "") == "log" && e.value("level", "") == "error";
+  });
+  EXPECT_TRUE(logged.has_value());
+  for (const auto &e : services_.events()) EXPECT_NE(e.value("state", ""), "connected");
+}
+
+TEST_F(EmailImapPluginTest, ReportsAnUntrustedCertificate) {
+  load();
+  json values = form();
+  values["ca_file"] = servers->other_ca_file();
+  const std::string account = connect(values);
+  EXPECT_NE(error_detail(account).find("certificate is not trusted"), std::string::npos);
+}
+
+TEST_F(EmailImapPluginTest, ReportsATlsHandshakeFailure) {
+  load();
+  json values = form();
+  values["imap_security"] = "tls";  // implicit TLS against the plain-text (STARTTLS) port
+  const std::string account = connect(values);
+  EXPECT_NE(error_detail(account).find("TLS handshake"), std::string::npos);
+}
+
+TEST_F(EmailImapPluginTest, ReportsAnUnreachableHost) {
+  load();
+  json values = form();
+  values["imap_port"] = servers->imap_starttls_port() + 9;  // nothing listens there
+  const std::string account = connect(values);
+  EXPECT_NE(error_detail(account).find("cannot reach"), std::string::npos);
+}
+
+TEST_F(EmailImapPluginTest, ReportsATimeoutWhenTheServerNeverAnswers) {
+  // A socket that accepts connections (the kernel does) but never says a word.
+  int silent = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+  ASSERT_EQ(listen(silent, 8), 0);
+  socklen_t size = sizeof address;
+  getsockname(silent, reinterpret_cast<sockaddr *>(&address), &size);
+
+  load({{"timeout_s", 1}});
+  json values = form();
+  values["imap_port"] = ntohs(address.sin_port);
+  const std::string account = connect(values);
+  EXPECT_NE(error_detail(account).find("did not answer in time"), std::string::npos);
+  close(silent);
+}
+
+TEST_F(EmailImapPluginTest, ReportsSmtpFailuresToo) {
+  load();
+  json values = form();
+  values["smtp_port"] = servers->submission_port() + 20;  // nothing listens there
+  const std::string account = connect(values);
+  const std::string detail = error_detail(account);
+  EXPECT_NE(detail.find("SMTP"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("cannot reach"), std::string::npos) << detail;
+}
+
+TEST_F(EmailImapPluginTest, DeliversAMailWithByteIdenticalAttachments) {
+  load();
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+
+  std::string binary;
+  for (int i = 0; i < 70000; ++i) binary += static_cast<char>((i * 7919) % 256);
+  static const char *kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string encoded;
+  for (size_t i = 0; i < binary.size(); i += 3) {
+    uint32_t n = uint8_t(binary[i]) << 16;
+    if (i + 1 < binary.size()) n |= uint8_t(binary[i + 1]) << 8;
+    if (i + 2 < binary.size()) n |= uint8_t(binary[i + 2]);
+    encoded += kAlphabet[(n >> 18) & 63];
+    encoded += kAlphabet[(n >> 12) & 63];
+    encoded += i + 1 < binary.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    encoded += i + 2 < binary.size() ? kAlphabet[n & 63] : '=';
+    if ((i / 3 + 1) % 19 == 0) encoded += "\r\n";
+  }
+  const std::string subject = unique("Invoice [#4711]");
+  const std::string body =
+      "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached, obrigado.\r\n"
+      "--b1\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n"
+      "Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "\r\n--b1--";
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   simple_mail(subject, body,
+                               "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                               "boundary=\"b1\"\r\n"));
+
+  auto message = services_.wait_for_subject(subject);
+  ASSERT_TRUE(message.has_value());
+  EXPECT_EQ(message->value("direction", ""), "inbound");
+  EXPECT_EQ(message->value("from", ""), Fixture::kCustomer);
+  EXPECT_EQ(message->value("text", ""), "See attached, obrigado.");
+  EXPECT_FALSE(message->value("automatic", true));
+  EXPECT_EQ((*message)["link"]["emails"], json::array({Fixture::kCustomer}));
+  EXPECT_EQ((*message)["link"]["subject_case_ids"], json::array({"4711"}));
+  ASSERT_EQ((*message)["attachments"].size(), 1u);
+  const auto &attachment = (*message)["attachments"][0];
+  EXPECT_EQ(attachment.value("name", ""), "data.bin");
+  EXPECT_EQ(services_.attachment(attachment.value("id", "")), binary);
+  const std::string raw = services_.attachment((*message)["details"].value("raw_attachment_id", ""));
+  EXPECT_NE(raw.find(subject), std::string::npos);
+}
+
+TEST_F(EmailImapPluginTest, ReplyReachesTheCustomerWithThreadingHeaders) {
+  load();
+  const std::string account = connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+
+  const std::string subject = unique("Re: [#12] Your order");
+  json message = {{"to", Fixture::kCustomer},
+                  {"subject", subject},
+                  {"text", "We shipped it."},
+                  {"html", "<p>We shipped it.</p>"},
+                  {"thread",
+                   {{"in_reply_to", "<question-2@customer.test>"},
+                    {"references", {"<question-1@customer.test>", "question-2@customer.test"}}}}};
+  auto sent = plugin_->send(account, message);
+  ASSERT_TRUE(sent) << sent.failure().message;
+  EXPECT_EQ(sent->value("status", ""), "sent");
+  const std::string message_id = sent->value("external_id", "");
+  ASSERT_FALSE(message_id.empty());
+
+  servers->wait_for_queue_empty();
+  std::string received;
+  for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+    if (mail.find(message_id) != std::string::npos) received = mail;
+  }
+  ASSERT_FALSE(received.empty()) << "the reply did not reach the customer's mailbox";
+  EXPECT_NE(received.find("Message-Id: <" + message_id + ">"), std::string::npos) << received;
+  EXPECT_NE(received.find("In-Reply-To: <question-2@customer.test>"), std::string::npos);
+  EXPECT_NE(received.find("References: <question-1@customer.test> <question-2@customer.test>"),
+            std::string::npos)
+      << received;
+  EXPECT_NE(received.find("Subject: " + subject), std::string::npos);
+
+  // Dovecot does not file sent mail by itself, so the plugin appended a copy to Sent.
+  bool filed = false;
+  for (const auto &mail : servers->mailbox(Fixture::kAgent, ".Sent")) {
+    filed = filed || mail.find(message_id) != std::string::npos;
+  }
+  EXPECT_TRUE(filed);
+}
+
+TEST_F(EmailImapPluginTest, RefusesLineBreaksInHeaderValues) {
+  load();
+  const std::string account = connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  auto sent = plugin_->send(account, {{"to", Fixture::kCustomer},
+                                      {"subject", "Hello\r\nBcc: victim@example.test"},
+                                      {"text", "x"}});
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.failure().code, "invalid_argument");
+}
+
+TEST_F(EmailImapPluginTest, RestartsWithoutDuplicates) {
+  load();
+  const std::string first = unique("before restart");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(first, "one"));
+  servers->wait_for_queue_empty();
+  const std::string account = connect(form());
+  ASSERT_TRUE(services_.wait_for_subject(first).has_value());
+  // The initial sync reports its progress.
+  EXPECT_TRUE(services_.wait_for([](const json &e) {
+    return e.value("type", "") == "progress" && e.value("phase", "") == "initial_sync";
+  }).has_value());
+  const size_t before = services_.messages().size();
+
+  // Stop the plugin as a host shutdown would, deliver one more, start again and resume.
+  registry_.reset();
+  const std::string second = unique("after restart");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(second, "two"));
+  servers->wait_for_queue_empty();
+  load();
+  ASSERT_TRUE(plugin_->connect(account, {{"resume", true}}));
+  ASSERT_TRUE(services_.wait_for_subject(second).has_value());
+
+  EXPECT_EQ(services_.messages().size(), before + 1);
+  for (const auto &m : services_.messages()) {
+    EXPECT_EQ(services_.emits_of(m.value("external_id", "")), 1) << m.value("subject", "");
+  }
+}
+
+TEST_F(EmailImapPluginTest, SameMailDeliveredTwiceIsOneMessage) {
+  load();
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  const std::string subject = unique("delivered twice");
+  const std::string mail = simple_mail(subject, "same bytes");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, mail);
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, mail);
+  ASSERT_TRUE(services_.wait_until([&] {
+    int seen = 0;
+    for (const auto &e : services_.events()) {
+      seen += e.value("type", "") == "message" && e.value("subject", "") == subject;
+    }
+    return seen == 2;
+  }));
+  int stored = 0;
+  for (const auto &m : services_.messages()) stored += m.value("subject", "") == subject;
+  EXPECT_EQ(stored, 1);
+}
+
+TEST_F(EmailImapPluginTest, ReconnectsAndCatchesUpAfterDovecotRestartsDuringIdle) {
+  load();
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  services_.clear_events();
+
+  servers->stop_dovecot();
+  servers->start_dovecot();
+  const std::string subject = unique("after dovecot restart");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, "still there?"));
+
+  EXPECT_TRUE(services_.wait_for_subject(subject).has_value());
+  EXPECT_TRUE(services_.wait_for([](const json &e) {
+    return e.value("type", "") == "status" && e.value("state", "") == "connecting";
+  }).has_value());
+}
+
+TEST_F(EmailImapPluginTest, NewMailArrivesThroughIdle) {
+  // Polling and IDLE renewal an hour apart: only an IDLE push can bring the mail in time.
+  load({{"poll_interval_s", 3600}, {"idle_restart_s", 3600}});
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  // Give the initial sync time to finish and the IDLE to start.
+  ASSERT_TRUE(services_.wait_for([](const json &e) {
+    return e.value("type", "") == "progress" && e.value("done", -1) == e.value("total", -2);
+  }));
+  const std::string subject = unique("pushed");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, "push"));
+  EXPECT_TRUE(services_.wait_for_subject(subject).has_value());
+}
+
+}  // namespace
+}  // namespace connector::test
