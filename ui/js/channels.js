@@ -1,0 +1,648 @@
+// The channels: one section per enabled plugin, built from the plugin's self-description
+// (name, capabilities, connect_fields), and inside it one card per account. Nothing here knows
+// a plugin by name, so a new plugin appears without changing the screen.
+import {h, replaceChildren, uniqueId} from './dom.js';
+import {t, localized, formatTime} from './i18n.js';
+
+const kLogLimit = 10;
+
+// What the error text of a failed call should say: the host's own message, or "no answer".
+export function reasonOf(error) {
+  return error.code === 'network' ? t('error.network') : error.message;
+}
+
+export class ChannelsView {
+  constructor(root, api, confirmDisconnect) {
+    this.root = root;
+    this.api = api;
+    this.confirmDisconnect = confirmDisconnect;
+    this.plugins = [];
+    this.sections = new Map();  // plugin id → {element, list, empty}
+    this.cards = new Map();     // account id → AccountCard
+  }
+
+  pluginName(pluginId) {
+    const record = this.plugins.find((p) => p.id === pluginId);
+    return record && record.descriptor ? localized(record.descriptor.name) : pluginId;
+  }
+
+  async load() {
+    const [plugins, accounts] = await Promise.all([
+      this.api.get('/plugins'), this.api.get('/accounts'),
+    ]);
+    this.plugins = plugins.items;
+    this.layout();
+    const seen = new Set();
+    for (const account of accounts.items) {
+      seen.add(account.id);
+      this.upsert(account);
+    }
+    for (const id of [...this.cards.keys()]) {
+      if (!seen.has(id)) this.drop(id);
+    }
+    this.refreshEmptyNotes();
+  }
+
+  // Builds the plugin sections once; later loads keep them (and the forms being typed in).
+  layout() {
+    if (!this.root.querySelector('#channels-heading')) {
+      replaceChildren(this.root, h('h2', {id: 'channels-heading', text: t('channels.heading')}),
+                      h('div', {class: 'channel-list'}));
+    }
+    const container = this.root.querySelector('.channel-list');
+    if (this.plugins.length === 0) {
+      replaceChildren(container, h('p', {class: 'note', text: t('channels.none')}));
+      return;
+    }
+    for (const record of this.plugins) {
+      if (this.sections.has(record.id)) continue;
+      const section = this.pluginSection(record);
+      this.sections.set(record.id, section);
+      container.append(section.element);
+    }
+  }
+
+  pluginSection(record) {
+    const headingId = uniqueId('plugin');
+    const name = record.descriptor ? localized(record.descriptor.name) : record.id;
+    const element = h('section', {class: 'channel', 'aria-labelledby': headingId,
+                                  'data-plugin': record.id});
+    element.append(h('h3', {id: headingId, text: name}));
+    const list = h('div', {class: 'accounts'});
+    const empty = h('p', {class: 'note', text: t('channels.no_accounts')});
+    if (record.state !== 'loaded') {
+      element.append(h('p', {class: 'error-text', role: 'alert',
+                             text: t('channels.refused', {reason: record.reason})}));
+      return {element, list, empty};
+    }
+    const add = h('button', {type: 'button', class: 'secondary add-account',
+                             text: t('channels.add', {plugin: name}),
+                             onclick: () => this.addAccount(record.id, add)});
+    element.append(empty, list, add);
+    return {element, list, empty};
+  }
+
+  async addAccount(pluginId, button) {
+    button.disabled = true;
+    try {
+      const account = await this.api.post('/accounts', {plugin: pluginId});
+      const card = this.upsert(account);
+      this.refreshEmptyNotes();
+      card.focusForm();
+    } catch (error) {
+      const section = this.sections.get(pluginId);
+      section.element.append(h('p', {class: 'error-text', role: 'alert', text: reasonOf(error)}));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  upsert(account) {
+    let card = this.cards.get(account.id);
+    if (card) {
+      card.update(account);
+      return card;
+    }
+    const section = this.sections.get(account.plugin);
+    const record = this.plugins.find((p) => p.id === account.plugin);
+    if (!section || !record) return null;  // a plugin no longer enabled: nothing to show
+    const number = section.list.children.length + 1;
+    card = new AccountCard(account, record.descriptor, number, this.api, this.confirmDisconnect);
+    this.cards.set(account.id, card);
+    section.list.append(card.element);
+    return card;
+  }
+
+  drop(accountId) {
+    const card = this.cards.get(accountId);
+    if (!card) return;
+    card.dispose();
+    this.cards.delete(accountId);
+    this.refreshEmptyNotes();
+  }
+
+  refreshEmptyNotes() {
+    for (const section of this.sections.values()) {
+      section.empty.hidden = section.list.children.length > 0;
+    }
+  }
+
+  // Live events about accounts. Returns false when the event names an account this screen has
+  // not seen (made in another window), so the caller reloads.
+  handle(event) {
+    if (!event.type.startsWith('account.')) return true;
+    const card = this.cards.get(event.account_id);
+    if (event.type === 'account.removed') {
+      this.drop(event.account_id);
+      return true;
+    }
+    if (!card) return false;
+    card.handle(event);
+    return true;
+  }
+
+  // Language switch: rebuild every label. Typed values are lost; connect forms are short.
+  relabel() {
+    this.root.replaceChildren();
+    for (const card of this.cards.values()) card.dispose();
+    this.sections.clear();
+    this.cards.clear();
+    return this.load();
+  }
+}
+
+class AccountCard {
+  constructor(account, descriptor, number, api, confirmDisconnect) {
+    this.account = account;
+    this.descriptor = descriptor ?? {};
+    this.number = number;
+    this.api = api;
+    this.confirmDisconnect = confirmDisconnect;
+    this.capabilities = new Set(this.descriptor.capabilities ?? []);
+    this.mode = null;
+    this.formError = '';
+    this.qrExpired = false;
+    this.qrObjectUrl = null;
+    this.qrShownFor = null;
+    this.qrTimer = null;
+    this.pairing = null;
+    this.progress = null;
+    this.logEntries = [];
+    this.build();
+    this.update(account);
+    this.loadLog();
+  }
+
+  title() {
+    return this.account.label || `${localized(this.descriptor.name)} · ${t('account.label', {n: this.number})}`;
+  }
+
+  build() {
+    const titleId = uniqueId('account');
+    this.element = h('article', {class: 'card', 'aria-labelledby': titleId,
+                                 'data-account': this.account.id});
+    this.titleEl = h('h4', {id: titleId, class: 'card-title'});
+    this.statusEl = h('p', {class: 'status', role: 'status', 'aria-live': 'polite',
+                            'data-testid': 'status'});
+    this.countEl = h('span', {class: 'linked-count', 'data-testid': 'linked-count'});
+    this.body = h('div', {class: 'card-body'});
+    this.progressEl = h('div', {class: 'progress-area', hidden: true});
+    const logId = uniqueId('log');
+    this.logList = h('ol', {class: 'log-list', 'aria-labelledby': logId, 'data-testid': 'log'});
+    this.logEl = h('details', {class: 'log', open: true},
+                   h('summary', {id: logId, text: t('log.heading')}), this.logList);
+    this.element.append(h('header', {class: 'card-header'}, this.titleEl, this.statusEl),
+                        this.body, this.progressEl, this.logEl);
+  }
+
+  dispose() {
+    clearTimeout(this.qrTimer);
+    if (this.qrObjectUrl) URL.revokeObjectURL(this.qrObjectUrl);
+    this.element.remove();
+  }
+
+  focusForm() {
+    const first = this.body.querySelector('input, select, button');
+    if (first) first.focus();
+  }
+
+  update(account) {
+    this.account = {...this.account, ...account};
+    if (account.state && account.state !== 'disconnected') this.qrExpired = false;
+    if (account.state === 'connected') this.pairing = null;
+    this.titleEl.textContent = this.title();
+    this.renderStatus();
+    this.renderCount();
+    this.renderBody();
+  }
+
+  handle(event) {
+    switch (event.type) {
+      case 'account.status': {
+        const next = {state: event.state, detail: event.detail ?? ''};
+        if ('account' in event) next.account = event.account;
+        if (event.state !== 'awaiting_qr') next.qr = null;
+        this.update(next);
+        break;
+      }
+      case 'account.qr':
+        this.qrExpired = false;
+        this.update({qr: {expires_at: event.expires_at,
+                          png: `/api/v1/accounts/${this.account.id}/qr.png`,
+                          svg: `/api/v1/accounts/${this.account.id}/qr.svg`}});
+        break;
+      case 'account.qr_expired':
+        this.qrExpired = true;
+        this.update({qr: null});
+        break;
+      case 'account.pairing_code':
+        this.pairing = {code: event.code, expires_at: event.expires_at};
+        this.renderBody(true);
+        break;
+      case 'account.progress':
+        this.progress = {phase: event.phase, done: event.done, total: event.total};
+        this.renderProgress();
+        break;
+      case 'account.log':
+        this.addLog(event.entry);
+        break;
+      case 'account.auto_linked':
+        this.update({auto_linked_cases: event.cases});
+        break;
+      default:
+        break;
+    }
+  }
+
+  // --- Status and count ------------------------------------------------------------------------
+
+  statusText() {
+    const {state, account, detail} = this.account;
+    switch (state) {
+      case 'connected':
+        return account ? t('state.connected', {account}) : t('state.connected_anon');
+      case 'connecting': return t('state.connecting');
+      case 'awaiting_qr': return t('state.awaiting_qr');
+      case 'error': return detail ? t('state.error', {detail}) : t('state.error_plain');
+      case 'reauth_needed': return t('state.reauth_needed', {detail: detail || '—'});
+      default: return t('state.disconnected');
+    }
+  }
+
+  renderStatus() {
+    const state = this.account.state ?? 'disconnected';
+    this.statusEl.className = `status state-${state}`;
+    this.statusEl.dataset.state = state;
+    replaceChildren(this.statusEl, h('span', {class: 'status-dot', 'aria-hidden': 'true'}),
+                    h('span', {class: 'visually-hidden', text: t('status.prefix') + ' '}),
+                    this.statusText());
+  }
+
+  renderCount() {
+    const n = Number(this.account.auto_linked_cases ?? 0);
+    this.countEl.dataset.count = String(n);
+    this.countEl.textContent =
+        n === 0 ? t('linked.zero') : n === 1 ? t('linked.one') : t('linked.count', {n});
+  }
+
+  // --- The body: form, QR, connecting, or connected ----------------------------------------------
+
+  modeFor() {
+    const {state, qr} = this.account;
+    if (state === 'connected') return 'connected';
+    if (qr || state === 'awaiting_qr') return 'qr';
+    if (this.qrExpired) return 'qr-expired';
+    if (state === 'connecting') return 'connecting';
+    return 'form';
+  }
+
+  // Rebuilds the body only when what it shows changes, so a form being filled in keeps its
+  // values and focus while status events arrive.
+  renderBody(force = false) {
+    const mode = this.modeFor();
+    if (mode === this.mode && !force) {
+      this.refreshBody(mode);
+      return;
+    }
+    const hadFocus = this.body.contains(document.activeElement);
+    this.mode = mode;
+    if (mode !== 'qr') this.clearQr();
+    const build = {
+      connected: () => this.connectedView(),
+      qr: () => this.qrView(),
+      'qr-expired': () => this.qrExpiredView(),
+      connecting: () => this.connectingView(),
+      form: () => this.formView(),
+    }[mode];
+    replaceChildren(this.body, build());
+    this.refreshBody(mode);
+    if (hadFocus) this.focusForm();
+  }
+
+  refreshBody(mode) {
+    if (mode === 'form') this.renderFormError();
+    if (mode === 'qr') this.showQr();
+  }
+
+  actionRow(...buttons) {
+    return h('div', {class: 'actions'}, ...buttons, this.countEl);
+  }
+
+  connectedView() {
+    const disconnect = h('button', {type: 'button', class: 'danger', text: t('disconnect'),
+                                    onclick: () => this.disconnect(disconnect)});
+    this.disconnectError = h('p', {class: 'error-text', role: 'alert'});
+    return [this.actionRow(disconnect), this.disconnectError];
+  }
+
+  async disconnect(button) {
+    const name = this.account.account || this.title();
+    if (!(await this.confirmDisconnect(name))) {
+      button.focus();
+      return;
+    }
+    try {
+      this.update(await this.api.post(`/accounts/${this.account.id}/disconnect`));
+    } catch (error) {
+      this.disconnectError.textContent = t('disconnect.failed', {reason: reasonOf(error)});
+    }
+  }
+
+  // The connect form, from the plugin's connect_fields. Required fields and passwords are in
+  // view; the optional rest (server names, ports…) folds under "More options", or under "Pair with
+  // a code" for plugins that pair by code (the phone number is that alternative's only field).
+  formView() {
+    const form = h('form', {class: 'connect-form', novalidate: true});
+    const main = h('div', {class: 'fields'});
+    const more = h('div', {class: 'fields'});
+    for (const field of this.descriptor.connect_fields ?? []) {
+      const shown = field.required || field.type === 'password' || field.type === 'select';
+      (shown && !(field.type === 'select' && !field.required) ? main : more).append(this.fieldRow(field));
+    }
+    form.append(main);
+    if (more.children.length > 0) {
+      const summary = this.capabilities.has('pairing_code') ? t('connect.pairing')
+                                                             : t('connect.more');
+      form.append(h('details', {class: 'more'}, h('summary', {text: summary}), more));
+    }
+    const submit = h('button', {type: 'submit', class: 'primary',
+                                text: t('connect.named', {plugin: localized(this.descriptor.name)})});
+    const buttons = [submit];
+    if (this.capabilities.has('oauth')) {
+      this.oauthButton = h('button', {type: 'button', class: 'secondary',
+                                      onclick: () => this.startOAuth(form)});
+      this.labelOAuth(form);
+      form.addEventListener('change', () => this.labelOAuth(form));
+      buttons.push(this.oauthButton);
+    }
+    this.formErrorEl = h('p', {class: 'error-text form-error', role: 'alert',
+                               'data-testid': 'form-error'});
+    this.oauthNote = h('p', {class: 'note', role: 'status'});
+    form.append(this.actionRow(...buttons), this.formErrorEl, this.oauthNote);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.connect(form, submit);
+    });
+    return form;
+  }
+
+  fieldRow(field) {
+    const id = uniqueId(`f-${field.name}`);
+    const label = localized(field.label) || field.name;
+    const labelEl = h('label', {for: id}, label,
+                      field.required ? h('span', {class: 'required', text: ' ' + t('connect.required')}) : null);
+    let control;
+    if (field.type === 'select') {
+      control = h('select', {id, name: field.name, required: field.required});
+      for (const choice of field.choices ?? []) {
+        control.append(h('option', {value: choice.value, text: localized(choice.label) || choice.value}));
+      }
+      if (field.default != null) control.value = String(field.default);
+    } else if (field.type === 'checkbox') {
+      control = h('input', {id, name: field.name, type: 'checkbox',
+                            checked: Boolean(field.default)});
+      return h('div', {class: 'field checkbox'}, control, labelEl);
+    } else {
+      const type = ['email', 'password', 'number'].includes(field.type) ? field.type : 'text';
+      control = h('input', {id, name: field.name, type, required: field.required,
+                            autocomplete: type === 'password' ? 'new-password' :
+                                          type === 'email' ? 'email' : 'off',
+                            value: field.default != null && !field.secret ? String(field.default) : null});
+    }
+    control.dataset.fieldType = field.type;
+    return h('div', {class: 'field'}, labelEl, control);
+  }
+
+  values(form) {
+    const values = {};
+    for (const control of form.querySelectorAll('[name]')) {
+      const type = control.dataset.fieldType;
+      if (type === 'checkbox') {
+        values[control.name] = control.checked;
+      } else if (control.value !== '') {
+        values[control.name] = type === 'number' ? Number(control.value) : control.value;
+      }
+    }
+    return values;
+  }
+
+  async connect(form, submit) {
+    this.formError = '';
+    this.renderFormError();
+    submit.disabled = true;
+    submit.textContent = t('connect.working');
+    try {
+      this.update(await this.api.post(`/accounts/${this.account.id}/connect`,
+                                      {values: this.values(form)}));
+    } catch (error) {
+      this.formError = t('connect.failed', {reason: reasonOf(error)});
+      this.renderFormError();
+    } finally {
+      submit.disabled = false;
+      submit.textContent = t('connect.named', {plugin: localized(this.descriptor.name)});
+    }
+  }
+
+  // The reason of the last failure, beside the form: the connect call's own answer, else the
+  // account's error detail from the host.
+  renderFormError() {
+    if (!this.formErrorEl) return;
+    const {state, detail} = this.account;
+    let text = this.formError;
+    if (!text && (state === 'error' || state === 'reauth_needed') && detail) {
+      text = t('connect.failed', {reason: detail});
+    }
+    this.formErrorEl.textContent = text;
+    this.formErrorEl.hidden = !text;
+  }
+
+  // "Connect with Google/Microsoft", named after the provider chosen in the form when it is one.
+  labelOAuth(form) {
+    const provider = [...form.querySelectorAll('select')].map((s) => s.value).join(' ');
+    this.oauthButton.textContent = /google|gmail/i.test(provider) ? t('oauth.google')
+        : /microsoft|outlook|office/i.test(provider) ? t('oauth.microsoft') : t('oauth.both');
+  }
+
+  async startOAuth(form) {
+    this.oauthNote.replaceChildren();
+    this.formError = '';
+    this.renderFormError();
+    try {
+      const answer = await this.api.post(`/accounts/${this.account.id}/oauth/start`,
+                                         {values: this.values(form)});
+      const url = String(answer.authorization_url ?? '');
+      if (!/^https?:\/\//i.test(url)) throw new Error('no authorization_url');
+      const opened = window.open(url, '_blank', 'noopener');
+      // With noopener the browser returns null even when the window opened, so the link is
+      // always offered as well.
+      this.oauthNote.append(opened ? t('oauth.opened') : t('oauth.blocked'),
+                            h('a', {href: url, target: '_blank', rel: 'noopener noreferrer',
+                                    text: t('oauth.link')}));
+    } catch (error) {
+      this.formError = error.status === 404 ? t('oauth.unavailable')
+                                            : t('oauth.failed', {reason: reasonOf(error)});
+      this.renderFormError();
+    }
+  }
+
+  // --- QR and pairing code -----------------------------------------------------------------------
+
+  qrView() {
+    const headingId = uniqueId('qr');
+    this.qrImg = h('img', {class: 'qr-image', 'data-testid': 'qr', alt: t('qr.loading'),
+                           width: 280, height: 280, hidden: true});
+    this.qrInfo = h('p', {class: 'qr-info', text: t('qr.loading')});
+    const cancel = h('button', {type: 'button', class: 'secondary', text: t('qr.cancel'),
+                                onclick: () => this.cancelPairing()});
+    return h('section', {class: 'qr-area', 'aria-labelledby': headingId},
+             h('h5', {id: headingId, text: t('qr.heading')}),
+             h('p', {class: 'note', text: t('qr.help')}),
+             h('div', {class: 'qr-frame'}, this.qrImg),
+             this.qrInfo, this.pairingView(), this.actionRow(cancel));
+  }
+
+  pairingView() {
+    if (!this.pairing || !this.pairing.code) return null;
+    return h('div', {class: 'pairing', role: 'status'},
+             h('h5', {text: t('pairing.heading')}),
+             h('p', {class: 'note', text: t('pairing.help')}),
+             h('p', {class: 'pairing-code', 'data-testid': 'pairing-code', text: this.pairing.code}),
+             this.pairing.expires_at ? h('p', {class: 'note', text: t('qr.expires',
+                                                     {time: formatTime(this.pairing.expires_at)})})
+                                     : null);
+  }
+
+  qrExpiredView() {
+    const refresh = h('button', {type: 'button', class: 'primary', text: t('qr.refresh'),
+                                 onclick: () => this.refreshQr(refresh)});
+    this.qrError = h('p', {class: 'error-text', role: 'alert'});
+    const cancel = h('button', {type: 'button', class: 'secondary', text: t('qr.cancel'),
+                                onclick: () => { this.qrExpired = false; this.renderBody(); }});
+    return [h('p', {class: 'qr-expired', role: 'alert', text: t('qr.expired')}),
+            this.actionRow(refresh, cancel), this.qrError];
+  }
+
+  async refreshQr(button) {
+    button.disabled = true;
+    try {
+      this.update(await this.api.post(`/accounts/${this.account.id}/qr/refresh`));
+    } catch (error) {
+      button.disabled = false;
+      this.qrError.textContent = reasonOf(error);
+    }
+  }
+
+  async cancelPairing() {
+    try {
+      this.update(await this.api.post(`/accounts/${this.account.id}/disconnect`));
+    } catch (error) {
+      if (this.qrInfo) this.qrInfo.textContent = reasonOf(error);
+    }
+  }
+
+  // Fetches the current QR image (with the token) when a new one was announced, and replaces
+  // the old one in place.
+  async showQr() {
+    const qr = this.account.qr;
+    if (!qr || !this.qrImg) return;
+    const key = `${qr.expires_at}`;
+    if (this.qrShownFor === key) return;
+    this.qrShownFor = key;
+    clearTimeout(this.qrTimer);
+    // Should the plugin's own expiry notice be lost, the screen still stops showing a dead code.
+    const left = qr.expires_at - Date.now();
+    if (left > 0) {
+      this.qrTimer = setTimeout(() => {
+        if (this.account.qr && this.account.qr.expires_at === qr.expires_at) {
+          this.qrExpired = true;
+          this.update({qr: null});
+        }
+      }, left + 1500);
+    }
+    try {
+      const blob = await this.api.blob(qr.svg ? qr.svg.replace(/^\/api\/v1/, '')
+                                              : qr.png.replace(/^\/api\/v1/, ''));
+      if (this.qrShownFor !== key || !this.qrImg) return;
+      if (this.qrObjectUrl) URL.revokeObjectURL(this.qrObjectUrl);
+      this.qrObjectUrl = URL.createObjectURL(blob);
+      this.qrImg.src = this.qrObjectUrl;
+      this.qrImg.alt = t('qr.alt', {account: this.account.account || this.title(),
+                                    time: formatTime(qr.expires_at)});
+      this.qrImg.dataset.expiresAt = String(qr.expires_at);
+      this.qrImg.hidden = false;
+      this.qrInfo.textContent = t('qr.expires', {time: formatTime(qr.expires_at)});
+    } catch (error) {
+      if (this.qrShownFor === key && this.qrInfo) {
+        this.qrInfo.textContent = t('qr.load_failed', {reason: reasonOf(error)});
+      }
+    }
+  }
+
+  clearQr() {
+    clearTimeout(this.qrTimer);
+    this.qrShownFor = null;
+    this.qrImg = null;
+    this.qrInfo = null;
+    if (this.qrObjectUrl) URL.revokeObjectURL(this.qrObjectUrl);
+    this.qrObjectUrl = null;
+  }
+
+  connectingView() {
+    const cancel = h('button', {type: 'button', class: 'secondary', text: t('qr.cancel'),
+                                onclick: () => this.cancelPairing()});
+    return [h('p', {class: 'note', text: t('state.connecting')}), this.pairingView(),
+            this.actionRow(cancel)];
+  }
+
+  // --- First sync progress -----------------------------------------------------------------------
+
+  renderProgress() {
+    const p = this.progress;
+    const finished = !p || (p.total > 0 && p.done >= p.total);
+    this.progressEl.hidden = finished;
+    if (finished) return;
+    const phase = p.phase || t('progress.label');
+    const text = p.total > 0 ? t('progress.phase', {phase, done: p.done, total: p.total})
+                             : t('progress.phase_open', {phase, done: p.done});
+    const id = uniqueId('progress');
+    const bar = h('progress', {id, max: p.total > 0 ? p.total : null,
+                               value: p.total > 0 ? p.done : null});
+    replaceChildren(this.progressEl, h('label', {for: id, text: t('progress.label')}), bar,
+                    h('span', {class: 'note', role: 'status', text}));
+  }
+
+  // --- Integration log -----------------------------------------------------------------------------
+
+  async loadLog() {
+    try {
+      const page = await this.api.get(`/accounts/${this.account.id}/log?limit=${kLogLimit}`);
+      const known = new Set(this.logEntries.map((e) => e.id));
+      this.logEntries = [...this.logEntries, ...page.items.filter((e) => !known.has(e.id))];
+    } catch {
+      // The log is a convenience; the card works without it.
+    }
+    this.renderLog();
+  }
+
+  addLog(entry) {
+    if (this.logEntries.some((e) => e.id === entry.id)) return;
+    this.logEntries.unshift(entry);
+    this.renderLog();
+  }
+
+  renderLog() {
+    this.logEntries.sort((a, b) => b.id - a.id);
+    this.logEntries = this.logEntries.slice(0, kLogLimit);
+    if (this.logEntries.length === 0) {
+      replaceChildren(this.logList, h('li', {class: 'note', text: t('log.empty')}));
+      return;
+    }
+    replaceChildren(this.logList, this.logEntries.map((entry) => {
+      const kind = t(`log.kind.${entry.kind}`);
+      return h('li', {class: `log-entry level-${entry.level}`, 'data-kind': entry.kind},
+               h('time', {datetime: new Date(entry.at).toISOString(), text: formatTime(entry.at)}),
+               ' ', h('strong', {text: kind.startsWith('log.kind.') ? entry.kind : kind}),
+               ' — ', entry.text);
+    }));
+  }
+}

@@ -1,0 +1,203 @@
+// The connection screen: signs in, then shows the channels and cases and keeps them live.
+import {Api, redeemLoginCode} from './api.js';
+import {CasesView} from './cases.js';
+import {ChannelsView, reasonOf} from './channels.js';
+import {h, replaceChildren, uniqueId} from './dom.js';
+import {EventStream} from './events.js';
+import {kLanguages, language, setLanguage, t} from './i18n.js';
+import {Session, takeLoginCode} from './session.js';
+
+const session = new Session();
+const api = new Api(session, () => signOut(t('login.expired')));
+const $ = (id) => document.getElementById(id);
+
+let channels = null;
+let cases = null;
+let events = null;
+
+// --- Shell and language ---------------------------------------------------------------------------
+
+function labelShell() {
+  document.documentElement.lang = language();
+  document.title = t('app.title');
+  $('app-title').textContent = t('app.title');
+  $('skip-link').textContent = t('app.skip');
+  $('language-label').textContent = t('lang.label');
+  $('sign-out').textContent = t('signout');
+  $('confirm-title').textContent = t('disconnect.title');
+  $('confirm-cancel').textContent = t('disconnect.cancel');
+  $('confirm-ok').textContent = t('disconnect.confirm');
+}
+
+function setupLanguage() {
+  const select = $('language');
+  for (const {code, name} of kLanguages) {
+    select.append(h('option', {value: code, lang: code, text: name}));
+  }
+  select.value = language();
+  select.addEventListener('change', async () => {
+    setLanguage(select.value);
+    labelShell();
+    if (!session.signedIn()) {
+      showLogin();
+      return;
+    }
+    setLiveState(liveState);
+    await channels.relabel();
+    cases.relabel();
+  });
+}
+
+let liveState = 'connecting';
+function setLiveState(state) {
+  liveState = state;
+  const el = $('live-status');
+  el.hidden = false;
+  el.dataset.state = state;
+  el.textContent = t(`live.${state}`);
+}
+
+// --- Disconnect confirmation ---------------------------------------------------------------------
+
+// Resolves true only when the attendant confirms; Escape and "Cancel" keep the connection.
+function confirmDisconnect(accountName) {
+  const dialog = $('confirm-disconnect');
+  $('confirm-body').textContent = t('disconnect.body', {account: accountName});
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), {once: true});
+    dialog.showModal();
+    $('confirm-cancel').focus();
+  });
+}
+
+// --- Signing in -----------------------------------------------------------------------------------
+
+function showLogin(message = '') {
+  $('workspace').hidden = true;
+  $('sign-out').hidden = true;
+  $('live-status').hidden = true;
+  const login = $('login');
+  login.hidden = false;
+  const id = uniqueId('token');
+  const input = h('input', {id, type: 'password', autocomplete: 'off', required: true,
+                            spellcheck: 'false'});
+  const error = h('p', {class: 'error-text', role: 'alert', 'data-testid': 'login-error',
+                        tabindex: '-1', text: message});
+  const form = h('form', {class: 'login-form'},
+                 h('label', {for: id, text: t('login.token')}), input,
+                 h('div', {class: 'actions'},
+                   h('button', {type: 'submit', class: 'primary', text: t('login.submit')})),
+                 error);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const token = input.value.trim();
+    if (!token) return;
+    session.keep(token);
+    try {
+      await api.get('/me');
+      input.value = '';
+      await enter();
+    } catch (failure) {
+      session.forget();
+      error.textContent = t('login.token_failed', {reason: reasonOf(failure)});
+      showLoginError(error);
+    }
+  });
+  replaceChildren(login, h('h2', {id: 'login-heading', text: t('login.heading')}),
+                  h('p', {text: t('login.intro')}), form);
+}
+
+function showLoginError(error) {
+  $('login').hidden = false;
+  $('workspace').hidden = true;
+  error.focus();
+}
+
+function signOut(message = '') {
+  session.forget();
+  if (events) events.stop();
+  events = null;
+  channels = null;
+  cases = null;
+  replaceChildren($('channels'));
+  replaceChildren($('cases'));
+  showLogin(message);
+}
+
+async function enter() {
+  $('login').hidden = true;
+  replaceChildren($('login'));
+  $('workspace').hidden = false;
+  $('sign-out').hidden = false;
+  channels = new ChannelsView($('channels'), api, confirmDisconnect);
+  cases = new CasesView($('cases'), api, (accountId, pluginId) => {
+    const card = channels.cards.get(accountId);
+    return channels.pluginName(card ? card.account.plugin : pluginId);
+  });
+  events = new EventStream(session, {
+    onEvent: onEvent,
+    onOpen: reload,
+    onState: (state) => {
+      setLiveState(state);
+      // A socket that keeps failing may mean the token was revoked; the API call tells.
+      if (state === 'offline') api.get('/me').catch(() => {});
+    },
+  });
+  setLiveState('connecting');
+  await reload();
+  events.start();
+}
+
+async function reload() {
+  if (!channels) return;
+  try {
+    await channels.load();
+  } catch {
+    return;  // the host is away; the event stream reconnects and reloads
+  }
+  await cases.load();
+}
+
+function onEvent(event) {
+  if (!channels) return;
+  if (!channels.handle(event)) {
+    reload();
+    return;
+  }
+  cases.handle(event);
+}
+
+// --- Start ------------------------------------------------------------------------------------------
+
+async function start() {
+  labelShell();
+  setupLanguage();
+  $('sign-out').addEventListener('click', () => signOut());
+
+  const code = takeLoginCode();
+  if (code) {
+    const login = $('login');
+    login.hidden = false;
+    replaceChildren(login, h('p', {role: 'status', text: t('login.checking')}));
+    try {
+      session.keep(await redeemLoginCode(code));
+    } catch (failure) {
+      showLogin(t('login.link_failed', {reason: reasonOf(failure)}));
+      return;
+    }
+  }
+  if (!session.signedIn()) {
+    showLogin();
+    return;
+  }
+  try {
+    await api.get('/me');
+  } catch (failure) {
+    if (failure.status === 401) return;  // already back at the sign-in form
+    // The host is not answering yet: show the screen; it fills in when the host is back.
+  }
+  await enter();
+}
+
+start();
