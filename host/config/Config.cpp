@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <initializer_list>
@@ -294,6 +295,109 @@ void read_auth(const Field &section, Auth &auth) {
   }
 }
 
+// --- matching ---------------------------------------------------------------------------------
+
+std::string read_choice(const Field &field, std::initializer_list<std::string_view> choices) {
+  std::string value = read_text(field, "one of " + joined(choices));
+  if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+    refuse(field, "expected one of " + joined(choices) + ", got " + shown(field.value));
+  }
+  return value;
+}
+
+// A list of non-empty texts; an empty list is allowed only when `may_be_empty`.
+std::vector<std::string> read_texts(const Field &field, std::string_view noun,
+                                    bool may_be_empty) {
+  if (!field.value.IsSequence()) refuse(field, "expected a list, got " + shown(field.value));
+  if (field.value.size() == 0 && !may_be_empty) refuse(field, "expected at least one entry");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < field.value.size(); ++i) {
+    const YAML::Node &item = field.value[i];
+    out.push_back(read_text(Field{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(),
+                                  item},
+                            noun));
+  }
+  return out;
+}
+
+std::vector<std::string> read_rules(const Field &field,
+                                    std::initializer_list<std::string_view> valid) {
+  std::vector<std::string> rules = read_texts(field, "a rule name", true);
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const YAML::Node &item = field.value[i];
+    const Field at{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(), item};
+    if (std::find(valid.begin(), valid.end(), rules[i]) == valid.end()) {
+      refuse(at, "unknown rule " + shown(item) + "; valid rules are: " + joined(valid));
+    }
+    if (std::find(rules.begin(), rules.begin() + static_cast<std::ptrdiff_t>(i), rules[i]) !=
+        rules.begin() + static_cast<std::ptrdiff_t>(i)) {
+      refuse(at, "rule " + shown(item) + " is listed twice");
+    }
+  }
+  return rules;
+}
+
+std::vector<std::string> read_subject_patterns(const Field &field) {
+  std::vector<std::string> patterns = read_texts(field, "a pattern", true);
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    const std::string &p = patterns[i];
+    const std::size_t at = p.find("{id}");
+    if (at == std::string::npos || p.find("{id}", at + 1) != std::string::npos || p == "{id}") {
+      const YAML::Node &item = field.value[i];
+      refuse(Field{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(), item},
+             "a subject pattern holds \"{id}\" exactly once, with text around it, "
+             "like \"[#{id}]\"; got " + shown(item));
+    }
+  }
+  return patterns;
+}
+
+std::string read_region(const Field &field) {
+  std::string region = read_text(field, "a region code");
+  const bool letters = region.size() == 2 && std::isupper(static_cast<unsigned char>(region[0])) &&
+                       std::isupper(static_cast<unsigned char>(region[1]));
+  if (!letters) {
+    refuse(field, "expected a two-letter ISO 3166 region code such as BR or PT, got " +
+                      shown(field.value));
+  }
+  return region;
+}
+
+void read_matching_email(const Field &section, Matching &m) {
+  for (const Field &field : entries(section, {"rules", "subject_patterns",
+                                              "subject_requires_case_contact",
+                                              "reply_prefixes"})) {
+    if (field.key == "rules") m.email_rules = read_rules(field, {"thread", "subject", "contact"});
+    if (field.key == "subject_patterns") m.subject_patterns = read_subject_patterns(field);
+    if (field.key == "subject_requires_case_contact") {
+      m.subject_requires_case_contact = read_boolean(field);
+    }
+    if (field.key == "reply_prefixes") m.reply_prefixes = read_texts(field, "a prefix", true);
+  }
+}
+
+void read_matching(const Field &section, Matching &m) {
+  for (const Field &field :
+       entries(section, {"default_region", "fold_plus_addressing", "email", "whatsapp",
+                         "no_match", "closed_case", "reopen_within_days"})) {
+    if (field.key == "default_region") m.default_region = read_region(field);
+    if (field.key == "fold_plus_addressing") m.fold_plus_addressing = read_boolean(field);
+    if (field.key == "email") read_matching_email(field, m);
+    if (field.key == "whatsapp") {
+      for (const Field &rule : entries(field, {"rules"})) {
+        m.whatsapp_rules = read_rules(rule, {"contact"});
+      }
+    }
+    if (field.key == "no_match") m.no_match = read_choice(field, {"new_case", "unassigned"});
+    if (field.key == "closed_case") {
+      m.closed_case = read_choice(field, {"reopen", "new_case", "reopen_within"});
+    }
+    if (field.key == "reopen_within_days") {
+      m.reopen_within_days = read_integer(field, "a number of days", 0, 36500);
+    }
+  }
+}
+
 std::string default_public_url(const Listen &listen) {
   if (listen.port == 0) return {};
   const bool v6 = listen.address.find(':') != std::string::npos;
@@ -310,7 +414,8 @@ Config read_config(const Field &root, const fs::path &base) {
   Config config;
   fs::path data_dir = "./data", plugin_dir = "../build/plugins", ui_dir = "../ui", log_file;
   for (const Field &field : entries(root, {"listen", "data_dir", "plugin_dir", "ui_dir", "log",
-                                           "api", "auth", "public_url", "plugins"})) {
+                                           "api", "auth", "public_url", "plugins",
+                                           "matching"})) {
     if (field.key == "listen") read_listen(field, config.listen);
     if (field.key == "data_dir") data_dir = read_text(field, "a path");
     if (field.key == "plugin_dir") plugin_dir = read_text(field, "a path");
@@ -318,6 +423,7 @@ Config read_config(const Field &root, const fs::path &base) {
     if (field.key == "log") read_log(field, config.log, log_file);
     if (field.key == "api") read_api(field, config.api);
     if (field.key == "auth") read_auth(field, config.auth);
+    if (field.key == "matching") read_matching(field, config.matching);
     if (field.key == "public_url" && !field.value.IsNull()) {
       config.public_url = read_public_url(field);
     }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/Expected.hpp"
 
@@ -58,6 +59,29 @@ struct Plugin {
   nlohmann::json settings = nlohmann::json::object();
 };
 
+// How messages find their case (the `matching:` section). The rules run in the order given;
+// the first that finds a case wins. See config/connector-host.yaml for what each choice does.
+struct Matching {
+  std::string default_region = "BR";  // ISO 3166 region for phone numbers written without +
+  bool fold_plus_addressing = true;   // ana+shop@x.com is ana@x.com
+  std::vector<std::string> email_rules = {"thread", "subject", "contact"};
+  std::vector<std::string> whatsapp_rules = {"contact"};
+  // Case ids in subjects: "{id}" stands for the digits; the rest is matched ignoring case.
+  std::vector<std::string> subject_patterns = {"[#{id}]"};
+  // A case id in a subject counts only when the sender is one of the case's contact's
+  // addresses: otherwise anyone could write into any case.
+  bool subject_requires_case_contact = true;
+  // Reply and forward prefixes, without the colon, compared ignoring case. They never hide a
+  // case id (ids are found anywhere in the subject); they are stripped from new cases' titles.
+  std::vector<std::string> reply_prefixes = {"re",  "res", "fw",  "fwd", "enc", "aw", "wg",
+                                             "tr",  "rv",  "sv",  "vs",  "antw", "rif"};
+  std::string no_match = "new_case";  // new_case or unassigned
+  // What a message matched to a closed case does: reopen, new_case, or reopen_within
+  // (reopen when closed at most reopen_within_days ago, else a new case).
+  std::string closed_case = "reopen_within";
+  std::int64_t reopen_within_days = 7;
+};
+
 struct Config {
   Listen listen;
   std::filesystem::path data_dir;    // default ./data
@@ -71,6 +95,7 @@ struct Config {
   // in which case the host derives it once it knows the port it was given.
   std::string public_url;
   std::map<std::string, Plugin> plugins;  // by plugin id
+  Matching matching;
 };
 
 // Reads and checks the configuration file at `path`. Failures have the code "invalid_config".
