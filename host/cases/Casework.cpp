@@ -1,0 +1,324 @@
+#include "cases/Casework.hpp"
+
+#include "log/Log.hpp"
+
+#include <algorithm>
+
+namespace connector::cases {
+namespace {
+
+constexpr size_t kMaxTitle = 200;
+
+std::string clipped(std::string text, size_t limit) {
+  if (text.size() <= limit) return text;
+  size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // UTF-8
+  text.resize(end);
+  return text;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Casework>> Casework::open(store::Database &db, accounts::EventHub &events,
+                                                   const config::Matching &settings) {
+  auto lookups = MatchLookups::open(db);
+  if (!lookups) return lookups.failure();
+  return std::unique_ptr<Casework>(new Casework(db, events, settings, std::move(*lookups)));
+}
+
+Casework::Casework(store::Database &db, accounts::EventHub &events,
+                   const config::Matching &settings, std::unique_ptr<MatchLookups> lookups)
+    : db_(db),
+      events_(events),
+      conversations_(db),
+      lookups_(std::move(lookups)),
+      matcher_(std::make_unique<CaseMatcher>(settings, *lookups_)),
+      contacts_(db) {}
+
+Expected<Decision> Casework::ingest(const std::string &account_id, const std::string &attendant_id,
+                                    int64_t message_id, const store::NewMessage &message) {
+  std::lock_guard lock(mutex_);
+  const int64_t now = store::now_ms();
+  Decision decision = matcher_->decide(attendant_id, message, now);
+
+  auto applied = db_.transaction([&]() -> Outcome {
+    std::optional<int64_t> contact = decision.contact_id;
+    if (!contact && !decision.identities.empty()) {
+      auto created = contacts_.create(decision.identities);
+      if (!created) return created.failure();
+      contact = *created;
+      decision.contact_id = contact;
+    } else if (contact) {
+      for (int64_t other : decision.merge_into_contact) {
+        auto merged = contacts_.merge(*contact, other, "named together by one message", "");
+        if (!merged) return merged.failure();
+      }
+      if (auto attached = contacts_.attach(*contact, decision.identities); !attached) {
+        return attached;
+      }
+    }
+
+    if (decision.verdict == Decision::Verdict::kUnassigned) return Ok{};
+    if (decision.verdict == Decision::Verdict::kNewCase) {
+      auto opened = open_case(attendant_id, contact, title_for(message, decision), std::nullopt);
+      if (!opened) return opened.failure();
+      decision.case_id = *opened;
+    } else {
+      auto touched = db_.run(
+          decision.reopen
+              ? "UPDATE cases SET status = 'open', closed_at = NULL, updated_at = ? WHERE id = ?"
+              : "UPDATE cases SET updated_at = ? WHERE id = ?",
+          {now, *decision.case_id});
+      if (!touched) return touched;
+    }
+    return db_.run(
+        "INSERT OR IGNORE INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+        "VALUES (?, ?, ?, '', ?)",
+        {message_id, *decision.case_id, decision.method, now});
+  });
+  if (!applied) return applied.failure();
+
+  log::debug({message.channel, account_id},
+             "message " + std::to_string(message_id) + ": " + decision.why);
+  if (decision.case_id) count_new_link(account_id, attendant_id, *decision.case_id);
+  return decision;
+}
+
+std::string Casework::title_for(const store::NewMessage &message, const Decision &decision) const {
+  std::string title = matcher_->subjects().without_prefixes(message.subject);
+  if (title.empty()) title = message.text.substr(0, message.text.find('\n'));
+  if (title.empty() && !decision.identities.empty()) title = decision.identities.front().value;
+  return clipped(std::move(title), kMaxTitle);
+}
+
+Expected<int64_t> Casework::open_case(const std::string &attendant_id,
+                                      std::optional<int64_t> contact_id, const std::string &title,
+                                      std::optional<int64_t> id) {
+  const int64_t now = store::now_ms();
+  auto inserted = db_.run(
+      "INSERT INTO cases (id, attendant_id, contact_id, title, status, created_at, updated_at) "
+      "VALUES (?, ?, ?, ?, 'open', ?, ?)",
+      {id ? store::Value(*id) : store::Value(), attendant_id,
+       contact_id ? store::Value(*contact_id) : store::Value(), title, now, now});
+  if (!inserted) {
+    if (inserted.failure().code == "conflict" && id) {
+      return failure("conflict", "case " + std::to_string(*id) + " exists already");
+    }
+    return inserted.failure();
+  }
+  return db_.last_insert_id();
+}
+
+// --- The platform's verbs ---------------------------------------------------------------------
+
+Expected<std::vector<Identity>> Casework::read_identities(const CaseFields &fields) const {
+  const IdentityReader &reader = matcher_->identities();
+  std::vector<Identity> out;
+  const auto add = [&](const std::string &raw, std::optional<Identity> identity,
+                       const char *what) -> Outcome {
+    if (!identity) {
+      return failure("invalid_request", "\"" + raw + "\" is not " + std::string(what));
+    }
+    if (std::find(out.begin(), out.end(), *identity) == out.end()) out.push_back(*identity);
+    return Ok{};
+  };
+  for (const auto &raw : fields.phones) {
+    if (auto done = add(raw, reader.phone(raw), "a phone number"); !done) return done.failure();
+  }
+  for (const auto &raw : fields.whatsapp_ids) {
+    auto done = add(raw, reader.whatsapp_id(raw), "a WhatsApp id of a person");
+    if (!done) return done.failure();
+  }
+  for (const auto &raw : fields.addresses) {
+    if (auto done = add(raw, reader.email(raw), "an e-mail address"); !done) {
+      return done.failure();
+    }
+  }
+  return out;
+}
+
+Expected<std::optional<int64_t>> Casework::join(const std::vector<Identity> &identities,
+                                                std::optional<int64_t> current,
+                                                const std::string &reason,
+                                                const std::string &by) {
+  std::vector<int64_t> found;
+  if (current) found.push_back(*current);
+  for (const auto &identity : identities) {
+    auto owner = contacts_.owner_of(identity);
+    if (owner && std::find(found.begin(), found.end(), *owner) == found.end()) {
+      found.push_back(*owner);
+    }
+  }
+  if (found.empty()) {
+    if (identities.empty()) return std::optional<int64_t>();
+    auto created = contacts_.create(identities);
+    if (!created) return created.failure();
+    return std::optional<int64_t>(*created);
+  }
+  // The platform said these belong together: that is stronger than an earlier undo, so no
+  // undone-merge check here (unlike the matcher's).
+  const int64_t kept = current ? *current : *std::min_element(found.begin(), found.end());
+  for (int64_t other : found) {
+    if (other == kept) continue;
+    if (auto merged = contacts_.merge(kept, other, reason, by); !merged) return merged.failure();
+  }
+  if (auto attached = contacts_.attach(kept, identities); !attached) return attached.failure();
+  return std::optional<int64_t>(kept);
+}
+
+Expected<int64_t> Casework::create_case(const std::string &attendant_id, const CaseFields &fields,
+                                        const std::string &by) {
+  auto identities = read_identities(fields);
+  if (!identities) return identities.failure();
+  if (fields.status && *fields.status != "open" && *fields.status != "closed") {
+    return failure("invalid_request", "\"status\" is \"open\" or \"closed\"");
+  }
+  std::lock_guard lock(mutex_);
+  int64_t case_id = 0;
+  auto done = db_.transaction([&]() -> Outcome {
+    auto contact = join(*identities, std::nullopt, "given together on a new case", by);
+    if (!contact) return contact.failure();
+    auto opened = open_case(attendant_id, *contact, clipped(fields.title.value_or(""), kMaxTitle),
+                            fields.id);
+    if (!opened) return opened.failure();
+    case_id = *opened;
+    if (fields.status == "closed") {
+      return db_.run("UPDATE cases SET status = 'closed', closed_at = ? WHERE id = ?",
+                     {store::now_ms(), case_id});
+    }
+    return Ok{};
+  });
+  if (!done) return done.failure();
+  return case_id;
+}
+
+// Identities are only ever added: taking one away from a contact would need to know which of
+// its messages it should take along, which no one has asked for yet.
+Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const std::string &by) {
+  auto identities = read_identities(fields);
+  if (!identities) return identities.failure();
+  if (fields.status && *fields.status != "open" && *fields.status != "closed") {
+    return failure("invalid_request", "\"status\" is \"open\" or \"closed\"");
+  }
+  std::lock_guard lock(mutex_);
+  return db_.transaction([&]() -> Outcome {
+    std::optional<int64_t> contact;
+    bool exists = false;
+    auto read = db_.run("SELECT contact_id FROM cases WHERE id = ?", {case_id},
+                        [&](const store::Row &row) {
+                          exists = true;
+                          contact = row.optional_integer(0);
+                        });
+    if (!read) return read;
+    if (!exists) return failure("not_found", "no case " + std::to_string(case_id));
+
+    const int64_t now = store::now_ms();
+    if (!identities->empty()) {
+      auto joined = join(*identities, contact, "given to case " + std::to_string(case_id), by);
+      if (!joined) return joined.failure();
+      if (*joined != contact) {
+        auto set = db_.run("UPDATE cases SET contact_id = ? WHERE id = ?", {**joined, case_id});
+        if (!set) return set;
+      }
+    }
+    if (fields.title) {
+      auto set = db_.run("UPDATE cases SET title = ? WHERE id = ?",
+                         {clipped(*fields.title, kMaxTitle), case_id});
+      if (!set) return set;
+    }
+    if (fields.status == "closed") {
+      auto set = db_.run(
+          "UPDATE cases SET status = 'closed', closed_at = ? WHERE id = ? AND status = 'open'",
+          {now, case_id});
+      if (!set) return set;
+    } else if (fields.status == "open") {
+      auto set = db_.run("UPDATE cases SET status = 'open', closed_at = NULL WHERE id = ?",
+                         {case_id});
+      if (!set) return set;
+    }
+    return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, case_id});
+  });
+}
+
+Outcome Casework::move_message(int64_t message_id, std::optional<int64_t> case_id,
+                               const std::string &by) {
+  std::string account_id, attendant_id;
+  auto read = db_.run(
+      "SELECT m.account_id, a.attendant_id FROM messages m JOIN accounts a ON a.id = m.account_id "
+      "WHERE m.id = ?",
+      {message_id}, [&](const store::Row &row) {
+        account_id = row.text(0);
+        attendant_id = row.text(1);
+      });
+  if (!read) return read;
+  if (account_id.empty()) return failure("not_found", "no message " + std::to_string(message_id));
+
+  std::lock_guard lock(mutex_);
+  auto done = db_.transaction([&]() -> Outcome {
+    if (!case_id) return db_.run("DELETE FROM message_links WHERE message_id = ?", {message_id});
+    auto exists = conversations_.case_owner(*case_id);
+    if (!exists) return exists.failure();
+    const int64_t now = store::now_ms();
+    auto linked = db_.run(
+        "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+        "VALUES (?, ?, 'manual', ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+        "case_id = excluded.case_id, method = 'manual', linked_by = excluded.linked_by, "
+        "linked_at = excluded.linked_at",
+        {message_id, *case_id, by, now});
+    if (!linked) return linked;
+    return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, *case_id});
+  });
+  if (!done) return done;
+  // The case the message left may have lost its last automatic link from this account.
+  recount(account_id, attendant_id);
+  return Ok{};
+}
+
+Outcome Casework::undo_merge(int64_t merge_id, const std::string &by) {
+  std::lock_guard lock(mutex_);
+  return db_.transaction([&] { return contacts_.undo_merge(merge_id, by); });
+}
+
+Expected<Json> Casework::case_json(int64_t case_id) {
+  auto summary = conversations_.case_summary(case_id);
+  if (!summary) return summary.failure();
+  std::optional<int64_t> contact;
+  if ((*summary)["contact_id"].is_number_integer()) contact = (*summary)["contact_id"];
+  (*summary)["contact"] = contacts_.contact_json(contact);
+  return *summary;
+}
+
+// --- The live count beside each channel -------------------------------------------------------
+
+// Called under mutex_ after a link is committed.
+void Casework::count_new_link(const std::string &account_id, const std::string &attendant_id,
+                              int64_t case_id) {
+  auto known = auto_linked_.find(account_id);
+  if (known == auto_linked_.end()) {
+    // First time this run: the stored figure already includes this link.
+    const int64_t cases = lookups_->auto_linked_cases(account_id);
+    auto_linked_[account_id] = cases;
+    publish_count(account_id, attendant_id, cases);
+    return;
+  }
+  // Only the first automatic link of this account to this case adds a case.
+  if (lookups_->auto_links_to_case(account_id, case_id) != 1) return;
+  publish_count(account_id, attendant_id, ++known->second);
+}
+
+// Called under mutex_.
+void Casework::recount(const std::string &account_id, const std::string &attendant_id) {
+  const int64_t cases = lookups_->auto_linked_cases(account_id);
+  auto known = auto_linked_.find(account_id);
+  if (known != auto_linked_.end() && known->second == cases) return;
+  auto_linked_[account_id] = cases;
+  publish_count(account_id, attendant_id, cases);
+}
+
+void Casework::publish_count(const std::string &account_id, const std::string &attendant_id,
+                             int64_t cases) {
+  events_.publish(attendant_id, "account.auto_linked",
+                  {{"account_id", account_id}, {"cases", cases}});
+}
+
+}  // namespace connector::cases

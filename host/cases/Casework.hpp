@@ -1,0 +1,103 @@
+// The case side of the host: every inbound message goes through here to its case, and the
+// platform creates, updates and re-files cases and messages through here.
+//
+//   ingest()        matches a stored inbound message (CaseMatcher) and applies the decision in
+//                   one transaction: new contact or merged contacts, new or reopened case, link.
+//   create_case(), update_case(), move_message(), undo_merge()   the control API's verbs.
+//
+// Each automatic link that makes an account's count of automatically linked cases change is
+// pushed live as {"type":"account.auto_linked","account_id":…,"cases":N} to the account's
+// attendant (and admins).
+//
+// Threading: thread-safe. Writes are serialised by one lock, so two messages of one new contact
+// arriving at once on two threads still make one contact.
+#pragma once
+
+#include "accounts/EventHub.hpp"
+#include "cases/CaseMatcher.hpp"
+#include "cases/ContactDirectory.hpp"
+#include "cases/MatchLookups.hpp"
+#include "common/Expected.hpp"
+#include "config/Config.hpp"
+#include "store/Conversations.hpp"
+#include "store/Database.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace connector::cases {
+
+// What the platform may set on a case. Identities are added to the case's contact (never
+// removed: see the note in Casework.cpp).
+struct CaseFields {
+  std::optional<int64_t> id;  // create only: the platform's own case number
+  std::optional<std::string> title;
+  std::optional<std::string> status;  // open or closed
+  std::vector<std::string> phones;
+  std::vector<std::string> addresses;
+  std::vector<std::string> whatsapp_ids;
+};
+
+class Casework {
+ public:
+  static Expected<std::unique_ptr<Casework>> open(store::Database &db, accounts::EventHub &events,
+                                                  const config::Matching &settings);
+
+  // Links a newly stored inbound message (Conversations::insert said inserted) to its case.
+  // Returns the decision that was applied.
+  Expected<Decision> ingest(const std::string &account_id, const std::string &attendant_id,
+                            int64_t message_id, const store::NewMessage &message);
+
+  // A new case of `attendant_id`; returns its id. "conflict" when the id is taken,
+  // "invalid_request" for a phone or address that cannot be read.
+  Expected<int64_t> create_case(const std::string &attendant_id, const CaseFields &fields,
+                                const std::string &by);
+  Outcome update_case(int64_t case_id, const CaseFields &fields, const std::string &by);
+
+  // Files a message on a case by hand (or takes it off any case, with nullopt), recording who.
+  Outcome move_message(int64_t message_id, std::optional<int64_t> case_id, const std::string &by);
+
+  Outcome undo_merge(int64_t merge_id, const std::string &by);
+
+  // The case as the API shows it: Conversations::case_summary plus its contact.
+  Expected<Json> case_json(int64_t case_id);
+  ContactDirectory &contacts() { return contacts_; }
+  const CaseMatcher &matcher() const { return *matcher_; }
+
+ private:
+  Casework(store::Database &db, accounts::EventHub &events, const config::Matching &settings,
+           std::unique_ptr<MatchLookups> lookups);
+
+  Expected<int64_t> open_case(const std::string &attendant_id, std::optional<int64_t> contact_id,
+                              const std::string &title, std::optional<int64_t> id);
+  Expected<std::vector<Identity>> read_identities(const CaseFields &fields) const;
+  // The one contact these identities (and `current`, when given) belong to, created or merged
+  // as needed. Inside a transaction.
+  Expected<std::optional<int64_t>> join(const std::vector<Identity> &identities,
+                                        std::optional<int64_t> current, const std::string &reason,
+                                        const std::string &by);
+  std::string title_for(const store::NewMessage &message, const Decision &decision) const;
+  void count_new_link(const std::string &account_id, const std::string &attendant_id,
+                      int64_t case_id);
+  void recount(const std::string &account_id, const std::string &attendant_id);
+  void publish_count(const std::string &account_id, const std::string &attendant_id,
+                     int64_t cases);
+
+  store::Database &db_;
+  accounts::EventHub &events_;
+  store::Conversations conversations_;
+  std::unique_ptr<MatchLookups> lookups_;
+  std::unique_ptr<CaseMatcher> matcher_;
+  ContactDirectory contacts_;
+
+  std::mutex mutex_;  // serialises every write, and guards auto_linked_
+  // Per account: the count of automatically linked cases as last published. Filled on first
+  // use from the store, then kept up to date, so a message never recounts a whole account.
+  std::map<std::string, int64_t> auto_linked_;
+};
+
+}  // namespace connector::cases

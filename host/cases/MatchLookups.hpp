@@ -1,0 +1,77 @@
+// The matcher's read side: its own read-only SQLite connection with every query prepared once.
+//
+// Why a second connection: the store's Database prepares each statement on every call, which
+// alone costs more than the matcher's whole budget per message (p99 ≤ 20 µs). In WAL mode a
+// reader sees every committed write at its next statement and never blocks the writer; all
+// writes still go through the store's Database. Each query resets its statement after use, so
+// no read transaction stays open between calls.
+//
+// Threading: thread-safe (one mutex; each query is a few microseconds).
+#pragma once
+
+#include "common/Expected.hpp"
+#include "store/Database.hpp"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace connector::cases {
+
+struct CaseRow {
+  int64_t id = 0;
+  std::string attendant_id;
+  std::optional<int64_t> contact_id;
+  bool open = true;
+  std::optional<int64_t> closed_at;
+};
+
+class MatchLookups {
+ public:
+  // Opens a read-only connection to the file behind `db` (found through PRAGMA database_list).
+  static Expected<std::unique_ptr<MatchLookups>> open(store::Database &db);
+  ~MatchLookups();
+  MatchLookups(const MatchLookups &) = delete;
+  MatchLookups &operator=(const MatchLookups &) = delete;
+
+  // The contact an identity belongs to.
+  std::optional<int64_t> contact_of(std::string_view kind, std::string_view value);
+
+  std::optional<CaseRow> case_row(int64_t case_id);
+
+  // The newest case of a contact for one attendant: the newest open one, or when `open_only`
+  // is false the newest of any status.
+  std::optional<CaseRow> newest_case(int64_t contact_id, std::string_view attendant_id,
+                                     bool open_only);
+
+  // The case of the message that carried this Message-ID (stored or sent), if it has one.
+  std::optional<int64_t> case_of_message_id(std::string_view message_id);
+
+  // True when a merge of these two contacts (either way round) was undone by hand: the matcher
+  // must not merge them again by itself.
+  bool merge_was_undone(int64_t a, int64_t b);
+
+  // How many of the account's messages are linked automatically to this case.
+  int64_t auto_links_to_case(std::string_view account_id, int64_t case_id);
+
+  // The figure Conversations::auto_linked_cases gives, read on this connection.
+  int64_t auto_linked_cases(std::string_view account_id);
+
+ private:
+  class Query;
+  MatchLookups(sqlite3 *db);
+  Outcome prepare();
+
+  sqlite3 *db_;
+  std::mutex mutex_;
+  std::unique_ptr<Query> contact_of_, case_row_, newest_open_, newest_any_, message_id_case_,
+      merge_undone_, auto_links_to_case_, auto_linked_cases_;
+};
+
+}  // namespace connector::cases
