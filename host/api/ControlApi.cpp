@@ -12,19 +12,6 @@ extern const char kOpenApi[];
 
 namespace connector::api {
 
-// One request on its way through the routes.
-struct ControlApi::Call {
-  const Request &request;
-  std::vector<std::string> segments;  // the path after /api/v1, split on '/'
-  std::optional<auth::Principal> principal;
-  Json body = Json::object();
-
-  const auth::Principal &who() const { return *principal; }
-  bool is(const char *method) const { return request.method == method; }
-  size_t size() const { return segments.size(); }
-  const std::string &at(size_t i) const { return segments[i]; }
-};
-
 namespace {
 
 Response not_found() { return Response::error(404, "not_found", "no such resource"); }
@@ -206,7 +193,7 @@ Response ControlApi::route(Call &call) {
     return call.is("GET") ? Response::json(200, {{"items", plugins_()}}) : method_not_allowed();
   }
   if (head == "accounts") return accounts_route(call);
-  if (head == "cases" || head == "messages") return cases_route(call);
+  if (head == "cases" || head == "messages" || head == "merges") return cases_route(call);
   if (head == "attendants" || head == "tokens") return attendants_route(call);
   return not_found();
 }
@@ -387,41 +374,7 @@ Json ControlApi::account_json(const accounts::Account &account) {
   return json;
 }
 
-// --- Cases and messages ---------------------------------------------------------------------------
-
-Response ControlApi::cases_route(Call &call) {
-  if (!call.is("GET")) return method_not_allowed();
-  const bool cases = call.at(0) == "cases";
-  auto page = page_of(call.request);
-  if (!page) return bad_page();
-
-  if (cases && call.size() == 1) {
-    std::string owner = call.who().attendant_id;
-    if (auto it = call.request.query.find("attendant_id");
-        it != call.request.query.end() && call.who().admin()) {
-      owner = it->second;
-    }
-    return Response::json(200, page_json(conversations_.cases(owner, *page), *page));
-  }
-  if (call.size() < 2) return not_found();
-  auto id = parse_int(call.at(1));
-  if (!id) return not_found();
-  auto owner = cases ? conversations_.case_owner(*id) : conversations_.message_owner(*id);
-  if (!owner || (!call.who().admin() && *owner != call.who().attendant_id)) return not_found();
-
-  if (!cases && call.size() == 2) {
-    auto message = conversations_.message(*id);
-    return message ? Response::json(200, *message) : fail(message.failure());
-  }
-  if (cases && call.size() == 2) {
-    auto summary = conversations_.case_summary(*id);
-    return summary ? Response::json(200, *summary) : fail(summary.failure());
-  }
-  if (cases && call.size() == 3 && call.at(2) == "messages") {
-    return Response::json(200, page_json(conversations_.case_messages(*id, *page), *page));
-  }
-  return not_found();
-}
+// Cases, messages and merges: CasesRoutes.cpp.
 
 // --- Attendants and tokens -----------------------------------------------------------------------
 

@@ -13,7 +13,13 @@
 #include "store/Conversations.hpp"
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
+
+namespace connector::cases {
+class Casework;
+}
 
 namespace connector::api {
 
@@ -34,18 +40,40 @@ class ControlApi {
   // Known only once the server has bound its port (which may have been chosen for it).
   void set_public_url(std::string url) { settings_.public_url = std::move(url); }
 
+  // The case engine behind POST/PATCH /cases, POST /messages/{id}/link and /merges; without it
+  // those answer 503. Must be set before the server starts.
+  void set_casework(cases::Casework *casework) { casework_ = casework; }
+
   // The principal of a token, for the WebSocket upgrade (which does not go through handle()).
   std::optional<auth::Principal> authenticate(const std::string &token) {
     return people_.authenticate(token);
   }
 
  private:
-  struct Call;  // one request being handled: its principal, path segments and parsed body
+  // One request on its way through the routes: its principal, path segments and parsed body.
+  // Defined here so that routes kept in other files (CasesRoutes.cpp) can read it.
+  struct Call {
+    const Request &request;
+    std::vector<std::string> segments;  // the path after /api/v1, split on '/'
+    std::optional<auth::Principal> principal;
+    Json body = Json::object();
+
+    const auth::Principal &who() const { return *principal; }
+    bool is(const char *method) const { return request.method == method; }
+    size_t size() const { return segments.size(); }
+    const std::string &at(size_t i) const { return segments[i]; }
+  };
 
   Response route(Call &call);
   Response accounts_route(Call &call);
   Response account_route(Call &call, const accounts::Account &account);
+  // Cases, messages and contact merges: CasesRoutes.cpp.
   Response cases_route(Call &call);
+  Response create_case(Call &call);
+  Response update_case(Call &call, int64_t case_id);
+  Response link_message(Call &call, int64_t message_id);
+  Response merges_route(Call &call);
+  bool may_see_case(const Call &call, int64_t case_id);
   Response attendants_route(Call &call);
 
   Response redeem_login_link(Call &call);
@@ -62,6 +90,7 @@ class ControlApi {
   auth::Attendants &people_;
   store::Conversations &conversations_;
   std::function<Json()> plugins_;
+  cases::Casework *casework_ = nullptr;
 };
 
 // The HTTP status that goes with a Failure's code.

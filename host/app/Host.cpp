@@ -5,6 +5,7 @@
 #include "api/ControlApi.hpp"
 #include "api/Server.hpp"
 #include "auth/Attendants.hpp"
+#include "cases/Casework.hpp"
 #include "log/Log.hpp"
 #include "plugins/PluginRegistry.hpp"
 #include "store/AccountValues.hpp"
@@ -73,6 +74,7 @@ struct Host::Parts {
   std::unique_ptr<auth::Attendants> people;
   accounts::EventHub events;
   std::unique_ptr<accounts::AccountService> accounts;
+  std::unique_ptr<cases::Casework> casework;
   std::unique_ptr<plugins::PluginRegistry> registry;
   std::unique_ptr<RegistryDirectory> directory;
   std::unique_ptr<api::ControlApi> api;
@@ -103,6 +105,22 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   // The accounts and their plugins.
   p.accounts = std::make_unique<accounts::AccountService>(*p.db, *p.values, *p.attachments,
                                                           *p.conversations, p.events);
+
+  // Every new inbound message goes to its case before the plugin's emit returns.
+  auto casework = cases::Casework::open(*p.db, p.events, config.matching);
+  if (!casework) return casework.failure();
+  p.casework = std::move(*casework);
+  p.accounts->set_message_observer([work = p.casework.get()](const accounts::Account &account,
+                                                             int64_t message_id,
+                                                             const store::NewMessage &message) {
+    auto linked = work->ingest(account.id, account.attendant_id, message_id, message);
+    if (!linked) {
+      log::error({account.plugin_id, account.id},
+                 "message " + std::to_string(message_id) +
+                     " is stored but could not be linked to a case: " + linked.failure().message);
+    }
+  });
+
   p.registry = std::make_unique<plugins::PluginRegistry>(plugin_specs(config), *p.accounts);
   p.directory = std::make_unique<RegistryDirectory>(*p.registry);
   p.accounts->set_plugins(p.directory.get());
@@ -129,6 +147,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
                                               }
                                               return items;
                                             });
+  p.api->set_casework(p.casework.get());
   p.server = std::make_unique<api::Server>(server_settings, *p.api, p.events);
   auto port = p.server->start();
   if (!port) return port.failure();

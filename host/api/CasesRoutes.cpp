@@ -1,0 +1,278 @@
+// The control API's case routes:
+//
+//   GET   /cases[?attendant_id=&before=&limit=]   cases, newest first, with their contact
+//   POST  /cases                                  {id?, title?, status?, phones?, addresses?,
+//                                                  whatsapp_ids?, attendant_id? (admins)}
+//   GET   /cases/{id}                             one case with its contact
+//   PATCH /cases/{id}                             {title?, status?, phones?, addresses?,
+//                                                  whatsapp_ids?}; identities are added
+//   GET   /cases/{id}/messages                    its messages from every channel, newest first
+//   GET   /messages/{id}                          one message with its link
+//   POST  /messages/{id}/link                     {"case_id": N | null}: filed by hand
+//   GET   /merges[?contact_id=&limit=]            contact merges, newest first (admins)
+//   GET   /merges/{id}, POST /merges/{id}/undo    (admins)
+//
+// An attendant sees and moves only their own cases and messages: anything else answers 404, as
+// if it did not exist. Merges touch contacts shared by every attendant, so only admins see or
+// undo them.
+#include "api/ControlApi.hpp"
+#include "cases/Casework.hpp"
+
+#include <charconv>
+
+namespace connector::api {
+namespace {
+
+// Small request readers, as in ControlApi.cpp (kept file-local there).
+Response not_found() { return Response::error(404, "not_found", "no such resource"); }
+
+Response method_not_allowed() {
+  return Response::error(405, "method_not_allowed", "this resource does not take that method");
+}
+
+Response fail(const Failure &failure) {
+  return Response::error(status_for(failure), failure.code, failure.message);
+}
+
+Response no_casework() {
+  return Response::error(503, "unavailable", "the case engine is not running");
+}
+
+std::optional<int64_t> parse_int(const std::string &text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<store::Page> page_of(const Request &request) {
+  store::Page page;
+  if (auto it = request.query.find("limit"); it != request.query.end()) {
+    auto limit = parse_int(it->second);
+    if (!limit || *limit < 1 || *limit > 200) return std::nullopt;
+    page.limit = static_cast<int>(*limit);
+  }
+  if (auto it = request.query.find("before"); it != request.query.end()) {
+    page.before = parse_int(it->second);
+    if (!page.before) return std::nullopt;
+  }
+  return page;
+}
+
+Response bad_page() {
+  return Response::error(400, "invalid_request",
+                         "\"limit\" must be 1 to 200 and \"before\" a message or case id");
+}
+
+Json page_json(std::vector<Json> items, const store::Page &page) {
+  Json next = nullptr;
+  if (static_cast<int>(items.size()) == page.limit && !items.empty()) next = items.back()["id"];
+  return {{"items", std::move(items)}, {"next_before", next}};
+}
+
+Response bad_field(const std::string &message) {
+  return Response::error(400, "invalid_request", message);
+}
+
+// Reads the case fields of a POST or PATCH body; `creating` allows "id" and "attendant_id".
+std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool creating) {
+  static const std::vector<std::string> kCreate = {"id",        "title",        "status",
+                                                   "phones",    "addresses",    "whatsapp_ids",
+                                                   "attendant_id"};
+  static const std::vector<std::string> kUpdate = {"title", "status", "phones", "addresses",
+                                                   "whatsapp_ids"};
+  const auto &allowed = creating ? kCreate : kUpdate;
+  for (const auto &[key, value] : body.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string valid;
+    for (const auto &a : allowed) valid += (valid.empty() ? "" : ", ") + a;
+    return Response::error(400, "unknown_field",
+                           "unknown field \"" + key + "\"; valid fields: " + valid);
+  }
+
+  cases::CaseFields fields;
+  if (body.contains("id")) {
+    if (!body["id"].is_number_integer() || body["id"].get<int64_t>() < 1) {
+      return bad_field("\"id\" must be a positive integer");
+    }
+    fields.id = body["id"].get<int64_t>();
+  }
+  if (body.contains("title")) {
+    if (!body["title"].is_string()) return bad_field("\"title\" must be a string");
+    fields.title = body["title"].get<std::string>();
+  }
+  if (body.contains("status")) {
+    if (!body["status"].is_string() || (body["status"] != "open" && body["status"] != "closed")) {
+      return bad_field("\"status\" is \"open\" or \"closed\"");
+    }
+    fields.status = body["status"].get<std::string>();
+  }
+  const auto list = [&](const char *name, std::vector<std::string> &out) -> std::optional<Response> {
+    if (!body.contains(name)) return std::nullopt;
+    const Json &items = body[name];
+    const bool strings = items.is_array() && items.size() <= 50 &&
+                         std::all_of(items.begin(), items.end(), [](const Json &i) {
+                           return i.is_string() && i.get<std::string>().size() <= 320;
+                         });
+    if (!strings) {
+      return bad_field(std::string("\"") + name + "\" must be a list of at most 50 strings");
+    }
+    for (const auto &item : items) out.push_back(item.get<std::string>());
+    return std::nullopt;
+  };
+  if (auto bad = list("phones", fields.phones)) return *bad;
+  if (auto bad = list("addresses", fields.addresses)) return *bad;
+  if (auto bad = list("whatsapp_ids", fields.whatsapp_ids)) return *bad;
+  return fields;
+}
+
+}  // namespace
+
+bool ControlApi::may_see_case(const Call &call, int64_t case_id) {
+  auto owner = conversations_.case_owner(case_id);
+  return owner && (call.who().admin() || *owner == call.who().attendant_id);
+}
+
+Response ControlApi::cases_route(Call &call) {
+  const std::string &head = call.at(0);
+  if (head == "merges") return merges_route(call);
+  const bool cases = head == "cases";
+  if (cases && call.size() == 1 && call.is("POST")) return create_case(call);
+  if (cases && call.size() == 2 && call.is("PATCH")) {
+    auto id = parse_int(call.at(1));
+    if (!id || !may_see_case(call, *id)) return not_found();
+    return update_case(call, *id);
+  }
+  if (!cases && call.size() == 3 && call.at(2) == "link") {
+    auto id = parse_int(call.at(1));
+    auto owner = id ? conversations_.message_owner(*id) : Expected<std::string>(Failure{});
+    if (!owner || (!call.who().admin() && *owner != call.who().attendant_id)) return not_found();
+    return call.is("POST") ? link_message(call, *id) : method_not_allowed();
+  }
+  if (!call.is("GET")) return method_not_allowed();
+  auto page = page_of(call.request);
+  if (!page) return bad_page();
+
+  if (cases && call.size() == 1) {
+    std::string owner = call.who().attendant_id;
+    if (auto it = call.request.query.find("attendant_id");
+        it != call.request.query.end() && call.who().admin()) {
+      owner = it->second;
+    }
+    std::vector<Json> items = conversations_.cases(owner, *page);
+    if (casework_ != nullptr) {
+      for (auto &item : items) {
+        if (auto full = casework_->case_json(item["id"])) item = std::move(*full);
+      }
+    }
+    return Response::json(200, page_json(std::move(items), *page));
+  }
+  if (call.size() < 2) return not_found();
+  auto id = parse_int(call.at(1));
+  if (!id) return not_found();
+  auto owner = cases ? conversations_.case_owner(*id) : conversations_.message_owner(*id);
+  if (!owner || (!call.who().admin() && *owner != call.who().attendant_id)) return not_found();
+
+  if (!cases && call.size() == 2) {
+    auto message = conversations_.message(*id);
+    return message ? Response::json(200, *message) : fail(message.failure());
+  }
+  if (cases && call.size() == 2) {
+    auto summary = casework_ != nullptr ? casework_->case_json(*id) : conversations_.case_summary(*id);
+    return summary ? Response::json(200, *summary) : fail(summary.failure());
+  }
+  if (cases && call.size() == 3 && call.at(2) == "messages") {
+    return Response::json(200, page_json(conversations_.case_messages(*id, *page), *page));
+  }
+  return not_found();
+}
+
+Response ControlApi::create_case(Call &call) {
+  if (casework_ == nullptr) return no_casework();
+  auto read = case_fields(call.body, true);
+  if (auto *bad = std::get_if<Response>(&read)) return *bad;
+  const auto &fields = std::get<cases::CaseFields>(read);
+
+  std::string owner = call.who().attendant_id;
+  if (call.body.contains("attendant_id")) {
+    if (!call.body["attendant_id"].is_string()) return bad_field("\"attendant_id\" is a string");
+    if (!call.who().admin()) {
+      return Response::error(403, "forbidden", "only admins create cases for others");
+    }
+    owner = call.body["attendant_id"];
+    if (auto exists = people_.find(owner); !exists) return fail(exists.failure());
+  }
+  auto created = casework_->create_case(owner, fields, call.who().attendant_id);
+  if (!created) return fail(created.failure());
+  auto shown = casework_->case_json(*created);
+  return shown ? Response::json(201, *shown) : fail(shown.failure());
+}
+
+Response ControlApi::update_case(Call &call, int64_t case_id) {
+  if (casework_ == nullptr) return no_casework();
+  auto read = case_fields(call.body, false);
+  if (auto *bad = std::get_if<Response>(&read)) return *bad;
+  auto updated =
+      casework_->update_case(case_id, std::get<cases::CaseFields>(read), call.who().attendant_id);
+  if (!updated) return fail(updated.failure());
+  auto shown = casework_->case_json(case_id);
+  return shown ? Response::json(200, *shown) : fail(shown.failure());
+}
+
+Response ControlApi::link_message(Call &call, int64_t message_id) {
+  if (casework_ == nullptr) return no_casework();
+  for (const auto &[key, value] : call.body.items()) {
+    if (key != "case_id") {
+      return Response::error(400, "unknown_field",
+                             "unknown field \"" + key + "\"; valid fields: case_id");
+    }
+  }
+  if (!call.body.contains("case_id")) {
+    return Response::error(400, "missing_field", "\"case_id\" is required (null unlinks)");
+  }
+  const Json &target = call.body["case_id"];
+  std::optional<int64_t> case_id;
+  if (!target.is_null()) {
+    if (!target.is_number_integer()) return bad_field("\"case_id\" must be a case id or null");
+    case_id = target.get<int64_t>();
+    if (!may_see_case(call, *case_id)) return not_found();
+  }
+  auto moved = casework_->move_message(message_id, case_id, call.who().attendant_id);
+  if (!moved) return fail(moved.failure());
+  auto shown = conversations_.message(message_id);
+  return shown ? Response::json(200, *shown) : fail(shown.failure());
+}
+
+Response ControlApi::merges_route(Call &call) {
+  if (casework_ == nullptr) return no_casework();
+  if (!call.who().admin()) return not_found();
+  auto &contacts = casework_->contacts();
+  if (call.size() == 1) {
+    if (!call.is("GET")) return method_not_allowed();
+    auto page = page_of(call.request);
+    if (!page) return bad_page();
+    std::optional<int64_t> contact;
+    if (auto it = call.request.query.find("contact_id"); it != call.request.query.end()) {
+      contact = parse_int(it->second);
+      if (!contact) return bad_field("\"contact_id\" must be a contact id");
+    }
+    return Response::json(200, {{"items", contacts.merges(contact, page->limit)}});
+  }
+  auto id = parse_int(call.at(1));
+  if (!id) return not_found();
+  if (call.size() == 2) {
+    if (!call.is("GET")) return method_not_allowed();
+    auto merge = contacts.merge_json(*id);
+    return merge ? Response::json(200, *merge) : fail(merge.failure());
+  }
+  if (call.size() == 3 && call.at(2) == "undo") {
+    if (!call.is("POST")) return method_not_allowed();
+    auto undone = casework_->undo_merge(*id, call.who().attendant_id);
+    if (!undone) return fail(undone.failure());
+    auto merge = contacts.merge_json(*id);
+    return merge ? Response::json(200, *merge) : fail(merge.failure());
+  }
+  return not_found();
+}
+
+}  // namespace connector::api
