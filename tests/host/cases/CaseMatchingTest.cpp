@@ -1,0 +1,397 @@
+// The matching rules and every configuration choice, driven through Casework::ingest on a real
+// (temporary) store.
+#include "CaseFixture.hpp"
+
+namespace connector::cases::test {
+namespace {
+
+using Verdict = Decision::Verdict;
+
+class CaseMatching : public CaseFixture {};
+
+// --- WhatsApp and phones ------------------------------------------------------------------------
+
+TEST_F(CaseMatching, OldWhatsAppIdWithoutNinthDigitFindsTheCaseOfTheThirteenDigitNumber) {
+  const int64_t case_id = new_case(kAna, {.phones = {"+55 11 98765-4321"}});
+
+  Decision d = receive(kAnaWhatsApp, whatsapp({"551187654321@s.whatsapp.net"}));
+
+  EXPECT_EQ(d.verdict, Verdict::kLink) << d.why;
+  EXPECT_EQ(d.case_id, case_id);
+  EXPECT_EQ(d.method, "phone");
+}
+
+TEST_F(CaseMatching, ThirteenDigitNumberFindsTheContactFirstSeenWithoutTheNinthDigit) {
+  Decision first = receive(kAnaWhatsApp, whatsapp({"551187654321@s.whatsapp.net"}));
+  ASSERT_EQ(first.verdict, Verdict::kNewCase);
+
+  Decision second = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+
+  EXPECT_EQ(second.verdict, Verdict::kLink) << second.why;
+  EXPECT_EQ(second.case_id, first.case_id);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 1);
+}
+
+TEST_F(CaseMatching, LandlinesKeepTheirEightDigits) {
+  const int64_t landline_case = new_case(kAna, {.phones = {"+551133334444"}});
+
+  Decision d = receive(kAnaWhatsApp, whatsapp({"5511933334444@s.whatsapp.net"}));
+
+  EXPECT_EQ(d.verdict, Verdict::kNewCase) << d.why;
+  EXPECT_NE(d.case_id, landline_case);
+}
+
+TEST_F(CaseMatching, LidFirstThenPhoneLaterIsOneContactAndOneCase) {
+  Decision by_lid = receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
+  ASSERT_EQ(by_lid.verdict, Verdict::kNewCase);
+
+  // The server reveals the phone behind the LID (remoteJidAlt).
+  Decision both =
+      receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
+  Decision by_phone = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+
+  EXPECT_EQ(both.case_id, by_lid.case_id) << both.why;
+  EXPECT_EQ(by_phone.case_id, by_lid.case_id) << by_phone.why;
+  EXPECT_EQ(by_phone.method, "phone");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+}
+
+TEST_F(CaseMatching, LidContactMergesWithTheKnownPhoneContactAndTheMergeIsRecorded) {
+  Decision by_lid = receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
+  const int64_t lid_contact = *by_lid.contact_id;
+  const int64_t phone_case = new_case(kAna, {.phones = {"+5511987654321"}});
+  const int64_t phone_contact = *contact_of_case(phone_case);
+  ASSERT_NE(lid_contact, phone_contact);
+
+  Decision both =
+      receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
+
+  EXPECT_EQ(both.contact_id, lid_contact);
+  EXPECT_EQ(both.case_id, phone_case) << "the newest open case of the joined contact";
+  EXPECT_EQ(contact_of_case(phone_case), lid_contact);
+  EXPECT_EQ(contact_of_case(*by_lid.case_id), lid_contact);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges WHERE kept_id = ? AND merged_id = ?",
+                  {lid_contact, phone_contact}),
+            1);
+}
+
+TEST_F(CaseMatching, UndoingAMergeGivesBackIdentitiesAndCasesAndIsNotRedoneByItself) {
+  Decision by_lid = receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
+  const int64_t phone_case = new_case(kAna, {.phones = {"+5511987654321"}});
+  const int64_t phone_contact = *contact_of_case(phone_case);
+  receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
+  const int64_t merge_id = count("SELECT MAX(id) FROM contact_merges");
+
+  ASSERT_TRUE(work_->undo_merge(merge_id, kAna));
+
+  EXPECT_EQ(contact_of_case(phone_case), phone_contact);
+  EXPECT_EQ(contact_of_case(*by_lid.case_id), by_lid.contact_id);
+  EXPECT_EQ(count("SELECT contact_id FROM contact_identities WHERE value = '+5511987654321'"),
+            phone_contact);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges WHERE undone_at IS NOT NULL"), 1);
+  EXPECT_FALSE(work_->undo_merge(merge_id, kAna)) << "an undone merge cannot be undone twice";
+
+  // The same pair in one message again: no new merge.
+  receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges"), 1);
+  EXPECT_EQ(contact_of_case(phone_case), phone_contact);
+}
+
+TEST_F(CaseMatching, OneCustomerOnBothChannelsLandsOnOneCase) {
+  const int64_t case_id =
+      new_case(kAna, {.phones = {"(11) 98765-4321"}, .addresses = {"Cliente@Example.com"}});
+
+  Decision on_whatsapp = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+  Decision by_mail = receive(kAnaMail, mail("Cliente <cliente@EXAMPLE.com>", "Pedido"));
+
+  EXPECT_EQ(on_whatsapp.case_id, case_id) << on_whatsapp.why;
+  EXPECT_EQ(by_mail.case_id, case_id) << by_mail.why;
+  EXPECT_EQ(by_mail.method, "address");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 1);
+}
+
+TEST_F(CaseMatching, PlatformJoiningPhoneAndAddressOfTwoContactsMergesThem) {
+  Decision on_whatsapp = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+  Decision by_mail = receive(kAnaMail, mail("cliente@example.com", "Pedido"));
+  ASSERT_NE(on_whatsapp.contact_id, by_mail.contact_id);
+
+  ASSERT_TRUE(work_->update_case(*on_whatsapp.case_id, {.addresses = {"cliente@example.com"}},
+                                 kAna));
+
+  EXPECT_EQ(contact_of_case(*by_mail.case_id), contact_of_case(*on_whatsapp.case_id));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges"), 1);
+}
+
+TEST_F(CaseMatching, WhatsAppGroupIdsNameNoContact) {
+  Decision d = receive(kAnaWhatsApp, whatsapp({"120363000000000000@g.us"}));
+  EXPECT_TRUE(d.identities.empty());
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 0);
+}
+
+// --- E-mail rules -------------------------------------------------------------------------------
+
+TEST_F(CaseMatching, ReplyThreadsOntoTheCaseOfTheMailItAnswers) {
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  sent_mail(kAnaMail, "<reply-1@host.example>", case_id);
+
+  // A colleague of the customer answers: unknown sender, but the thread says where it belongs.
+  Decision d = receive(kAnaMail, mail("outra@example.com", "Re: Pedido",
+                                      {"<unknown@elsewhere>", "<reply-1@host.example>"}));
+
+  EXPECT_EQ(d.verdict, Verdict::kLink) << d.why;
+  EXPECT_EQ(d.case_id, case_id);
+  EXPECT_EQ(d.method, "thread");
+}
+
+TEST_F(CaseMatching, ThreadOfAnotherAttendantsCaseIsNotFollowed) {
+  const int64_t betos_case = new_case(kBeto, {.addresses = {"x@example.com"}});
+  sent_mail(kBetoMail, "<beto-1@host.example>", betos_case);
+
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Re: x", {"<beto-1@host.example>"}));
+
+  EXPECT_NE(d.case_id, betos_case);
+  EXPECT_EQ(d.verdict, Verdict::kNewCase);
+}
+
+TEST_F(CaseMatching, SubjectIdFromAStrangerIsRefused) {
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+
+  Decision d = receive(kAnaMail, mail("intruso@example.org",
+                                      "Re: [#" + std::to_string(case_id) + "] Pedido"));
+
+  EXPECT_NE(d.case_id, case_id) << d.why;
+  EXPECT_EQ(d.verdict, Verdict::kNewCase);
+  EXPECT_NE(d.why.find("not its contact"), std::string::npos) << d.why;
+}
+
+TEST_F(CaseMatching, SubjectIdFromAStrangerIsAcceptedWhenConfiguredSo) {
+  settings_.subject_requires_case_contact = false;
+  start();
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+
+  Decision d = receive(kAnaMail, mail("intruso@example.org",
+                                      "Re: [#" + std::to_string(case_id) + "] Pedido"));
+
+  EXPECT_EQ(d.case_id, case_id) << d.why;
+  EXPECT_EQ(d.method, "subject");
+}
+
+TEST_F(CaseMatching, ForwardedMailWithTheIdBehindEncFindsThatCase) {
+  const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t newer = new_case(kAna, {.addresses = {"cliente@example.com"}});
+
+  Decision d = receive(kAnaMail, mail("cliente@example.com",
+                                      "ENC: RES: [#" + std::to_string(older) + "] Pedido"));
+
+  EXPECT_EQ(d.case_id, older) << "the subject rule runs before the contact's open case (" << newer
+                              << "): " << d.why;
+  EXPECT_EQ(d.method, "subject");
+}
+
+TEST_F(CaseMatching, ConfiguredSubjectPatternsAreUsed) {
+  settings_.subject_patterns = {"Ticket#{id}"};
+  start();
+  const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  new_case(kAna, {.addresses = {"cliente@example.com"}});
+
+  Decision bracketed = receive(kAnaMail, mail("cliente@example.com",
+                                              "AW: [#" + std::to_string(older) + "] Pedido"));
+  Decision ticket = receive(kAnaMail, mail("cliente@example.com",
+                                           "WG: ticket#" + std::to_string(older) + " Pedido"));
+
+  EXPECT_NE(bracketed.case_id, older) << "[#…] is no longer a pattern";
+  EXPECT_EQ(ticket.case_id, older) << ticket.why;
+}
+
+TEST_F(CaseMatching, MailFindsTheContactsOpenCaseByAddress) {
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  Decision d = receive(kAnaMail, mail("CLIENTE@example.com", "Outra coisa"));
+  EXPECT_EQ(d.case_id, case_id);
+  EXPECT_EQ(d.method, "address");
+}
+
+TEST_F(CaseMatching, ContactRuleLeftOutOfTheEmailRulesIsNotUsed) {
+  settings_.email_rules = {"thread", "subject"};
+  start();
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Outra coisa"));
+  EXPECT_NE(d.case_id, case_id);
+  EXPECT_EQ(d.verdict, Verdict::kNewCase);
+}
+
+TEST_F(CaseMatching, PlusAddressesFoldWhenConfigured) {
+  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  Decision folded = receive(kAnaMail, mail("cliente+loja@example.com", "Pedido"));
+  EXPECT_EQ(folded.case_id, case_id);
+
+  settings_.fold_plus_addressing = false;
+  start();
+  Decision kept = receive(kAnaMail, mail("cliente+loja@example.com", "Pedido"));
+  EXPECT_NE(kept.case_id, case_id);
+}
+
+TEST_F(CaseMatching, CasesOfAnotherAttendantAreNeverMatched) {
+  const int64_t betos_case = new_case(kBeto, {.addresses = {"cliente@example.com"}});
+  Decision d = receive(kAnaMail, mail("cliente@example.com",
+                                      "[#" + std::to_string(betos_case) + "] Pedido"));
+  EXPECT_NE(d.case_id, betos_case);
+  EXPECT_EQ(*contact_of_case(*d.case_id), *contact_of_case(betos_case)) << "one contact, though";
+}
+
+// --- No match, closed cases, automatic mail -------------------------------------------------------
+
+TEST_F(CaseMatching, NoMatchOpensANewCaseTitledWithoutPrefixes) {
+  Decision d = receive(kAnaMail, mail("novo@example.com", "RES: Fwd: Orçamento"));
+  ASSERT_EQ(d.verdict, Verdict::kNewCase);
+  auto shown = work_->case_json(*d.case_id);
+  ASSERT_TRUE(shown);
+  EXPECT_EQ((*shown)["title"], "Orçamento");
+  EXPECT_EQ((*shown)["contact"]["emails"], Json::array({"novo@example.com"}));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM message_links WHERE method = 'new_case'"), 1);
+}
+
+TEST_F(CaseMatching, NoMatchLeavesTheMessageUnassignedWhenConfigured) {
+  settings_.no_match = "unassigned";
+  start();
+  Decision d = receive(kAnaMail, mail("novo@example.com", "Orçamento"));
+  EXPECT_EQ(d.verdict, Verdict::kUnassigned);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM message_links"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 1) << "the sender is still remembered";
+}
+
+TEST_F(CaseMatching, OutOfOfficeReplyToAWaitingCaseIsFiledWithoutOpeningAnything) {
+  const int64_t waiting = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  sent_mail(kAnaMail, "<question@host.example>", waiting);
+
+  store::NewMessage auto_reply =
+      mail("cliente@example.com", "Ausente: Pedido", {"<question@host.example>"});
+  auto_reply.automatic = true;
+  Decision d = receive(kAnaMail, auto_reply);
+
+  EXPECT_EQ(d.case_id, waiting);
+  EXPECT_EQ(d.method, "thread");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+}
+
+TEST_F(CaseMatching, AutomaticMailNeverReopensNorOpensACase) {
+  settings_.closed_case = "reopen";
+  start();
+  const int64_t closed = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  ASSERT_TRUE(work_->update_case(closed, {.status = "closed"}, kAna));
+
+  store::NewMessage bounce = mail("cliente@example.com", "Out of office");
+  bounce.automatic = true;
+  Decision to_closed = receive(kAnaMail, bounce);
+  store::NewMessage stranger = mail("mailer-daemon@example.net", "Undelivered Mail");
+  stranger.automatic = true;
+  Decision unknown = receive(kAnaMail, stranger);
+
+  EXPECT_EQ(to_closed.case_id, closed);
+  EXPECT_FALSE(to_closed.reopen);
+  EXPECT_EQ(status_of(closed), "closed");
+  EXPECT_EQ(unknown.verdict, Verdict::kUnassigned);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+}
+
+class ClosedCases : public CaseMatching {
+ protected:
+  // A closed case of the customer, closed `days` ago.
+  int64_t closed_case(int days) {
+    const int64_t id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+    EXPECT_TRUE(work_->update_case(id, {.status = "closed"}, kAna));
+    EXPECT_TRUE(db_->run("UPDATE cases SET closed_at = ? WHERE id = ?",
+                         {store::now_ms() - days * 24LL * 3600 * 1000, id}));
+    return id;
+  }
+};
+
+TEST_F(ClosedCases, ClosedWithinTheWindowIsReopened) {
+  settings_.closed_case = "reopen_within";
+  settings_.reopen_within_days = 7;
+  start();
+  const int64_t id = closed_case(2);
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Mais uma coisa"));
+  EXPECT_EQ(d.case_id, id);
+  EXPECT_TRUE(d.reopen);
+  EXPECT_EQ(status_of(id), "open");
+}
+
+TEST_F(ClosedCases, ClosedPastTheWindowGetsANewCase) {
+  settings_.closed_case = "reopen_within";
+  settings_.reopen_within_days = 7;
+  start();
+  const int64_t id = closed_case(10);
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Mais uma coisa"));
+  EXPECT_EQ(d.verdict, Verdict::kNewCase) << d.why;
+  EXPECT_NE(d.case_id, id);
+  EXPECT_EQ(status_of(id), "closed");
+  EXPECT_EQ(contact_of_case(*d.case_id), contact_of_case(id));
+}
+
+TEST_F(ClosedCases, ReopenReopensHoweverOld) {
+  settings_.closed_case = "reopen";
+  start();
+  const int64_t id = closed_case(400);
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Voltei"));
+  EXPECT_EQ(d.case_id, id);
+  EXPECT_EQ(status_of(id), "open");
+}
+
+TEST_F(ClosedCases, NewCaseNeverReopens) {
+  settings_.closed_case = "new_case";
+  start();
+  const int64_t id = closed_case(0);
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Voltei"));
+  EXPECT_EQ(d.verdict, Verdict::kNewCase);
+  EXPECT_EQ(status_of(id), "closed");
+}
+
+TEST_F(ClosedCases, SubjectIdOfAClosedCaseFollowsTheClosedCaseChoiceToo) {
+  settings_.closed_case = "new_case";
+  start();
+  const int64_t id = closed_case(0);
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "[#" + std::to_string(id) + "]"));
+  EXPECT_EQ(d.verdict, Verdict::kNewCase);
+  EXPECT_NE(d.case_id, id);
+}
+
+// --- Manual moves and the live count --------------------------------------------------------------
+
+TEST_F(CaseMatching, ManualMoveRecordsWhoAndReplacesTheAutomaticLink) {
+  Decision d = receive(kAnaMail, mail("cliente@example.com", "Pedido"));
+  const int64_t message = last_message_;
+  const int64_t other = new_case(kAna, {.title = "Outro"});
+
+  ASSERT_TRUE(work_->move_message(message, other, kAna));
+
+  auto shown = conversations_->message(message);
+  ASSERT_TRUE(shown);
+  EXPECT_EQ((*shown)["case"]["id"], other);
+  EXPECT_EQ((*shown)["case"]["method"], "manual");
+  EXPECT_EQ((*shown)["case"]["by"], kAna);
+  EXPECT_NE(other, *d.case_id);
+}
+
+TEST_F(CaseMatching, AutoLinkedCountIsPublishedWhenItChanges) {
+  receive(kAnaMail, mail("um@example.com", "A"));
+  receive(kAnaMail, mail("um@example.com", "A again"));  // same case: no change
+  receive(kAnaMail, mail("dois@example.com", "B"));
+
+  auto counts = published("account.auto_linked");
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts[0]["account_id"], kAnaMail);
+  EXPECT_EQ(counts[0]["cases"], 1);
+  EXPECT_EQ(counts[1]["cases"], 2);
+  EXPECT_EQ(conversations_->auto_linked_cases(kAnaMail), 2);
+
+  // Moving the only message of case B by hand takes B off the count.
+  ASSERT_TRUE(work_->move_message(last_message_, std::nullopt, kAna));
+  counts = published("account.auto_linked");
+  ASSERT_EQ(counts.size(), 3u);
+  EXPECT_EQ(counts[2]["cases"], 1);
+}
+
+}  // namespace
+}  // namespace connector::cases::test
