@@ -63,12 +63,12 @@ void fill_mailbox(const MailServerFixture &servers, int count) {
   const auto maildir = servers.dir() / "mail" / MailServerFixture::kAgent / "Maildir";
   for (const char *sub : {"new", "cur", "tmp"}) std::filesystem::create_directories(maildir / sub);
   for (int i = 0; i < count; ++i) {
-    std::ofstream file(maildir / "new" / (std::to_string(1700000000 + i) + ".bench" +
-                                          std::to_string(i) + ".host"),
-                       std::ios::binary);
+    std::ofstream file(
+        maildir / "new" / (std::to_string(1700000000 + i) + ".bench" + std::to_string(i) + ".host"),
+        std::ios::binary);
     file << "From: Customer " << i % 50 << " <customer" << i % 50 << "@customer.test>\r\n"
-         << "To: agent@example.test\r\nSubject: Order question [#" << 1000 + i % 300 << "] "
-         << i << "\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <bench-" << i
+         << "To: agent@example.test\r\nSubject: Order question [#" << 1000 + i % 300 << "] " << i
+         << "\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <bench-" << i
          << "@customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
          << "\r\nOlá, this is mail number " << i << ".\r\n"
          << std::string(400, 'x') << "\r\n";
@@ -80,8 +80,8 @@ double time_mbsync(const MailServerFixture &servers) {
   const auto dir = servers.dir() / "mbsync";
   std::filesystem::create_directories(dir / "mirror");
   std::ofstream(dir / "mbsyncrc")
-      << "IMAPAccount bench\nHost localhost\nPort " << servers.imaps_port()
-      << "\nUser " << MailServerFixture::kAgent << "\nPass " << MailServerFixture::kPassword
+      << "IMAPAccount bench\nHost localhost\nPort " << servers.imaps_port() << "\nUser "
+      << MailServerFixture::kAgent << "\nPass " << MailServerFixture::kPassword
       << "\nSSLType IMAPS\nCertificateFile " << servers.ca_file() << "\n\n"
       << "IMAPStore remote\nAccount bench\n\nMaildirStore local\nPath " << (dir / "mirror").string()
       << "/\nInbox " << (dir / "mirror" / "INBOX").string() << "\n\n"
@@ -110,8 +110,9 @@ int sync_bench(int count) {
   fill_mailbox(servers, count);
   const double mbsync = time_mbsync(servers);
   const double plugin = time_plugin(count, servers);
-  std::printf("initial sync of %d mails: plugin %.3f s, mbsync %.3f s, ratio %.2f (target <= 0.50)\n",
-              count, plugin, mbsync, plugin / mbsync);
+  std::printf(
+      "initial sync of %d mails: plugin %.3f s, mbsync %.3f s, ratio %.2f (target <= 0.50)\n",
+      count, plugin, mbsync, plugin / mbsync);
   return 0;
 }
 
@@ -135,11 +136,13 @@ int latency_bench(int count) {
     latencies.push_back(seconds_since(accepted));
   }
   std::sort(latencies.begin(), latencies.end());
-  auto at = [&](double q) { return latencies[std::min(latencies.size() - 1,
-                                                      size_t(q * latencies.size()))]; };
-  std::printf("Postfix accept -> host event over %d mails: p50 %.3f s, p95 %.3f s, max %.3f s "
-              "(target p95 <= 1 s)\n",
-              count, at(0.50), at(0.95), latencies.back());
+  auto at = [&](double q) {
+    return latencies[std::min(latencies.size() - 1, size_t(q * latencies.size()))];
+  };
+  std::printf(
+      "Postfix accept -> host event over %d mails: p50 %.3f s, p95 %.3f s, max %.3f s "
+      "(target p95 <= 1 s)\n",
+      count, at(0.50), at(0.95), latencies.back());
   return 0;
 }
 

@@ -1,13 +1,13 @@
 #include "ImapConnection.hpp"
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
 #include <regex>
 #include <sstream>
 
@@ -56,13 +56,12 @@ bool ends_with_literal(const std::string &line, size_t &size) {
 }
 
 std::string base64(const std::string &bytes) {
-  static const char *kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char *kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) |
-                       uint8_t(bytes[i + 2]);
+    const uint32_t n =
+        (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
     for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
   }
   if (i + 1 == bytes.size()) {
@@ -145,8 +144,8 @@ awaitable<void> ImapConnection::open(const ServerAddress &server, const std::str
   } catch (const boost::system::system_error &e) {
     disarm();
     if (timed_out_) {
-      fail(FailureKind::kTimeout, "IMAP: " + server.host + ":" + std::to_string(server.port) +
-                                      " did not answer in time");
+      fail(FailureKind::kTimeout,
+           "IMAP: " + server.host + ":" + std::to_string(server.port) + " did not answer in time");
     }
     fail(FailureKind::kUnreachable, "IMAP: cannot reach " + server.host + ":" +
                                         std::to_string(server.port) + " (" + e.what() + ")");
@@ -204,9 +203,8 @@ awaitable<void> ImapConnection::login(const Credentials &credentials) {
         "user=" + credentials.user + "\x01" + "auth=Bearer " + credentials.oauth_token + "\x01\x01";
     reply = co_await command("AUTHENTICATE XOAUTH2 " + base64(sasl), true);
   } else {
-    reply = co_await command("LOGIN " + quoted(credentials.user) + " " +
-                                 quoted(credentials.password),
-                             true);
+    reply = co_await command(
+        "LOGIN " + quoted(credentials.user) + " " + quoted(credentials.password), true);
   }
   if (reply.status != "OK") {
     if (reply.text.find("[UNAVAILABLE]") != std::string::npos) {

@@ -5,12 +5,13 @@
 // thrown as MailError (caught by the account's loop, never across the plugin boundary).
 #pragma once
 
-#include <utility>  // before Asio's coroutine header with g++ 12
+// clang-format off
+#include <utility>  // before Asio's coroutine header, which needs it with g++ 12
 #include <boost/asio/awaitable.hpp>
+// clang-format on
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -81,7 +82,7 @@ class ImapConnection {
 
   // UID FETCH of `uid_set` with the given items, e.g. "(UID RFC822.SIZE BODY.PEEK[])".
   boost::asio::awaitable<std::vector<FetchedMessage>> fetch(const std::string &uid_set,
-                                                           const std::string &items);
+                                                            const std::string &items);
 
   boost::asio::awaitable<void> append(const std::string &mailbox, const std::string &flags,
                                       const std::string &message);

@@ -5,8 +5,8 @@
 
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 namespace connector::email {
@@ -63,8 +63,8 @@ std::variant<GMimeObject *, std::string> attachment_part(const OutgoingAttachmen
 
   const std::string mime = a.mime.empty() ? "application/octet-stream" : a.mime;
   const size_t slash = mime.find('/');
-  GMimePart *part = g_mime_part_new_with_type(mime.substr(0, slash).c_str(),
-                                              mime.substr(slash + 1).c_str());
+  GMimePart *part =
+      g_mime_part_new_with_type(mime.substr(0, slash).c_str(), mime.substr(slash + 1).c_str());
   GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
   GPtr<GMimeDataWrapper> wrapper(
       g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
@@ -158,7 +158,8 @@ std::variant<ComposedMail, std::string> compose_mail(const OutgoingMail &mail) {
   for (const auto &ref : mail.references) {
     references += (references.empty() ? "" : " ") + ("<" + strip_angles(ref) + ">");
   }
-  if (!references.empty()) g_mime_object_set_header(object, "References", references.c_str(), nullptr);
+  if (!references.empty())
+    g_mime_object_set_header(object, "References", references.c_str(), nullptr);
   if (mail.automatic) {
     g_mime_object_set_header(object, "Auto-Submitted", "auto-replied", nullptr);
     g_mime_object_set_header(object, "X-Auto-Response-Suppress", "All", nullptr);

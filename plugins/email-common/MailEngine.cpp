@@ -1,5 +1,6 @@
 #include "MailEngine.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -8,8 +9,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-
-#include <algorithm>
 #include <ctime>
 #include <future>
 #include <regex>
@@ -119,10 +118,16 @@ class Session {
         backoff = std::chrono::milliseconds(1000);
         co_await sync(connection, true);
         co_await watch(connection);
-      } catch (const MailError &e) {
+      } catch (const std::exception &e) {
         account_->connection = nullptr;
         if (account_->stopped) break;
-        const auto &failure = e.failure();
+        // Anything unexpected is retried like a lost connection: it must never escape the
+        // loop thread, which every account shares.
+        const auto *mail_error = dynamic_cast<const MailError *>(&e);
+        const MailFailure failure =
+            mail_error != nullptr
+                ? mail_error->failure()
+                : MailFailure{FailureKind::kProtocol, std::string("IMAP: ") + e.what()};
         const bool final = failure.kind == FailureKind::kWrongCredentials ||
                            (account_->give_up_on_failure && !ever_connected);
         host_.emit_log(account_->id, "error", failure.detail);
@@ -153,7 +158,8 @@ class Session {
     if (!account_->smtp_checked) {
       auto servers = account_->servers;
       auto failure = co_await asio::co_spawn(
-          workers_, [servers]() -> awaitable<std::optional<MailFailure>> {
+          workers_,
+          [servers]() -> awaitable<std::optional<MailFailure>> {
             co_return check_smtp_login(servers);
           },
           use_awaitable);
@@ -231,8 +237,8 @@ class Session {
     }
     std::vector<FetchedMessage> fetched;
     if (!whole.empty()) {
-      fetched = co_await connection.fetch(uid_set(whole),
-                                          "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])");
+      fetched =
+          co_await connection.fetch(uid_set(whole), "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])");
     }
     std::set<uint64_t> big(headers_only.begin(), headers_only.end());
     if (!headers_only.empty()) {
@@ -240,10 +246,9 @@ class Session {
                                              "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])");
       for (auto &m : heads) fetched.push_back(std::move(m));
     }
-    std::sort(fetched.begin(), fetched.end(),
-              [](const auto &a, const auto &b) {
-                return a.uid < b.uid || (a.uid == b.uid && a.has_body && !b.has_body);
-              });
+    std::sort(fetched.begin(), fetched.end(), [](const auto &a, const auto &b) {
+      return a.uid < b.uid || (a.uid == b.uid && a.has_body && !b.has_body);
+    });
     fetched.erase(std::unique(fetched.begin(), fetched.end(),
                               [](const auto &a, const auto &b) { return a.uid == b.uid; }),
                   fetched.end());
@@ -251,7 +256,7 @@ class Session {
     for (auto &m : fetched) {
       if (!m.has_body || m.uid <= state.last_uid) continue;
       if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
-      ReceivedMail mail{std::move(m.body), m.uid, state.uid_validity, m.size, m.internal_date,
+      ReceivedMail mail{std::move(m.body),   m.uid, state.uid_validity, m.size, m.internal_date,
                         big.count(m.uid) > 0};
       if (!deliver(mail)) {
         save_state(state);
@@ -272,19 +277,22 @@ class Session {
     } catch (const std::exception &e) {
       // A parser failure on one mail must not block the ones after it.
       built = std::nullopt;
-      host_.emit_log(id, "warn", "a message could not be read (UID " + std::to_string(mail.uid) +
-                                     "): " + e.what());
+      host_.emit_log(
+          id, "warn",
+          "a message could not be read (UID " + std::to_string(mail.uid) + "): " + e.what());
       return true;
     }
     if (!built) return false;
     if (built->quarantined) {
-      host_.emit_log(id, "warn", "a message could not be read and was quarantined (UID " +
-                                     std::to_string(mail.uid) + ")");
+      host_.emit_log(
+          id, "warn",
+          "a message could not be read and was quarantined (UID " + std::to_string(mail.uid) + ")");
     }
     const cn_result rc = host_.emit(id, built->event);
     if (rc == CN_ERR_INVALID_ARGUMENT) {
-      host_.emit_log(id, "warn", "the host refused a message (UID " + std::to_string(mail.uid) +
-                                     "); it was skipped");
+      host_.emit_log(
+          id, "warn",
+          "the host refused a message (UID " + std::to_string(mail.uid) + "); it was skipped");
       return true;
     }
     return rc == CN_OK;
@@ -434,8 +442,8 @@ Json MailEngine::status(const std::string &account_id) const {
   }
   if (!account) return {{"type", "status"}, {"state", "disconnected"}};
   std::lock_guard lock(account->mutex);
-  Json status = {{"type", "status"}, {"state", account->state},
-                 {"account", account->servers.address}};
+  Json status = {
+      {"type", "status"}, {"state", account->state}, {"account", account->servers.address}};
   if (!account->detail.empty()) status["detail"] = account->detail;
   return status;
 }
@@ -462,9 +470,8 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   for (const auto &ref : thread.value("references", Json::array())) {
     if (ref.is_string()) mail.references.push_back(ref.get<std::string>());
   }
-  if (!mail.in_reply_to.empty() &&
-      std::find(mail.references.begin(), mail.references.end(), mail.in_reply_to) ==
-          mail.references.end()) {
+  if (!mail.in_reply_to.empty() && std::find(mail.references.begin(), mail.references.end(),
+                                             mail.in_reply_to) == mail.references.end()) {
     mail.references.push_back(mail.in_reply_to);
   }
   for (const auto &a : message.value("attachments", Json::array())) {
@@ -488,9 +495,9 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   }
 
   if (!account->servers.server_saves_sent) {
-    auto filed = asio::co_spawn(loop_->io, append_to_sent(account->servers, ready.bytes,
-                                                          settings_.timeout),
-                                asio::use_future);
+    auto filed =
+        asio::co_spawn(loop_->io, append_to_sent(account->servers, ready.bytes, settings_.timeout),
+                       asio::use_future);
     try {
       filed.get();
     } catch (const std::exception &e) {
@@ -499,8 +506,8 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
                      std::string("sent, but no copy could be filed in Sent: ") + e.what());
     }
   }
-  return Json{{"external_id", ready.message_id}, {"to", strings_joined(mail.to)},
-              {"status", "sent"}};
+  return Json{
+      {"external_id", ready.message_id}, {"to", strings_joined(mail.to)}, {"status", "sent"}};
 }
 
 sdk::LinkKeys MailEngine::link_keys(const Json &message) const {

@@ -13,9 +13,8 @@
 //     reconnects, UIDVALIDITY changes and double deliveries never duplicate a message.
 #pragma once
 
-#include <connector/sdk.hpp>
-
 #include <chrono>
+#include <connector/sdk.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -23,24 +23,24 @@ std::string join(const std::vector<std::string> &items) {
 }
 
 Json quarantined_event(const ReceivedMail &mail, const std::string &raw_id) {
-  return {{"type", "message"},
-          {"direction", "inbound"},
-          {"external_id", external_id_for("", mail.raw)},
-          {"from", ""},
-          {"subject", "(a message that could not be read)"},
-          {"text", ""},
-          {"timestamp", internal_date_ms(mail.internal_date) != 0
-                            ? internal_date_ms(mail.internal_date)
-                            : now_ms()},
-          // Never opens a case: nobody can tell who sent it.
-          {"automatic", true},
-          {"link", sdk::LinkKeys{}.to_json()},
-          {"details",
-           {{"quarantined", true},
-            {"raw_attachment_id", raw_id},
-            {"imap_uid", mail.uid},
-            {"imap_uid_validity", mail.uid_validity}}},
-          {"attachments", Json::array()}};
+  return {
+      {"type", "message"},
+      {"direction", "inbound"},
+      {"external_id", external_id_for("", mail.raw)},
+      {"from", ""},
+      {"subject", "(a message that could not be read)"},
+      {"text", ""},
+      {"timestamp",
+       internal_date_ms(mail.internal_date) != 0 ? internal_date_ms(mail.internal_date) : now_ms()},
+      // Never opens a case: nobody can tell who sent it.
+      {"automatic", true},
+      {"link", sdk::LinkKeys{}.to_json()},
+      {"details",
+       {{"quarantined", true},
+        {"raw_attachment_id", raw_id},
+        {"imap_uid", mail.uid},
+        {"imap_uid_validity", mail.uid_validity}}},
+      {"attachments", Json::array()}};
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <connector/sdk.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -13,7 +12,7 @@
 namespace connector::email {
 
 struct ReceivedMail {
-  std::string raw;            // the whole mail, or only its header block when headers_only
+  std::string raw;  // the whole mail, or only its header block when headers_only
   uint64_t uid = 0;
   uint64_t uid_validity = 0;
   uint64_t size = 0;          // RFC822.SIZE

@@ -12,8 +12,8 @@ namespace {
 // Headers a delivery adds or rewrites: they differ between two copies of the same mail.
 bool is_trace_header(std::string_view line) {
   static const std::array<std::string_view, 8> kTrace = {
-      "received:",   "return-path:",   "delivered-to:", "x-original-to:",
-      "x-delivered-to:", "x-envelope-to:", "envelope-to:", "x-spam-"};
+      "received:",       "return-path:",   "delivered-to:", "x-original-to:",
+      "x-delivered-to:", "x-envelope-to:", "envelope-to:",  "x-spam-"};
   std::string start(line.substr(0, 20));
   std::transform(start.begin(), start.end(), start.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

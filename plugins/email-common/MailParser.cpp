@@ -165,8 +165,8 @@ std::string join_base64_words(const std::string &raw) {
   size_t run_end = std::string::npos;
   auto flush = [&] {
     if (run_charset.empty()) return;
-    gchar *encoded = g_base64_encode(reinterpret_cast<const guchar *>(run_bytes.data()),
-                                     run_bytes.size());
+    gchar *encoded =
+        g_base64_encode(reinterpret_cast<const guchar *>(run_bytes.data()), run_bytes.size());
     out += "=?" + run_charset + "?B?" + encoded + "?=";
     g_free(encoded);
     run_charset.clear();
@@ -206,7 +206,8 @@ std::optional<std::string> decoded_header(GMimeObject *object, const char *name)
   for (const char *p = raw; *p != '\0'; ++p) {
     if (*p != '\r' && *p != '\n') unfolded += *p;
   }
-  char *text = g_mime_utils_header_decode_text(parser_options(), join_base64_words(unfolded).c_str());
+  char *text =
+      g_mime_utils_header_decode_text(parser_options(), join_base64_words(unfolded).c_str());
   std::string result = scrub_utf8(trim(text));
   g_free(text);
   return result;
@@ -333,16 +334,16 @@ class PartWalker {
     if (inner == nullptr) return;
     const char *subject = g_mime_message_get_subject(inner);
     std::string name = subject != nullptr && *subject != '\0' ? subject : "forwarded";
-    mail_.attachments.push_back({sanitize_file_name(name + ".eml"), "message/rfc822", "",
-                                 serialized(GMIME_OBJECT(inner))});
+    mail_.attachments.push_back(
+        {sanitize_file_name(name + ".eml"), "message/rfc822", "", serialized(GMIME_OBJECT(inner))});
   }
 
   void leaf(GMimePart *part) {
     auto *object = GMIME_OBJECT(part);
     const std::string mime = mime_type_of(object);
     GMimeContentDisposition *disposition = g_mime_object_get_content_disposition(object);
-    const bool attachment = disposition != nullptr &&
-                            g_mime_content_disposition_is_attachment(disposition);
+    const bool attachment =
+        disposition != nullptr && g_mime_content_disposition_is_attachment(disposition);
     const char *filename = g_mime_part_get_filename(part);
 
     if (!attachment && filename == nullptr && (mime == "text/plain" || mime == "text/html")) {
@@ -359,7 +360,8 @@ class PartWalker {
     const std::string fallback = "attachment-" + std::to_string(++unnamed_) + extension_for(mime);
     saved.name = sanitize_file_name(filename != nullptr ? scrub_utf8(filename) : fallback);
     if (saved.name.empty()) saved.name = fallback;
-    if (const char *cid = g_mime_object_get_content_id(object)) saved.content_id = strip_angles(cid);
+    if (const char *cid = g_mime_object_get_content_id(object))
+      saved.content_id = strip_angles(cid);
     saved.bytes = decoded_content(part);
     mail_.attachments.push_back(std::move(saved));
   }
@@ -381,12 +383,12 @@ GPtr<GMimeMessage> construct(std::string_view raw) {
 bool looks_like_mail(std::string_view raw) {
   const size_t colon = raw.find(':');
   const size_t eol = raw.find('\n');
-  if (colon == std::string_view::npos || colon == 0 || (eol != std::string_view::npos && eol < colon)) {
+  if (colon == std::string_view::npos || colon == 0 ||
+      (eol != std::string_view::npos && eol < colon)) {
     return false;
   }
-  return std::all_of(raw.begin(), raw.begin() + colon, [](unsigned char c) {
-    return c > 32 && c < 127;
-  });
+  return std::all_of(raw.begin(), raw.begin() + colon,
+                     [](unsigned char c) { return c > 32 && c < 127; });
 }
 
 }  // namespace
@@ -426,7 +428,8 @@ std::string sanitize_file_name(std::string_view name, size_t max_bytes) {
 
   // Too long: keep the extension, cut the stem on a UTF-8 character boundary.
   const size_t dot = clean.rfind('.');
-  std::string extension = dot != std::string::npos && clean.size() - dot <= 16 ? clean.substr(dot) : "";
+  std::string extension =
+      dot != std::string::npos && clean.size() - dot <= 16 ? clean.substr(dot) : "";
   size_t keep = max_bytes - extension.size();
   while (keep > 0 && (static_cast<unsigned char>(clean[keep]) & 0xC0) == 0x80) --keep;
   return clean.substr(0, keep) + extension;

@@ -17,8 +17,8 @@ struct ServerAddress {
 // How to authenticate: a password (LOGIN / AUTH PLAIN) or an OAuth access token (XOAUTH2).
 struct Credentials {
   std::string user;
-  std::string password;      // secret
-  std::string oauth_token;   // secret; when set, used instead of the password
+  std::string password;     // secret
+  std::string oauth_token;  // secret; when set, used instead of the password
 };
 
 struct MailServers {

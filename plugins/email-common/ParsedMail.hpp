@@ -22,13 +22,13 @@ struct ParsedMail {
   std::string from_name;
   std::vector<std::string> to;
   std::vector<std::string> cc;
-  std::string subject;               // decoded, UTF-8
-  std::string text;                  // UTF-8
-  std::string html;                  // UTF-8
-  std::optional<int64_t> date_ms;    // absent when the Date header is missing or broken
+  std::string subject;                   // decoded, UTF-8
+  std::string text;                      // UTF-8
+  std::string html;                      // UTF-8
+  std::optional<int64_t> date_ms;        // absent when the Date header is missing or broken
   std::vector<std::string> thread_refs;  // In-Reply-To first, then References right-most first
-  bool automatic = false;            // auto-reply, bounce, list or loop: never opens a case
-  std::string automatic_reason;      // which header made it automatic
+  bool automatic = false;                // auto-reply, bounce, list or loop: never opens a case
+  std::string automatic_reason;          // which header made it automatic
   std::vector<MailAttachment> attachments;
   std::vector<std::string> problems;  // parts that could not be read (the rest was kept)
 };

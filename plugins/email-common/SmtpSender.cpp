@@ -69,8 +69,8 @@ MailFailure failure_of(CURLcode code, const char *error_buffer, const MailServer
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_USE_SSL_FAILED:
     case CURLE_SSL_CACERT_BADFILE:
-      return {FailureKind::kTlsHandshake, "SMTP: the TLS handshake with the server failed (" +
-                                              said + ")"};
+      return {FailureKind::kTlsHandshake,
+              "SMTP: the TLS handshake with the server failed (" + said + ")"};
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
       return {FailureKind::kUnreachable, "SMTP: cannot reach " + where + " (" + said + ")"};

@@ -11,8 +11,7 @@
 namespace connector::email {
 
 // Logs in and leaves without sending: the connect check. nullopt means it worked.
-std::optional<MailFailure> check_smtp_login(const MailServers &servers,
-                                            long timeout_ms = 15000);
+std::optional<MailFailure> check_smtp_login(const MailServers &servers, long timeout_ms = 15000);
 
 // Sends `message` (a complete RFC 5322 mail) from servers.address to `recipients`.
 std::optional<MailFailure> send_smtp(const MailServers &servers,

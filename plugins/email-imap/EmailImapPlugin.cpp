@@ -3,7 +3,6 @@
 // Everything mail-specific lives in the shared engine (plugins/email-common), which the OAuth
 // plugin links too; this file is the connect form, the stored credentials and the SDK verbs.
 #include <connector/sdk.hpp>
-
 #include <memory>
 #include <regex>
 
@@ -29,7 +28,10 @@ const char *kPasswordKey = "password";
 Json label(const char *en, const char *pt) { return {{"en", en}, {"pt-BR", pt}}; }
 
 Json field(const char *name, const char *type, Json text, bool required, bool secret = false) {
-  return {{"name", name}, {"type", type}, {"label", std::move(text)}, {"required", required},
+  return {{"name", name},
+          {"type", type},
+          {"label", std::move(text)},
+          {"required", required},
           {"secret", secret}};
 }
 
@@ -42,8 +44,8 @@ Json security_field(const char *name, Json text) {
 }
 
 Json setting(const char *key, const char *type, Json value, const char *description) {
-  return {{"key", key}, {"type", type}, {"default", std::move(value)},
-          {"description", description}};
+  return {
+      {"key", key}, {"type", type}, {"default", std::move(value)}, {"description", description}};
 }
 
 std::string text_value(const Json &values, const char *name) {
@@ -117,8 +119,7 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
         {"version", "0.1.0"},
         {"capabilities", {"form_login", "send", "media", "receive"}},
         {"connect_fields",
-         {provider,
-          field("address", "email", label("E-mail address", "Endereço de e-mail"), true),
+         {provider, field("address", "email", label("E-mail address", "Endereço de e-mail"), true),
           field("password", "password", label("Password or app password", "Senha ou senha de app"),
                 true, true),
           field("imap_host", "text", label("IMAP server", "Servidor IMAP"), false),

@@ -27,8 +27,7 @@ TEST(MailComposerTest, WritesThreadingHeadersAndAFreshMessageId) {
   EXPECT_EQ(back->subject, mail.subject);
   EXPECT_EQ(back->text, "Enviado hoje.");
   EXPECT_EQ(back->html, "<p>Enviado hoje.</p>");
-  EXPECT_EQ(back->thread_refs,
-            (std::vector<std::string>{"q2@customer.test", "q1@customer.test"}));
+  EXPECT_EQ(back->thread_refs, (std::vector<std::string>{"q2@customer.test", "q1@customer.test"}));
   EXPECT_FALSE(back->automatic);
 }
 

@@ -140,8 +140,8 @@ TEST(MailParserTest, SanitisesHostileAttachmentNames) {
 TEST(MailParserTest, SanitizeKeepsOrdinaryNamesAndCutsOnCharacterBoundaries) {
   EXPECT_EQ(sanitize_file_name("Relatório final.pdf"), "Relatório final.pdf");
   EXPECT_EQ(sanitize_file_name("a/b\\c"), "a_b_c");
-  const std::string cut = sanitize_file_name(std::string(100, 'x') + "ção" + std::string(50, 'y') +
-                                             ".pdf", 105);
+  const std::string cut =
+      sanitize_file_name(std::string(100, 'x') + "ção" + std::string(50, 'y') + ".pdf", 105);
   EXPECT_LE(cut.size(), 105u);
   EXPECT_EQ(cut.substr(cut.size() - 4), ".pdf");
   EXPECT_EQ(to_utf8(cut, "utf-8"), cut);  // still valid UTF-8
@@ -223,10 +223,12 @@ TEST(MailParserTest, ThirtyMegabyteAttachmentSurvivesIntact) {
   }
   const std::string raw =
       "From: a@customer.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
-      "Content-Type: multipart/mixed; boundary=\"bb\"\r\n\r\n--bb\r\nContent-Type: text/plain\r\n\r\n"
+      "Content-Type: multipart/mixed; boundary=\"bb\"\r\n\r\n--bb\r\nContent-Type: "
+      "text/plain\r\n\r\n"
       "big one\r\n--bb\r\nContent-Type: application/octet-stream\r\n"
       "Content-Disposition: attachment; filename=\"big.bin\"\r\n"
-      "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "\r\n--bb--\r\n";
+      "Content-Transfer-Encoding: base64\r\n\r\n" +
+      encoded + "\r\n--bb--\r\n";
   auto mail = parse_mail(raw);
   ASSERT_TRUE(mail.has_value());
   ASSERT_EQ(mail->attachments.size(), 1u);
@@ -235,7 +237,8 @@ TEST(MailParserTest, ThirtyMegabyteAttachmentSurvivesIntact) {
 }
 
 TEST(MailParserTest, OversizedMailIsRecordedFromItsHeaders) {
-  const std::string head = "From: a@customer.test\r\nSubject: too big [#9]\r\nMessage-ID: <big@x>\r\n";
+  const std::string head =
+      "From: a@customer.test\r\nSubject: too big [#9]\r\nMessage-ID: <big@x>\r\n";
   auto built = event_of(head, true);
   const auto &event = built.built.event;
   EXPECT_FALSE(built.built.quarantined);

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "RecordingServices.hpp"
 #include "mail/MailServerFixture.hpp"
@@ -29,8 +31,7 @@ class MailServersEnvironment : public ::testing::Environment {
     servers = nullptr;
   }
 };
-const auto *const kEnvironment =
-    ::testing::AddGlobalTestEnvironment(new MailServersEnvironment());
+const auto *const kEnvironment = ::testing::AddGlobalTestEnvironment(new MailServersEnvironment());
 
 std::filesystem::path plugin_library() {
   return std::filesystem::path(CONNECTOR_PLUGIN_DIR) / "libconnector_email_imap.so";
@@ -56,11 +57,10 @@ json form(const std::string &password = Fixture::kPassword) {
 
 std::string simple_mail(const std::string &subject, const std::string &body,
                         const std::string &extra_headers = "") {
-  return "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\n" +
-         "To: " + Fixture::kAgent + "\r\n" + "Subject: " + subject + "\r\n" +
-         "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n" + extra_headers +
-         "Message-ID: <" + std::to_string(std::random_device{}()) + "@customer.test>\r\n" +
-         "\r\n" + body + "\r\n";
+  return "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\n" + "To: " + Fixture::kAgent +
+         "\r\n" + "Subject: " + subject + "\r\n" + "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n" +
+         extra_headers + "Message-ID: <" + std::to_string(std::random_device{}()) +
+         "@customer.test>\r\n" + "\r\n" + body + "\r\n";
 }
 
 class EmailImapPluginTest : public ::testing::Test {
@@ -208,7 +208,8 @@ TEST_F(EmailImapPluginTest, DeliversAMailWithByteIdenticalAttachments) {
       "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached, obrigado.\r\n"
       "--b1\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n"
       "Content-Disposition: attachment; filename=\"data.bin\"\r\n"
-      "Content-Transfer-Encoding: base64\r\n\r\n" + encoded + "\r\n--b1--";
+      "Content-Transfer-Encoding: base64\r\n\r\n" +
+      encoded + "\r\n--b1--";
   servers->deliver(Fixture::kCustomer, Fixture::kAgent,
                    simple_mail(subject, body,
                                "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
@@ -226,7 +227,8 @@ TEST_F(EmailImapPluginTest, DeliversAMailWithByteIdenticalAttachments) {
   const auto &attachment = (*message)["attachments"][0];
   EXPECT_EQ(attachment.value("name", ""), "data.bin");
   EXPECT_EQ(services_.attachment(attachment.value("id", "")), binary);
-  const std::string raw = services_.attachment((*message)["details"].value("raw_attachment_id", ""));
+  const std::string raw =
+      services_.attachment((*message)["details"].value("raw_attachment_id", ""));
   EXPECT_NE(raw.find(subject), std::string::npos);
 }
 
@@ -289,9 +291,12 @@ TEST_F(EmailImapPluginTest, RestartsWithoutDuplicates) {
   const std::string account = connect(form());
   ASSERT_TRUE(services_.wait_for_subject(first).has_value());
   // The initial sync reports its progress.
-  EXPECT_TRUE(services_.wait_for([](const json &e) {
-    return e.value("type", "") == "progress" && e.value("phase", "") == "initial_sync";
-  }).has_value());
+  EXPECT_TRUE(services_
+                  .wait_for([](const json &e) {
+                    return e.value("type", "") == "progress" &&
+                           e.value("phase", "") == "initial_sync";
+                  })
+                  .has_value());
   const size_t before = services_.messages().size();
 
   // Stop the plugin as a host shutdown would, deliver one more, start again and resume.
@@ -341,9 +346,11 @@ TEST_F(EmailImapPluginTest, ReconnectsAndCatchesUpAfterDovecotRestartsDuringIdle
   servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, "still there?"));
 
   EXPECT_TRUE(services_.wait_for_subject(subject).has_value());
-  EXPECT_TRUE(services_.wait_for([](const json &e) {
-    return e.value("type", "") == "status" && e.value("state", "") == "connecting";
-  }).has_value());
+  EXPECT_TRUE(services_
+                  .wait_for([](const json &e) {
+                    return e.value("type", "") == "status" && e.value("state", "") == "connecting";
+                  })
+                  .has_value());
 }
 
 TEST_F(EmailImapPluginTest, NewMailArrivesThroughIdle) {
@@ -358,6 +365,69 @@ TEST_F(EmailImapPluginTest, NewMailArrivesThroughIdle) {
   const std::string subject = unique("pushed");
   servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, "push"));
   EXPECT_TRUE(services_.wait_for_subject(subject).has_value());
+}
+
+TEST_F(EmailImapPluginTest, AnOversizedMailIsRecordedNotLost) {
+  load({{"max_message_mb", 1}});
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  const std::string subject = unique("too big");
+  std::string body;
+  for (int i = 0; i < 30000; ++i) body += std::string(70, 'a' + i % 26) + "\r\n";
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, body));
+  auto message = services_.wait_for_subject(subject);
+  ASSERT_TRUE(message.has_value());
+  EXPECT_TRUE((*message)["details"].value("oversized", false));
+  EXPECT_GT((*message)["details"].value("size", 0), 1 << 20);
+  EXPECT_EQ(message->value("from", ""), Fixture::kCustomer);
+}
+
+TEST_F(EmailImapPluginTest, MalformedMimeBetweenGoodMailsBlocksNothing) {
+  load();
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  std::ifstream file(
+      std::string(CONNECTOR_SOURCE_DIR) + "/tests/plugins/email-common/corpus/malformed-mime.eml",
+      std::ios::binary);
+  std::string broken((std::istreambuf_iterator<char>(file)), {});
+  const std::string broken_subject = unique("broken structure");
+  broken.replace(broken.find("broken structure"), 16, broken_subject);
+  const std::string before = unique("good before");
+  const std::string after = unique("good after");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(before, "1"));
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, broken);
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(after, "3"));
+  EXPECT_TRUE(services_.wait_for_subject(before).has_value());
+  EXPECT_TRUE(services_.wait_for_subject(broken_subject).has_value());
+  EXPECT_TRUE(services_.wait_for_subject(after).has_value());
+}
+
+TEST_F(EmailImapPluginTest, AUidValidityChangeDuplicatesNothing) {
+  load();
+  const std::string account = connect(form());
+  const std::string first = unique("before renumbering");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(first, "1"));
+  ASSERT_TRUE(services_.wait_for_subject(first).has_value());
+  const auto old_state = nlohmann::json::parse(*services_.stored(account, "sync.inbox"));
+  const size_t before = services_.messages().size();
+
+  // Dovecot forgets its UID list and index: the mailbox comes back with a new UIDVALIDITY.
+  servers->stop_dovecot();
+  const auto maildir = servers->dir() / "mail" / Fixture::kAgent / "Maildir";
+  for (const auto &entry : std::filesystem::directory_iterator(maildir)) {
+    if (entry.path().filename().string().rfind("dovecot", 0) == 0) {
+      std::filesystem::remove_all(entry.path());
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // UIDVALIDITY is a timestamp
+  servers->start_dovecot();
+  const std::string second = unique("after renumbering");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(second, "2"));
+  ASSERT_TRUE(services_.wait_for_subject(second).has_value());
+
+  const auto new_state = nlohmann::json::parse(*services_.stored(account, "sync.inbox"));
+  EXPECT_NE(new_state["uid_validity"], old_state["uid_validity"]);
+  EXPECT_EQ(services_.messages().size(), before + 1);
 }
 
 }  // namespace
