@@ -170,23 +170,36 @@ function onEvent(event) {
 
 // --- Start ------------------------------------------------------------------------------------------
 
+// Turns the code of a login link into a token. Returns false when the link did not work.
+async function signInWithCode(code) {
+  const login = $('login');
+  login.hidden = false;
+  replaceChildren(login, h('p', {role: 'status', text: t('login.checking')}));
+  try {
+    session.keep(await redeemLoginCode(code));
+    return true;
+  } catch (failure) {
+    showLogin(t('login.link_failed', {reason: reasonOf(failure)}));
+    return false;
+  }
+}
+
+// A login link opened in a tab that already shows the screen only changes the fragment.
+async function onHashChange() {
+  const code = takeLoginCode();
+  if (!code) return;
+  if (events) signOut();
+  if (await signInWithCode(code)) await enter();
+}
+
 async function start() {
   labelShell();
   setupLanguage();
   $('sign-out').addEventListener('click', () => signOut());
+  window.addEventListener('hashchange', onHashChange);
 
   const code = takeLoginCode();
-  if (code) {
-    const login = $('login');
-    login.hidden = false;
-    replaceChildren(login, h('p', {role: 'status', text: t('login.checking')}));
-    try {
-      session.keep(await redeemLoginCode(code));
-    } catch (failure) {
-      showLogin(t('login.link_failed', {reason: reasonOf(failure)}));
-      return;
-    }
-  }
+  if (code && !(await signInWithCode(code))) return;
   if (!session.signedIn()) {
     showLogin();
     return;
