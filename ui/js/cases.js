@@ -51,7 +51,7 @@ export class CasesView {
       this.listNote.textContent = t('cases.unavailable', {reason: reasonOf(error)});
     }
     this.renderList();
-    if (this.selected != null) await this.loadMessages();
+    if (this.selected != null) await this.refreshMessages();
   }
 
   // Many messages can arrive at once (a first mail sync); one reload covers them all.
@@ -75,6 +75,8 @@ export class CasesView {
 
   async select(caseId) {
     this.selected = caseId;
+    this.replyNote = '';
+    this.replyKey = null;
     this.messages = [];
     this.renderList();
     await this.loadMessages();
@@ -91,6 +93,26 @@ export class CasesView {
       this.detailError = reasonOf(error);
     }
     this.renderDetail();
+  }
+
+  // Merges the newest messages into the open case without rebuilding the reply box.
+  async refreshMessages() {
+    try {
+      const page = await this.api.get(`/cases/${this.selected}/messages?limit=${kMessageLimit}`);
+      for (const m of page.items) this.add(m);
+      this.refreshReplyBox();
+    } catch {
+      // Kept as shown; the next event or reconnect tries again.
+    }
+  }
+
+  // A new inbound message can change whom the reply goes to; the box is rebuilt only then and
+  // only when empty, so a reply being typed is never lost.
+  refreshReplyBox() {
+    const target = this.replyTarget();
+    const typing = this.detail.querySelector('textarea');
+    const changed = target && `${target.account_id} ${target.from}` !== this.replyKey;
+    if (changed && (!typing || typing.value === '')) this.renderDetail();
   }
 
   current() { return this.cases.find((c) => c.id === this.selected); }
@@ -110,11 +132,13 @@ export class CasesView {
   }
 
   renderMessages() {
+    if (!this.messageList) return;
     if (this.messages.length === 0) {
       replaceChildren(this.messageList, h('li', {class: 'note', text: t('case.no_messages')}));
       return;
     }
     replaceChildren(this.messageList, this.messages.map((m) => this.messageItem(m)));
+    this.messageList.scrollTop = this.messageList.scrollHeight;
   }
 
   messageItem(m) {
@@ -146,7 +170,9 @@ export class CasesView {
     if (!target) return h('p', {class: 'note', text: t('reply.none')});
     const id = uniqueId('reply');
     const text = h('textarea', {id, rows: 3, required: true, 'data-testid': 'reply-text'});
-    const status = h('p', {class: 'note', role: 'status', 'data-testid': 'reply-status'});
+    const status = h('p', {class: 'note', role: 'status', 'data-testid': 'reply-status',
+                           text: this.replyNote ?? ''});
+    this.replyKey = `${target.account_id} ${target.from}`;
     const send = h('button', {type: 'submit', class: 'primary', text: t('reply.send')});
     const form = h('form', {class: 'reply'},
                    h('label', {for: id, text: t('reply.label', {
@@ -162,18 +188,28 @@ export class CasesView {
         const sent = await this.api.post(`/accounts/${target.account_id}/messages`, body);
         this.add(sent);
         text.value = '';
-        status.textContent = t('reply.sent');
+        this.replyNote = t('reply.sent');
       } catch (error) {
-        status.textContent = t('reply.failed', {reason: reasonOf(error)});
+        this.replyNote = t('reply.failed', {reason: reasonOf(error)});
       } finally {
         send.disabled = false;
+        // The form may have been rebuilt meanwhile; the note goes to whichever is shown.
+        const shown = this.detail.querySelector('[data-testid="reply-status"]');
+        if (shown) shown.textContent = this.replyNote;
       }
     });
     return form;
   }
 
   add(message) {
-    if (this.messages.some((m) => m.id === message.id)) return;
+    const known = this.messages.find((m) => m.id === message.id);
+    if (known) {
+      if (known.delivery_status !== message.delivery_status) {
+        known.delivery_status = message.delivery_status;
+        this.renderMessages();
+      }
+      return;
+    }
     this.messages.push(message);
     this.messages.sort((a, b) => a.id - b.id);
     this.renderMessages();
@@ -182,13 +218,9 @@ export class CasesView {
   handle(event) {
     if (event.type === 'message.new') {
       const m = event.message;
-      const wasNewTarget = m.direction === 'inbound';
       if (m.case && m.case.id === this.selected) {
         this.add(m);
-        // A new inbound message can change whom the reply goes to; rebuild the box only when
-        // it is empty, so a reply being typed is not lost.
-        const typing = this.detail.querySelector('textarea');
-        if (wasNewTarget && (!typing || typing.value === '')) this.renderDetail();
+        this.refreshReplyBox();
       }
       this.scheduleReload();
     } else if (event.type === 'message.delivery') {
