@@ -8,7 +8,9 @@ import {kLanguages, language, setLanguage, t} from './i18n.js';
 import {Session, takeLoginCode} from './session.js';
 
 const session = new Session();
-const api = new Api(session, () => signOut(t('login.expired')));
+// A 401 while the screen is open means the token was revoked or expired. Before that (checking
+// a pasted or stored token) the caller says what went wrong.
+const api = new Api(session, () => { if (channels) signOut(t('login.expired')); });
 const $ = (id) => document.getElementById(id);
 
 let channels = null;
@@ -207,7 +209,11 @@ async function start() {
   try {
     await api.get('/me');
   } catch (failure) {
-    if (failure.status === 401) return;  // already back at the sign-in form
+    if (failure.status === 401) {
+      session.forget();
+      showLogin(t('login.expired'));
+      return;
+    }
     // The host is not answering yet: show the screen; it fills in when the host is back.
   }
   await enter();
