@@ -168,7 +168,19 @@ test('the linked case count and the case view follow messages as they arrive', a
   const reply = sentMessages.json.items.find((m) => m.text === 'Resposta pelo mesmo canal');
   assert.ok(reply, 'the reply was sent through the account');
   assert.equal(reply.to, '+5511987650002');
+  await messages.filter({hasText: 'Entrega: entregue'}).waitFor();
   await shoot(page, '12-case-view-reply');
+
+  // Mail HTML is never rendered: a message with only an HTML body shows as plain text, and none
+  // of its markup (an image with an onerror handler here) becomes part of the page.
+  const caseId = Number(await page.locator('.case-item[aria-current="true"]').getAttribute('data-case'));
+  const html = await host.api(await token(page), 'POST', `/accounts/${accountId}/messages`,
+                              {to: '+5511987650002', case_id: caseId,
+                               html: '<p>Oferta <b>imperdível</b></p><img src="x" onerror="window.pwned=1">'});
+  assert.equal(html.status, 201, JSON.stringify(html.json));
+  await messages.filter({hasText: 'Oferta imperdível'}).waitFor();
+  assert.equal(await messages.locator('img, b, iframe').count(), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
 });
 
 test('English can be chosen and Portuguese restored', async () => {

@@ -99,4 +99,9 @@ export default {
   'log.kind.plugin': 'Channel',
   'oauth.link': 'Open the sign-in page',
   'form.error_prefix': 'Error:',
+  'delivery.sent': 'sent',
+  'delivery.delivered': 'delivered',
+  'delivery.read': 'read',
+  'delivery.played': 'played',
+  'delivery.failed': 'failed',
 };

@@ -99,4 +99,9 @@ export default {
   'log.kind.plugin': 'Canal',
   'oauth.link': 'Abrir a página de login',
   'form.error_prefix': 'Erro:',
+  'delivery.sent': 'enviada',
+  'delivery.delivered': 'entregue',
+  'delivery.read': 'lida',
+  'delivery.played': 'reproduzida',
+  'delivery.failed': 'falhou',
 };

@@ -150,7 +150,7 @@ export class CasesView {
                h('span', {text: who}), ' · ',
                h('span', {class: 'channel-badge', text: t('message.via', {channel: this.channelName(m.account_id, m.channel)})}),
                ' · ', h('time', {text: formatDateTime(m.sent_at ?? m.stored_at)}),
-               !inbound && m.delivery_status ? ` · ${t('message.delivery', {status: m.delivery_status})}` : null),
+               !inbound && m.delivery_status ? ` · ${t('message.delivery', {status: deliveryText(m.delivery_status)})}` : null),
              m.subject ? h('p', {class: 'message-subject', text: t('message.subject', {subject: m.subject})}) : null,
              h('p', {class: 'message-text', text: body}),
              !m.text && m.html ? h('p', {class: 'note', text: t('message.html_only')}) : null);
@@ -231,6 +231,11 @@ export class CasesView {
       }
     }
   }
+}
+
+function deliveryText(status) {
+  const text = t(`delivery.${status}`);
+  return text.startsWith('delivery.') ? status : text;
 }
 
 function plainTextOf(html) {

@@ -463,6 +463,10 @@ class AccountCard {
         : /microsoft|outlook|office/i.test(provider) ? t('oauth.microsoft') : t('oauth.both');
   }
 
+  // POST /accounts/{id}/oauth/start answers {authorization_url}; the provider's page finishes
+  // the sign-in and the account's status events show the result. The body carries the form's
+  // values (provider, address) as connect does. That route did not exist in the host when this
+  // was written: a 404 says so in words instead of failing silently.
   async startOAuth(form) {
     this.oauthNote.replaceChildren();
     this.formError = '';
