@@ -55,6 +55,13 @@ test('the same link cannot be used twice', async () => {
 
 test('connecting with a password shows "connected as" the account', async () => {
   passwordCard = await addLoopbackAccount(page);
+  // The form is the plugin's own description: one labelled control per connect field.
+  const plugins = await host.api(await token(page), 'GET', '/plugins');
+  const loopback = plugins.json.items.find((p) => p.id === 'loopback');
+  for (const field of loopback.descriptor.connect_fields) {
+    const control = passwordCard.getByLabel(field.label['pt-BR'], {exact: false}).first();
+    assert.equal(await control.getAttribute('name'), field.name);
+  }
   await shoot(page, '03-connect-form');
   await fillLoopback(passwordCard, {account: 'ana@empresa.com', password: 'segredo'});
   const status = passwordCard.getByTestId('status');
@@ -73,6 +80,8 @@ test('a wrong password shows its reason next to the form', async () => {
   assert.ok(await card.getByRole('button', {name: 'Conectar Loopback (exemplo)'}).isVisible(),
             'the form stays for another try');
   await card.getByTestId('log').filter({hasText: 'wrong account name or password'}).waitFor();
+  assert.equal(await card.getByLabel(/Nome da conta/).inputValue(), 'bruno', 'typed name kept');
+  assert.equal(await card.getByLabel(/^Senha$/).inputValue(), '', 'the password is not kept');
   await shoot(page, '05-wrong-password');
 });
 
@@ -86,6 +95,7 @@ test('the QR method shows a scannable QR; after it expires "Refresh QR code" bri
   assert.equal(await card.getByTestId('status').getAttribute('data-state'), 'awaiting_qr');
   const box = await image.boundingBox();
   assert.ok(box.width >= 200, `the QR is large enough to scan (${box.width}px)`);
+  await shoot(page, '06-qr-page');
   const first = await decodeQr(card, '06-qr');
   assert.match(first, /^loopback:carla:\d+$/);
 

@@ -168,6 +168,7 @@ class AccountCard {
     this.pairing = null;
     this.progress = null;
     this.logEntries = [];
+    this.draft = {};  // what was typed in the form, secrets left out, kept across rebuilds
     this.build();
     this.update(account);
     this.loadLog();
@@ -398,16 +399,17 @@ class AccountCard {
         control.append(h('option', {value: choice.value, text: localized(choice.label) || choice.value}));
       }
       if (field.default != null) control.value = String(field.default);
+      if (field.name in this.draft) control.value = String(this.draft[field.name]);
     } else if (field.type === 'checkbox') {
       control = h('input', {id, name: field.name, type: 'checkbox',
-                            checked: Boolean(field.default)});
+                            checked: Boolean(this.draft[field.name] ?? field.default)});
       return h('div', {class: 'field checkbox'}, control, labelEl);
     } else {
       const type = ['email', 'password', 'number'].includes(field.type) ? field.type : 'text';
       control = h('input', {id, name: field.name, type, required: field.required,
                             autocomplete: type === 'password' ? 'new-password' :
                                           type === 'email' ? 'email' : 'off',
-                            value: field.default != null && !field.secret ? String(field.default) : null});
+                            value: field.secret ? null : this.draft[field.name] ?? field.default ?? null});
     }
     control.dataset.fieldType = field.type;
     return h('div', {class: 'field'}, labelEl, control);
@@ -427,13 +429,15 @@ class AccountCard {
   }
 
   async connect(form, submit) {
+    const values = this.values(form);
+    const secrets = new Set((this.descriptor.connect_fields ?? []).filter((f) => f.secret || f.type === 'password').map((f) => f.name));
+    this.draft = Object.fromEntries(Object.entries(values).filter(([name]) => !secrets.has(name)));
     this.formError = '';
     this.renderFormError();
     submit.disabled = true;
     submit.textContent = t('connect.working');
     try {
-      this.update(await this.api.post(`/accounts/${this.account.id}/connect`,
-                                      {values: this.values(form)}));
+      this.update(await this.api.post(`/accounts/${this.account.id}/connect`, {values}));
     } catch (error) {
       this.formError = t('connect.failed', {reason: reasonOf(error)});
       this.renderFormError();
