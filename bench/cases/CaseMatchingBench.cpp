@@ -10,16 +10,6 @@
 //
 // Usage: case_matching_bench [contacts=1000000] [matches=200000] [ingests=20000]
 // The store is built in a temporary folder (about 400 MB for 1M contacts) and removed after.
-#include "accounts/AccountService.hpp"
-#include "accounts/EventHub.hpp"
-#include "cases/Casework.hpp"
-#include "log/Log.hpp"
-#include "store/AccountValues.hpp"
-#include "store/AttachmentStore.hpp"
-#include "store/Conversations.hpp"
-#include "store/Database.hpp"
-#include "store/SecretBox.hpp"
-
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -31,6 +21,16 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "accounts/AccountService.hpp"
+#include "accounts/EventHub.hpp"
+#include "cases/Casework.hpp"
+#include "log/Log.hpp"
+#include "store/AccountValues.hpp"
+#include "store/AttachmentStore.hpp"
+#include "store/Conversations.hpp"
+#include "store/Database.hpp"
+#include "store/SecretBox.hpp"
 
 namespace {
 
@@ -100,13 +100,15 @@ class RawDb {
 void generate(const fs::path &file, int64_t contacts) {
   RawDb raw(file);
   raw.exec("BEGIN");
-  raw.exec("INSERT INTO attendants (id, name, role, created_at) VALUES ('att-bench', 'bench', "
-           "'attendant', 0)");
-  raw.exec("INSERT INTO accounts (id, attendant_id, plugin_id, created_at, updated_at) VALUES "
-           "('acc-wa', 'att-bench', 'whatsapp', 0, 0), ('acc-mail', 'att-bench', 'email', 0, 0)");
+  raw.exec(
+      "INSERT INTO attendants (id, name, role, created_at) VALUES ('att-bench', 'bench', "
+      "'attendant', 0)");
+  raw.exec(
+      "INSERT INTO accounts (id, attendant_id, plugin_id, created_at, updated_at) VALUES "
+      "('acc-wa', 'att-bench', 'whatsapp', 0, 0), ('acc-mail', 'att-bench', 'email', 0, 0)");
   sqlite3_stmt *contact = raw.prepare("INSERT INTO contacts (id, created_at) VALUES (?, 0)");
-  sqlite3_stmt *identity = raw.prepare(
-      "INSERT INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)");
+  sqlite3_stmt *identity =
+      raw.prepare("INSERT INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)");
   sqlite3_stmt *kase = raw.prepare(
       "INSERT INTO cases (id, attendant_id, contact_id, title, status, created_at, updated_at) "
       "VALUES (?, 'att-bench', ?, 'case', 'open', 0, 0)");
@@ -143,7 +145,8 @@ store::NewMessage mail_message(int64_t i) {
   m.channel = "email";
   m.direction = "inbound";
   m.subject = "RES: ENC: [#" + std::to_string(i + 1) + "] Pedido";
-  m.link_keys = {{"emails", {address(i)}}, {"thread_refs", {"<nowhere-" + std::to_string(i) + "@x>"}}};
+  m.link_keys = {{"emails", {address(i)}},
+                 {"thread_refs", {"<nowhere-" + std::to_string(i) + "@x>"}}};
   return m;
 }
 
@@ -160,7 +163,8 @@ void bench_matching(cases::Casework &work, int64_t contacts, int64_t count) {
   // Warm the page cache as a running host's would be.
   int64_t linked = 0;
   for (int64_t n = 0; n < std::min<int64_t>(count, 20000); ++n) {
-    linked += work.matcher().decide(kAttendant, messages[static_cast<size_t>(n)], now).case_id ? 1 : 0;
+    linked +=
+        work.matcher().decide(kAttendant, messages[static_cast<size_t>(n)], now).case_id ? 1 : 0;
   }
 
   std::vector<double> micros;
@@ -176,16 +180,17 @@ void bench_matching(cases::Casework &work, int64_t contacts, int64_t count) {
   const double total = seconds_since(start);
   std::sort(micros.begin(), micros.end());
   const auto at = [&](double q) { return micros[static_cast<size_t>(q * (micros.size() - 1))]; };
-  std::printf("matching: %lld messages (half WhatsApp without the ninth digit, half mail with a\n"
-              "          subject id checked against the sender), %lld matched an existing case\n",
-              static_cast<long long>(count), static_cast<long long>(linked));
+  std::printf(
+      "matching: %lld messages (half WhatsApp without the ninth digit, half mail with a\n"
+      "          subject id checked against the sender), %lld matched an existing case\n",
+      static_cast<long long>(count), static_cast<long long>(linked));
   std::printf("  throughput  %10.0f messages/s\n", static_cast<double>(count) / total);
   std::printf("  p50         %10.2f us\n", at(0.50));
   std::printf("  p99         %10.2f us   (target <= 20 us: %s)\n", at(0.99),
               at(0.99) <= 20.0 ? "met" : "NOT met");
   std::printf("  max         %10.2f us\n", micros.back());
-  if (linked != count) std::printf("  WARNING: %lld messages found no case\n",
-                                   static_cast<long long>(count - linked));
+  if (linked != count)
+    std::printf("  WARNING: %lld messages found no case\n", static_cast<long long>(count - linked));
 }
 
 std::string event_for(int64_t i, int64_t n) {
@@ -227,7 +232,8 @@ void bench_ingest(const fs::path &file, store::Database &db, cases::Casework &wo
 
     auto start = Clock::now();
     for (int64_t n = from; n < to; ++n) {
-      if (accounts.emit("whatsapp", kWhatsApp, event_for(who[static_cast<size_t>(n)], n)) != CN_OK) {
+      if (accounts.emit("whatsapp", kWhatsApp, event_for(who[static_cast<size_t>(n)], n)) !=
+          CN_OK) {
         ++failures;
       }
     }
@@ -256,11 +262,12 @@ void bench_ingest(const fs::path &file, store::Database &db, cases::Casework &wo
   for (auto *stmt : {message, link, begin, commit}) sqlite3_finalize(stmt);
 
   int64_t linked = 0;
-  (void)db.run("SELECT COUNT(*) FROM messages m JOIN message_links l ON l.message_id = m.id "
-               "WHERE m.external_id LIKE 'bench-%' AND l.case_id = (SELECT contact_id FROM "
-               "contact_identities WHERE value = '+' || substr(m.sender, 1, 4) || '9' || "
-               "substr(m.sender, 5, 8))",
-               {}, [&](const store::Row &row) { linked = row.integer(0); });
+  (void)db.run(
+      "SELECT COUNT(*) FROM messages m JOIN message_links l ON l.message_id = m.id "
+      "WHERE m.external_id LIKE 'bench-%' AND l.case_id = (SELECT contact_id FROM "
+      "contact_identities WHERE value = '+' || substr(m.sender, 1, 4) || '9' || "
+      "substr(m.sender, 5, 8))",
+      {}, [&](const store::Row &row) { linked = row.integer(0); });
   const double host_rate = static_cast<double>(count) / host_seconds;
   const double raw_rate = static_cast<double>(count) / raw_seconds;
   std::printf("ingest: %lld WhatsApp messages to existing customers, in blocks of %lld\n",
@@ -317,10 +324,10 @@ int main(int argc, char **argv) {
     store::Conversations conversations(**db);
     accounts::AccountService accounts(**db, values, attachments, conversations, events);
     cases::Casework *engine = work->get();
-    accounts.set_message_observer([engine](const accounts::Account &account, int64_t id,
-                                           const store::NewMessage &m) {
-      (void)engine->ingest(account.id, account.attendant_id, id, m);
-    });
+    accounts.set_message_observer(
+        [engine](const accounts::Account &account, int64_t id, const store::NewMessage &m) {
+          (void)engine->ingest(account.id, account.attendant_id, id, m);
+        });
     bench_ingest(file, **db, **work, accounts, contacts, ingests);
     std::printf("  live events delivered: %lld\n", static_cast<long long>(notified.load()));
   }

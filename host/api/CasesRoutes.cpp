@@ -15,10 +15,10 @@
 // An attendant sees and moves only their own cases and messages: anything else answers 404, as
 // if it did not exist. Merges touch contacts shared by every attendant, so only admins see or
 // undo them.
+#include <charconv>
+
 #include "api/ControlApi.hpp"
 #include "cases/Casework.hpp"
-
-#include <charconv>
 
 namespace connector::api {
 namespace {
@@ -76,9 +76,8 @@ Response bad_field(const std::string &message) {
 
 // Reads the case fields of a POST or PATCH body; `creating` allows "id" and "attendant_id".
 std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool creating) {
-  static const std::vector<std::string> kCreate = {"id",        "title",        "status",
-                                                   "phones",    "addresses",    "whatsapp_ids",
-                                                   "attendant_id"};
+  static const std::vector<std::string> kCreate = {
+      "id", "title", "status", "phones", "addresses", "whatsapp_ids", "attendant_id"};
   static const std::vector<std::string> kUpdate = {"title", "status", "phones", "addresses",
                                                    "whatsapp_ids"};
   const auto &allowed = creating ? kCreate : kUpdate;
@@ -107,7 +106,8 @@ std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool cre
     }
     fields.status = body["status"].get<std::string>();
   }
-  const auto list = [&](const char *name, std::vector<std::string> &out) -> std::optional<Response> {
+  const auto list = [&](const char *name,
+                        std::vector<std::string> &out) -> std::optional<Response> {
     if (!body.contains(name)) return std::nullopt;
     const Json &items = body[name];
     const bool strings = items.is_array() && items.size() <= 50 &&
@@ -178,7 +178,8 @@ Response ControlApi::cases_route(Call &call) {
     return message ? Response::json(200, *message) : fail(message.failure());
   }
   if (cases && call.size() == 2) {
-    auto summary = casework_ != nullptr ? casework_->case_json(*id) : conversations_.case_summary(*id);
+    auto summary =
+        casework_ != nullptr ? casework_->case_json(*id) : conversations_.case_summary(*id);
     return summary ? Response::json(200, *summary) : fail(summary.failure());
   }
   if (cases && call.size() == 3 && call.at(2) == "messages") {

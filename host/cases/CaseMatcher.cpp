@@ -61,8 +61,8 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
     decision.verdict = Decision::Verdict::kLink;
     decision.case_id = found->id;
     decision.method = method;
-    decision.why += (decision.why.empty() ? "" : "; ") + rule + " rule found case " +
-                    std::to_string(found->id);
+    decision.why +=
+        (decision.why.empty() ? "" : "; ") + rule + " rule found case " + std::to_string(found->id);
     if (!found->open) settle_closed(*found, message, now_ms, decision);
     return decision;
   }
@@ -131,10 +131,9 @@ std::optional<CaseRow> CaseMatcher::by_subject(const std::string &attendant_id,
     auto row = lookups_.case_row(id);
     if (!row || row->attendant_id != attendant_id) continue;
     if (settings_.subject_requires_case_contact) {
-      const bool sender_is_contact =
-          row->contact_id && decision.contact_id &&
-          (*row->contact_id == *decision.contact_id ||
-           contains(decision.merge_into_contact, *row->contact_id));
+      const bool sender_is_contact = row->contact_id && decision.contact_id &&
+                                     (*row->contact_id == *decision.contact_id ||
+                                      contains(decision.merge_into_contact, *row->contact_id));
       if (!sender_is_contact) {
         decision.why += (decision.why.empty() ? "" : "; ") + std::string("subject names case ") +
                         std::to_string(id) + " but the sender is not its contact";

@@ -18,16 +18,16 @@
 // Threading: decide() is const and thread-safe (MatchLookups locks itself).
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "cases/Identities.hpp"
 #include "cases/MatchLookups.hpp"
 #include "cases/SubjectIds.hpp"
 #include "config/Config.hpp"
 #include "store/Conversations.hpp"
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <vector>
 
 namespace connector::cases {
 

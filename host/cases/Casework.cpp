@@ -1,8 +1,8 @@
 #include "cases/Casework.hpp"
 
-#include "log/Log.hpp"
-
 #include <algorithm>
+
+#include "log/Log.hpp"
 
 namespace connector::cases {
 namespace {
@@ -139,8 +139,7 @@ Expected<std::vector<Identity>> Casework::read_identities(const CaseFields &fiel
 
 Expected<std::optional<int64_t>> Casework::join(const std::vector<Identity> &identities,
                                                 std::optional<int64_t> current,
-                                                const std::string &reason,
-                                                const std::string &by) {
+                                                const std::string &reason, const std::string &by) {
   std::vector<int64_t> found;
   if (current) found.push_back(*current);
   for (const auto &identity : identities) {
@@ -178,8 +177,8 @@ Expected<int64_t> Casework::create_case(const std::string &attendant_id, const C
   auto done = db_.transaction([&]() -> Outcome {
     auto contact = join(*identities, std::nullopt, "given together on a new case", by);
     if (!contact) return contact.failure();
-    auto opened = open_case(attendant_id, *contact, clipped(fields.title.value_or(""), kMaxTitle),
-                            fields.id);
+    auto opened =
+        open_case(attendant_id, *contact, clipped(fields.title.value_or(""), kMaxTitle), fields.id);
     if (!opened) return opened.failure();
     case_id = *opened;
     if (fields.status == "closed") {
@@ -204,11 +203,11 @@ Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const s
   return db_.transaction([&]() -> Outcome {
     std::optional<int64_t> contact;
     bool exists = false;
-    auto read = db_.run("SELECT contact_id FROM cases WHERE id = ?", {case_id},
-                        [&](const store::Row &row) {
-                          exists = true;
-                          contact = row.optional_integer(0);
-                        });
+    auto read =
+        db_.run("SELECT contact_id FROM cases WHERE id = ?", {case_id}, [&](const store::Row &row) {
+          exists = true;
+          contact = row.optional_integer(0);
+        });
     if (!read) return read;
     if (!exists) return failure("not_found", "no case " + std::to_string(case_id));
 
@@ -232,8 +231,8 @@ Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const s
           {now, case_id});
       if (!set) return set;
     } else if (fields.status == "open") {
-      auto set = db_.run("UPDATE cases SET status = 'open', closed_at = NULL WHERE id = ?",
-                         {case_id});
+      auto set =
+          db_.run("UPDATE cases SET status = 'open', closed_at = NULL WHERE id = ?", {case_id});
       if (!set) return set;
     }
     return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, case_id});

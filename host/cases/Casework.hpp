@@ -13,6 +13,13 @@
 // arriving at once on two threads still make one contact.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "accounts/EventHub.hpp"
 #include "cases/CaseMatcher.hpp"
 #include "cases/ContactDirectory.hpp"
@@ -21,13 +28,6 @@
 #include "config/Config.hpp"
 #include "store/Conversations.hpp"
 #include "store/Database.hpp"
-
-#include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <vector>
 
 namespace connector::cases {
 
@@ -84,8 +84,7 @@ class Casework {
   void count_new_link(const std::string &account_id, const std::string &attendant_id,
                       int64_t case_id);
   void recount(const std::string &account_id, const std::string &attendant_id);
-  void publish_count(const std::string &account_id, const std::string &attendant_id,
-                     int64_t cases);
+  void publish_count(const std::string &account_id, const std::string &attendant_id, int64_t cases);
 
   store::Database &db_;
   accounts::EventHub &events_;

@@ -62,12 +62,11 @@ Expected<int64_t> ContactDirectory::merge(int64_t kept_id, int64_t merged_id,
                  [&](const store::Row &row) { cases.push_back(row.integer(0)); });
   if (!read) return read.failure();
 
-  for (const char *sql :
-       {"UPDATE contact_identities SET contact_id = ?1 WHERE contact_id = ?2",
-        "UPDATE cases SET contact_id = ?1 WHERE contact_id = ?2",
-        "UPDATE contacts SET merged_into = ?1 WHERE id = ?2",
-        // Contacts merged into the merged one earlier now point at the kept one.
-        "UPDATE contacts SET merged_into = ?1 WHERE merged_into = ?2"}) {
+  for (const char *sql : {"UPDATE contact_identities SET contact_id = ?1 WHERE contact_id = ?2",
+                          "UPDATE cases SET contact_id = ?1 WHERE contact_id = ?2",
+                          "UPDATE contacts SET merged_into = ?1 WHERE id = ?2",
+                          // Contacts merged into the merged one earlier now point at the kept one.
+                          "UPDATE contacts SET merged_into = ?1 WHERE merged_into = ?2"}) {
     if (auto done = db_.run(sql, {kept_id, merged_id}); !done) return done.failure();
   }
   auto recorded = db_.run(
@@ -98,8 +97,7 @@ Outcome ContactDirectory::undo_merge(int64_t merge_id, const std::string &by) {
                         {merged, case_id.get<int64_t>(), kept});
     if (!done) return done;
   }
-  if (auto done = db_.run("UPDATE contacts SET merged_into = NULL WHERE id = ?", {merged});
-      !done) {
+  if (auto done = db_.run("UPDATE contacts SET merged_into = NULL WHERE id = ?", {merged}); !done) {
     return done;
   }
   return db_.run("UPDATE contact_merges SET undone_by = ?, undone_at = ? WHERE id = ?",
@@ -130,9 +128,9 @@ Json ContactDirectory::contact_json(std::optional<int64_t> contact_id) {
 
 std::vector<Json> ContactDirectory::merges(std::optional<int64_t> contact_id, int limit) {
   std::vector<Json> out;
-  const std::string where =
-      contact_id ? "WHERE kept_id = ?1 OR merged_id = ?1 ORDER BY id DESC LIMIT ?2"
-                 : "ORDER BY id DESC LIMIT ?2";
+  const std::string where = contact_id
+                                ? "WHERE kept_id = ?1 OR merged_id = ?1 ORDER BY id DESC LIMIT ?2"
+                                : "ORDER BY id DESC LIMIT ?2";
   std::vector<store::Value> params = {contact_id ? store::Value(*contact_id) : store::Value(),
                                       int64_t{limit}};
   (void)db_.run(std::string(kMergeColumns) + where, params,

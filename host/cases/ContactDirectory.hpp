@@ -9,16 +9,15 @@
 // meant to run inside a Database transaction opened by the caller.
 #pragma once
 
-#include "cases/Identities.hpp"
-#include "common/Expected.hpp"
-#include "store/Database.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "cases/Identities.hpp"
+#include "common/Expected.hpp"
+#include "store/Database.hpp"
 
 namespace connector::cases {
 

@@ -5,12 +5,12 @@
 // Threading: an IdentityReader is immutable after construction and may be shared.
 #pragma once
 
-#include "store/Conversations.hpp"
-
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "store/Conversations.hpp"
 
 namespace connector::cases {
 

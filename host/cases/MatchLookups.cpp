@@ -65,8 +65,8 @@ Expected<std::unique_ptr<MatchLookups>> MatchLookups::open(store::Database &db) 
     return failure("storage", "the case matcher needs a database file, not an in-memory one");
   }
   sqlite3 *handle = nullptr;
-  if (sqlite3_open_v2(file.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(file.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::string reason = handle != nullptr ? sqlite3_errmsg(handle) : "out of memory";
     sqlite3_close(handle);
     return failure("storage", "the case matcher cannot read " + file + ": " + reason);
@@ -94,17 +94,20 @@ MatchLookups::~MatchLookups() {
 }
 
 Outcome MatchLookups::prepare() {
-  constexpr const char *kCase = "SELECT id, attendant_id, contact_id, status, closed_at FROM cases ";
+  constexpr const char *kCase =
+      "SELECT id, attendant_id, contact_id, status, closed_at FROM cases ";
   contact_of_ = std::make_unique<Query>(
       db_, "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?");
   case_row_ = std::make_unique<Query>(db_, (std::string(kCase) + "WHERE id = ?").c_str());
   newest_open_ = std::make_unique<Query>(
-      db_, (std::string(kCase) +
-            "WHERE contact_id = ? AND attendant_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
-               .c_str());
+      db_,
+      (std::string(kCase) +
+       "WHERE contact_id = ? AND attendant_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
+          .c_str());
   newest_any_ = std::make_unique<Query>(
-      db_, (std::string(kCase) + "WHERE contact_id = ? AND attendant_id = ? ORDER BY id DESC LIMIT 1")
-               .c_str());
+      db_,
+      (std::string(kCase) + "WHERE contact_id = ? AND attendant_id = ? ORDER BY id DESC LIMIT 1")
+          .c_str());
   message_id_case_ = std::make_unique<Query>(
       db_,
       "SELECT l.case_id FROM mail_message_ids i JOIN message_links l ON l.message_id = "

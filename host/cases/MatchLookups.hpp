@@ -9,9 +9,6 @@
 // Threading: thread-safe (one mutex; each query is a few microseconds).
 #pragma once
 
-#include "common/Expected.hpp"
-#include "store/Database.hpp"
-
 #include <sqlite3.h>
 
 #include <cstdint>
@@ -21,6 +18,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/Expected.hpp"
+#include "store/Database.hpp"
 
 namespace connector::cases {
 

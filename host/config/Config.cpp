@@ -306,16 +306,14 @@ std::string read_choice(const Field &field, std::initializer_list<std::string_vi
 }
 
 // A list of non-empty texts; an empty list is allowed only when `may_be_empty`.
-std::vector<std::string> read_texts(const Field &field, std::string_view noun,
-                                    bool may_be_empty) {
+std::vector<std::string> read_texts(const Field &field, std::string_view noun, bool may_be_empty) {
   if (!field.value.IsSequence()) refuse(field, "expected a list, got " + shown(field.value));
   if (field.value.size() == 0 && !may_be_empty) refuse(field, "expected at least one entry");
   std::vector<std::string> out;
   for (std::size_t i = 0; i < field.value.size(); ++i) {
     const YAML::Node &item = field.value[i];
-    out.push_back(read_text(Field{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(),
-                                  item},
-                            noun));
+    out.push_back(
+        read_text(Field{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(), item}, noun));
   }
   return out;
 }
@@ -346,7 +344,8 @@ std::vector<std::string> read_subject_patterns(const Field &field) {
       const YAML::Node &item = field.value[i];
       refuse(Field{field.path + '[' + std::to_string(i) + ']', {}, item.Mark(), item},
              "a subject pattern holds \"{id}\" exactly once, with text around it, "
-             "like \"[#{id}]\"; got " + shown(item));
+             "like \"[#{id}]\"; got " +
+                 shown(item));
     }
   }
   return patterns;
@@ -365,8 +364,7 @@ std::string read_region(const Field &field) {
 
 void read_matching_email(const Field &section, Matching &m) {
   for (const Field &field : entries(section, {"rules", "subject_patterns",
-                                              "subject_requires_case_contact",
-                                              "reply_prefixes"})) {
+                                              "subject_requires_case_contact", "reply_prefixes"})) {
     if (field.key == "rules") m.email_rules = read_rules(field, {"thread", "subject", "contact"});
     if (field.key == "subject_patterns") m.subject_patterns = read_subject_patterns(field);
     if (field.key == "subject_requires_case_contact") {
@@ -378,8 +376,8 @@ void read_matching_email(const Field &section, Matching &m) {
 
 void read_matching(const Field &section, Matching &m) {
   for (const Field &field :
-       entries(section, {"default_region", "fold_plus_addressing", "email", "whatsapp",
-                         "no_match", "closed_case", "reopen_within_days"})) {
+       entries(section, {"default_region", "fold_plus_addressing", "email", "whatsapp", "no_match",
+                         "closed_case", "reopen_within_days"})) {
     if (field.key == "default_region") m.default_region = read_region(field);
     if (field.key == "fold_plus_addressing") m.fold_plus_addressing = read_boolean(field);
     if (field.key == "email") read_matching_email(field, m);
@@ -414,8 +412,7 @@ Config read_config(const Field &root, const fs::path &base) {
   Config config;
   fs::path data_dir = "./data", plugin_dir = "../build/plugins", ui_dir = "../ui", log_file;
   for (const Field &field : entries(root, {"listen", "data_dir", "plugin_dir", "ui_dir", "log",
-                                           "api", "auth", "public_url", "plugins",
-                                           "matching"})) {
+                                           "api", "auth", "public_url", "plugins", "matching"})) {
     if (field.key == "listen") read_listen(field, config.listen);
     if (field.key == "data_dir") data_dir = read_text(field, "a path");
     if (field.key == "plugin_dir") plugin_dir = read_text(field, "a path");

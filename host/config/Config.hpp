@@ -73,8 +73,8 @@ struct Matching {
   bool subject_requires_case_contact = true;
   // Reply and forward prefixes, without the colon, compared ignoring case. They never hide a
   // case id (ids are found anywhere in the subject); they are stripped from new cases' titles.
-  std::vector<std::string> reply_prefixes = {"re",  "res", "fw",  "fwd", "enc", "aw", "wg",
-                                             "tr",  "rv",  "sv",  "vs",  "antw", "rif"};
+  std::vector<std::string> reply_prefixes = {"re", "res", "fw", "fwd", "enc",  "aw", "wg",
+                                             "tr", "rv",  "sv", "vs",  "antw", "rif"};
   std::string no_match = "new_case";  // new_case or unassigned
   // What a message matched to a closed case does: reopen, new_case, or reopen_within
   // (reopen when closed at most reopen_within_days ago, else a new case).

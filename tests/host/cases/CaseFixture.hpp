@@ -4,16 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "TempDir.hpp"
 #include "accounts/EventHub.hpp"
 #include "cases/Casework.hpp"
 #include "store/Conversations.hpp"
 #include "store/Database.hpp"
-
-#include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
 
 namespace connector::cases::test {
 
@@ -33,9 +33,10 @@ class CaseFixture : public ::testing::Test {
     db_ = std::move(*db);
     conversations_ = std::make_unique<store::Conversations>(*db_);
     for (const char *who : {kAna, kBeto}) {
-      ASSERT_TRUE(db_->run("INSERT INTO attendants (id, name, role, created_at) VALUES (?, ?, "
-                           "'attendant', 0)",
-                           {std::string(who), std::string(who)}));
+      ASSERT_TRUE(
+          db_->run("INSERT INTO attendants (id, name, role, created_at) VALUES (?, ?, "
+                   "'attendant', 0)",
+                   {std::string(who), std::string(who)}));
     }
     add_account(kAnaWhatsApp, kAna, "whatsapp");
     add_account(kAnaMail, kAna, "email-imap");
@@ -57,10 +58,10 @@ class CaseFixture : public ::testing::Test {
   }
 
   void add_account(const std::string &id, const std::string &attendant, const std::string &plugin) {
-    ASSERT_TRUE(db_->run(
-        "INSERT INTO accounts (id, attendant_id, plugin_id, created_at, updated_at) "
-        "VALUES (?, ?, ?, 0, 0)",
-        {id, attendant, plugin}));
+    ASSERT_TRUE(
+        db_->run("INSERT INTO accounts (id, attendant_id, plugin_id, created_at, updated_at) "
+                 "VALUES (?, ?, ?, 0, 0)",
+                 {id, attendant, plugin}));
   }
 
   static store::NewMessage whatsapp(std::vector<std::string> ids, std::string text = "oi") {
@@ -117,9 +118,7 @@ class CaseFixture : public ::testing::Test {
     return id ? *id : 0;
   }
 
-  std::string owner_of(const std::string &account) {
-    return account == kBetoMail ? kBeto : kAna;
-  }
+  std::string owner_of(const std::string &account) { return account == kBetoMail ? kBeto : kAna; }
 
   std::optional<int64_t> contact_of_case(int64_t case_id) {
     std::optional<int64_t> contact;

@@ -116,8 +116,8 @@ TEST_F(CaseMatching, PlatformJoiningPhoneAndAddressOfTwoContactsMergesThem) {
   Decision by_mail = receive(kAnaMail, mail("cliente@example.com", "Pedido"));
   ASSERT_NE(on_whatsapp.contact_id, by_mail.contact_id);
 
-  ASSERT_TRUE(work_->update_case(*on_whatsapp.case_id, {.addresses = {"cliente@example.com"}},
-                                 kAna));
+  ASSERT_TRUE(
+      work_->update_case(*on_whatsapp.case_id, {.addresses = {"cliente@example.com"}}, kAna));
 
   EXPECT_EQ(contact_of_case(*by_mail.case_id), contact_of_case(*on_whatsapp.case_id));
   EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges"), 1);
@@ -157,8 +157,8 @@ TEST_F(CaseMatching, ThreadOfAnotherAttendantsCaseIsNotFollowed) {
 TEST_F(CaseMatching, SubjectIdFromAStrangerIsRefused) {
   const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
 
-  Decision d = receive(kAnaMail, mail("intruso@example.org",
-                                      "Re: [#" + std::to_string(case_id) + "] Pedido"));
+  Decision d = receive(
+      kAnaMail, mail("intruso@example.org", "Re: [#" + std::to_string(case_id) + "] Pedido"));
 
   EXPECT_NE(d.case_id, case_id) << d.why;
   EXPECT_EQ(d.verdict, Verdict::kNewCase);
@@ -170,8 +170,8 @@ TEST_F(CaseMatching, SubjectIdFromAStrangerIsAcceptedWhenConfiguredSo) {
   start();
   const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
 
-  Decision d = receive(kAnaMail, mail("intruso@example.org",
-                                      "Re: [#" + std::to_string(case_id) + "] Pedido"));
+  Decision d = receive(
+      kAnaMail, mail("intruso@example.org", "Re: [#" + std::to_string(case_id) + "] Pedido"));
 
   EXPECT_EQ(d.case_id, case_id) << d.why;
   EXPECT_EQ(d.method, "subject");
@@ -181,8 +181,8 @@ TEST_F(CaseMatching, ForwardedMailWithTheIdBehindEncFindsThatCase) {
   const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
   const int64_t newer = new_case(kAna, {.addresses = {"cliente@example.com"}});
 
-  Decision d = receive(kAnaMail, mail("cliente@example.com",
-                                      "ENC: RES: [#" + std::to_string(older) + "] Pedido"));
+  Decision d = receive(
+      kAnaMail, mail("cliente@example.com", "ENC: RES: [#" + std::to_string(older) + "] Pedido"));
 
   EXPECT_EQ(d.case_id, older) << "the subject rule runs before the contact's open case (" << newer
                               << "): " << d.why;
@@ -195,10 +195,10 @@ TEST_F(CaseMatching, ConfiguredSubjectPatternsAreUsed) {
   const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
   new_case(kAna, {.addresses = {"cliente@example.com"}});
 
-  Decision bracketed = receive(kAnaMail, mail("cliente@example.com",
-                                              "AW: [#" + std::to_string(older) + "] Pedido"));
-  Decision ticket = receive(kAnaMail, mail("cliente@example.com",
-                                           "WG: ticket#" + std::to_string(older) + " Pedido"));
+  Decision bracketed =
+      receive(kAnaMail, mail("cliente@example.com", "AW: [#" + std::to_string(older) + "] Pedido"));
+  Decision ticket = receive(
+      kAnaMail, mail("cliente@example.com", "WG: ticket#" + std::to_string(older) + " Pedido"));
 
   EXPECT_NE(bracketed.case_id, older) << "[#…] is no longer a pattern";
   EXPECT_EQ(ticket.case_id, older) << ticket.why;
@@ -233,13 +233,14 @@ TEST_F(CaseMatching, PlusAddressesFoldWhenConfigured) {
 
 TEST_F(CaseMatching, CasesOfAnotherAttendantAreNeverMatched) {
   const int64_t betos_case = new_case(kBeto, {.addresses = {"cliente@example.com"}});
-  Decision d = receive(kAnaMail, mail("cliente@example.com",
-                                      "[#" + std::to_string(betos_case) + "] Pedido"));
+  Decision d = receive(kAnaMail,
+                       mail("cliente@example.com", "[#" + std::to_string(betos_case) + "] Pedido"));
   EXPECT_NE(d.case_id, betos_case);
   EXPECT_EQ(*contact_of_case(*d.case_id), *contact_of_case(betos_case)) << "one contact, though";
 }
 
-// --- No match, closed cases, automatic mail -------------------------------------------------------
+// --- No match, closed cases, automatic mail
+// -------------------------------------------------------
 
 TEST_F(CaseMatching, NoMatchOpensANewCaseTitledWithoutPrefixes) {
   Decision d = receive(kAnaMail, mail("novo@example.com", "RES: Fwd: Orçamento"));
@@ -357,7 +358,8 @@ TEST_F(ClosedCases, SubjectIdOfAClosedCaseFollowsTheClosedCaseChoiceToo) {
   EXPECT_NE(d.case_id, id);
 }
 
-// --- Manual moves and the live count --------------------------------------------------------------
+// --- Manual moves and the live count
+// --------------------------------------------------------------
 
 TEST_F(CaseMatching, ManualMoveRecordsWhoAndReplacesTheAutomaticLink) {
   Decision d = receive(kAnaMail, mail("cliente@example.com", "Pedido"));

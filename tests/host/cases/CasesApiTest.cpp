@@ -1,7 +1,6 @@
 // The case routes through ControlApi::handle, without sockets: creating and updating cases,
 // listing them with their messages, moving a message by hand, merges, and attendant scoping.
 #include "CaseFixture.hpp"
-
 #include "accounts/AccountService.hpp"
 #include "api/ControlApi.hpp"
 #include "auth/Attendants.hpp"
@@ -85,8 +84,7 @@ TEST_F(CasesApi, CreateWithThePlatformsIdAndContactThenUpdate) {
   EXPECT_EQ(u["title"], "Pedido 99 (pago)");
   EXPECT_EQ(u["status"], "closed");
   EXPECT_TRUE(u["closed_at"].is_number_integer());
-  EXPECT_EQ(u["contact"]["emails"],
-            Json::array({"cliente@example.com", "financeiro@example.com"}));
+  EXPECT_EQ(u["contact"]["emails"], Json::array({"cliente@example.com", "financeiro@example.com"}));
 }
 
 TEST_F(CasesApi, BadFieldsAreRefusedWithTheReason) {
@@ -145,8 +143,8 @@ TEST_F(CasesApi, MoveAMessageByHandRecordsManualAndWho) {
 TEST_F(CasesApi, AttendantsSeeAndMoveOnlyTheirOwn) {
   receive(kAnaMail, mail("c@example.com", "Pedido"));
   const int64_t anas_message = last_message_;
-  const int64_t anas_case = count("SELECT case_id FROM message_links WHERE message_id = ?",
-                                  {anas_message});
+  const int64_t anas_case =
+      count("SELECT case_id FROM message_links WHERE message_id = ?", {anas_message});
   const int64_t betos_case = new_case(kBeto, {.title = "Beto"});
   const std::string anas_case_path = "/api/v1/cases/" + std::to_string(anas_case);
   const std::string link_path = "/api/v1/messages/" + std::to_string(anas_message) + "/link";
@@ -173,8 +171,7 @@ TEST_F(CasesApi, AdminsListAndUndoMerges) {
   EXPECT_EQ(call(ana_token_, "GET", "/api/v1/merges").status, 404);
   Json merges = json_of(call(admin_token_, "GET", "/api/v1/merges"));
   ASSERT_EQ(merges["items"].size(), 1u);
-  const std::string undo =
-      "/api/v1/merges/" + merges["items"][0]["id"].dump() + "/undo";
+  const std::string undo = "/api/v1/merges/" + merges["items"][0]["id"].dump() + "/undo";
 
   auto undone = call(admin_token_, "POST", undo);
   ASSERT_EQ(undone.status, 200) << undone.body;

@@ -71,16 +71,16 @@ TEST(MatchingConfig, MistakesAreRefusedWithPositionAndKeyPath) {
             "thread, subject, contact");
   EXPECT_NE(error_of("matching:\n  email:\n    rules: [thread, thread]\n").find("listed twice"),
             std::string::npos);
-  EXPECT_NE(error_of("matching:\n  whatsapp:\n    rules: [subject]\n").find("valid rules are: contact"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("matching:\n  whatsapp:\n    rules: [subject]\n").find("valid rules are: contact"),
+      std::string::npos);
   EXPECT_NE(error_of("matching:\n  email:\n    subject_patterns: ['[#]']\n").find("{id}"),
             std::string::npos);
   EXPECT_NE(error_of("matching:\n  default_region: Brazil\n").find("two-letter"),
             std::string::npos);
   EXPECT_NE(error_of("matching:\n  reopen_within_days: -1\n").find("number of days"),
             std::string::npos);
-  EXPECT_NE(error_of("matching:\n  closed_cases: reopen\n").find("unknown key"),
-            std::string::npos);
+  EXPECT_NE(error_of("matching:\n  closed_cases: reopen\n").find("unknown key"), std::string::npos);
 }
 
 }  // namespace
