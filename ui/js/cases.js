@@ -69,7 +69,8 @@ export class CasesView {
                             'data-case': c.id, onclick: () => this.select(c.id)},
                  h('span', {class: 'case-title', text: t('cases.item', {id: c.id, title})}),
                  h('span', {class: 'case-meta',
-                            text: `${t(`cases.status.${c.status}`)} · ${t('cases.messages', {n: c.message_count ?? 0})}`})));
+                            text: `${t(`cases.status.${c.status}`)} · `
+                                  + t('cases.messages', {n: c.message_count ?? 0})})));
     }));
   }
 
@@ -148,10 +149,13 @@ export class CasesView {
     return h('li', {class: `message ${inbound ? 'inbound' : 'outbound'}`, 'data-message': m.id},
              h('p', {class: 'message-meta'},
                h('span', {text: who}), ' · ',
-               h('span', {class: 'channel-badge', text: t('message.via', {channel: this.channelName(m.account_id, m.channel)})}),
+               h('span', {class: 'channel-badge',
+                          text: t('message.via', {channel: this.channelName(m.account_id, m.channel)})}),
                ' · ', h('time', {text: formatDateTime(m.sent_at ?? m.stored_at)}),
-               !inbound && m.delivery_status ? ` · ${t('message.delivery', {status: deliveryText(m.delivery_status)})}` : null),
-             m.subject ? h('p', {class: 'message-subject', text: t('message.subject', {subject: m.subject})}) : null,
+               !inbound && m.delivery_status
+                   ? ` · ${t('message.delivery', {status: deliveryText(m.delivery_status)})}` : null),
+             m.subject ? h('p', {class: 'message-subject',
+                                 text: t('message.subject', {subject: m.subject})}) : null,
              h('p', {class: 'message-text', text: body}),
              !m.text && m.html ? h('p', {class: 'note', text: t('message.html_only')}) : null);
   }
@@ -183,7 +187,9 @@ export class CasesView {
       if (!text.value.trim()) return;
       send.disabled = true;
       const body = {to: target.from, text: text.value, case_id: this.selected};
-      if (target.subject) body.subject = /^re:/i.test(target.subject) ? target.subject : `Re: ${target.subject}`;
+      if (target.subject) {
+        body.subject = /^re:/i.test(target.subject) ? target.subject : `Re: ${target.subject}`;
+      }
       try {
         const sent = await this.api.post(`/accounts/${target.account_id}/messages`, body);
         this.add(sent);

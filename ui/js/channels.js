@@ -175,7 +175,8 @@ class AccountCard {
   }
 
   title() {
-    return this.account.label || `${localized(this.descriptor.name)} · ${t('account.label', {n: this.number})}`;
+    if (this.account.label) return this.account.label;
+    return `${localized(this.descriptor.name)} · ${t('account.label', {n: this.number})}`;
   }
 
   build() {
@@ -391,7 +392,8 @@ class AccountCard {
     const id = uniqueId(`f-${field.name}`);
     const label = localized(field.label) || field.name;
     const labelEl = h('label', {for: id}, label,
-                      field.required ? h('span', {class: 'required', text: ' ' + t('connect.required')}) : null);
+                      field.required ? h('span', {class: 'required',
+                                                  text: ' ' + t('connect.required')}) : null);
     let control;
     if (field.type === 'select') {
       control = h('select', {id, name: field.name, required: field.required});
@@ -409,7 +411,8 @@ class AccountCard {
       control = h('input', {id, name: field.name, type, required: field.required,
                             autocomplete: type === 'password' ? 'new-password' :
                                           type === 'email' ? 'email' : 'off',
-                            value: field.secret ? null : this.draft[field.name] ?? field.default ?? null});
+                            value: field.secret ? null
+                                                : this.draft[field.name] ?? field.default ?? null});
     }
     control.dataset.fieldType = field.type;
     return h('div', {class: 'field'}, labelEl, control);
@@ -430,7 +433,9 @@ class AccountCard {
 
   async connect(form, submit) {
     const values = this.values(form);
-    const secrets = new Set((this.descriptor.connect_fields ?? []).filter((f) => f.secret || f.type === 'password').map((f) => f.name));
+    const secrets = new Set((this.descriptor.connect_fields ?? [])
+                                .filter((f) => f.secret || f.type === 'password')
+                                .map((f) => f.name));
     this.draft = Object.fromEntries(Object.entries(values).filter(([name]) => !secrets.has(name)));
     this.formError = '';
     this.renderFormError();
