@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace connector::whatsapp {
@@ -83,11 +84,17 @@ void BridgeProcess::read_loop() {
       Json line = Json::parse(buffer.begin() + start, buffer.begin() + end, nullptr, false);
       if (line.is_discarded() || !line.is_object()) continue;
       if (line.contains("id") && line["id"].is_number_integer()) {
+        const int64_t id = line["id"].get<int64_t>();
         std::lock_guard lock(answers_mutex_);
-        answers_[line["id"].get<int64_t>()] = std::move(line);
+        answers_[id] = std::move(line);
         answered_.notify_all();
       } else {
-        on_event_(line);
+        // A malformed event must not take the host down: this thread is outside any verb.
+        try {
+          on_event_(line);
+        } catch (const std::exception &e) {
+          std::fprintf(stderr, "whatsapp: bridge event dropped: %s\n", e.what());
+        }
       }
     }
     buffer.erase(0, start);

@@ -417,10 +417,11 @@ class WhatsAppPlugin final : public sdk::Plugin {
       name = event["phone"].get<std::string>();
       host().put(id, kPhoneKey, name);
     }
-    const int code = event.value("code", 0);
-    if (state == "reauth_needed" || code == 440 || code == 405 || code == 408) {
+    if (state == "reauth_needed" || state == "disconnected" || state == "error") {
+      // The bridge gave this session up on purpose (logged out, replaced, outdated, QR expired):
+      // a bridge restart must not bring it back.
       std::lock_guard lock(mutex_);
-      accounts_[id].active = false;  // the bridge gave this session up on purpose
+      accounts_[id].active = false;
     }
     set_status(id, state, name, event.value("detail", ""));
   }
