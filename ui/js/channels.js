@@ -101,6 +101,7 @@ export class ChannelsView {
     let card = this.cards.get(account.id);
     if (card) {
       card.update(account);
+      card.loadLog();  // entries written while the event stream was down
       return card;
     }
     const section = this.sections.get(account.plugin);
