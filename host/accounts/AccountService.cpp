@@ -487,7 +487,12 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
     m.sent_at = event["timestamp"].get<int64_t>();
   }
   m.automatic = event.value("automatic", false);
-  if (event.contains("link") && event["link"].is_object()) m.link_keys = event["link"];
+  if (event.contains("link") && event["link"].is_object()) {
+    m.link_keys = event["link"];
+  } else if (auto *plugin = plugins_ != nullptr ? plugins_->find(account.plugin_id) : nullptr) {
+    // No keys in the event: the plugin's link verb derives them from the message.
+    if (auto keys = plugin->link(event)) m.link_keys = *keys;
+  }
   if (event.contains("details") && event["details"].is_object()) m.details = event["details"];
   for (const auto &a : event.value("attachments", Json::array())) {
     if (!a.is_object() || !store::AttachmentStore::valid_id(string_member(a, "id")) ||

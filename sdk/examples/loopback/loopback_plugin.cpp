@@ -225,8 +225,9 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
                        {"external_id", "in-" + external_id},
                        {"from", to},
                        {"text", echo_prefix_ + message.value("text", "")},
-                       {"timestamp", unix_ms()},
-                       {"link", keys_for(to).to_json()}};
+                       {"timestamp", unix_ms()}};
+    // No "link" member: the host asks link() below for the keys, as it does for any plugin
+    // that leaves them out.
     timers_.after(std::chrono::milliseconds(10), [this, id, external_id, echo] {
       host().emit(id, {{"type", "delivery"}, {"external_id", external_id}, {"status", "delivered"}});
       host().emit(id, echo);

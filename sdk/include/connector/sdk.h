@@ -226,9 +226,11 @@ typedef struct cn_plugin_api {
                     char **result_json, char **error);
 
   /*
-   * Returns the link keys of a stored inbound message body (the same JSON the plugin emitted),
-   * as {"phones":[],"whatsapp_ids":[],"emails":[],"subject_case_ids":[],"thread_refs":[]}.
-   * The host calls it when it re-links a message after its rules changed.
+   * Returns the link keys of a message (the JSON of a "message" event), as
+   * {"phones":[],"whatsapp_ids":[],"emails":[],"subject_case_ids":[],"thread_refs":[]}: what the
+   * case matcher may use to find the message's case. The host calls it for every message event
+   * that carries no "link" member of its own, on the thread that emitted the event; it must not
+   * block and must not call emit.
    */
   cn_result (*link)(void *plugin, const char *message_json, char **keys_json, char **error);
 

@@ -71,6 +71,10 @@ TEST_F(AccountsTest, ConnectingSendingAndReceivingShowUpLiveAndInTheLog) {
   ASSERT_EQ(connected.status, 202) << connected.body;
   EXPECT_EQ(connected.json()["state"], "connected");
   EXPECT_EQ(connected.json()["account"], "maria@example.com");
+  // The integration log entry and the status change are both pushed.
+  auto logged = events.wait_for_type("account.log");
+  ASSERT_TRUE(logged);
+  EXPECT_EQ((*logged)["entry"]["kind"], "connected");
   EXPECT_TRUE(events.wait_for([](const Json &e) {
     return e["type"] == "account.status" && e["state"] == "connected";
   }));
