@@ -104,4 +104,5 @@ export default {
   'delivery.read': 'read',
   'delivery.played': 'played',
   'delivery.failed': 'failed',
+  'cases.message_one': '1 message',
 };

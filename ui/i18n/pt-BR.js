@@ -104,4 +104,5 @@ export default {
   'delivery.read': 'lida',
   'delivery.played': 'reproduzida',
   'delivery.failed': 'falhou',
+  'cases.message_one': '1 mensagem',
 };

@@ -70,13 +70,14 @@ export class CasesView {
                  h('span', {class: 'case-title', text: t('cases.item', {id: c.id, title})}),
                  h('span', {class: 'case-meta',
                             text: `${t(`cases.status.${c.status}`)} · `
-                                  + t('cases.messages', {n: c.message_count ?? 0})})));
+                                  + (c.message_count === 1 ? t('cases.message_one')
+                                     : t('cases.messages', {n: c.message_count ?? 0}))})));
     }));
   }
 
   async select(caseId) {
     this.selected = caseId;
-    this.replyNote = '';
+    this.replyNote = null;
     this.replyKey = null;
     this.messages = [];
     this.renderList();
@@ -175,7 +176,7 @@ export class CasesView {
     const id = uniqueId('reply');
     const text = h('textarea', {id, rows: 3, required: true, 'data-testid': 'reply-text'});
     const status = h('p', {class: 'note', role: 'status', 'data-testid': 'reply-status',
-                           text: this.replyNote ?? ''});
+                           text: this.noteText()});
     this.replyKey = `${target.account_id} ${target.from}`;
     const send = h('button', {type: 'submit', class: 'primary', text: t('reply.send')});
     const form = h('form', {class: 'reply'},
@@ -194,17 +195,22 @@ export class CasesView {
         const sent = await this.api.post(`/accounts/${target.account_id}/messages`, body);
         this.add(sent);
         text.value = '';
-        this.replyNote = t('reply.sent');
+        this.replyNote = {key: 'reply.sent'};
       } catch (error) {
-        this.replyNote = t('reply.failed', {reason: reasonOf(error)});
+        this.replyNote = {key: 'reply.failed', params: {reason: reasonOf(error)}};
       } finally {
         send.disabled = false;
         // The form may have been rebuilt meanwhile; the note goes to whichever is shown.
         const shown = this.detail.querySelector('[data-testid="reply-status"]');
-        if (shown) shown.textContent = this.replyNote;
+        if (shown) shown.textContent = this.noteText();
       }
     });
     return form;
+  }
+
+  // Kept as a key, so a language switch translates it too.
+  noteText() {
+    return this.replyNote ? t(this.replyNote.key, this.replyNote.params) : '';
   }
 
   add(message) {
