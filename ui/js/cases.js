@@ -8,6 +8,8 @@ import {h, replaceChildren, uniqueId} from './dom.js';
 import {t, formatDateTime} from './i18n.js';
 import {reasonOf} from './channels.js';
 
+// Only the newest 50 cases and each case's newest 100 messages are shown: there is no paging
+// ("next_before") in this simple view yet.
 const kCaseLimit = 50;
 const kMessageLimit = 100;
 

@@ -4,6 +4,8 @@
 import {h, replaceChildren, uniqueId} from './dom.js';
 import {t, localized, formatTime} from './i18n.js';
 
+// Not done yet: the screen cannot remove an account (DELETE /accounts/{id} exists), so every
+// "Add account" click leaves one on the host until removed through the API.
 const kLogLimit = 10;
 
 // What the error text of a failed call should say: the host's own message, or "no answer".
@@ -644,6 +646,8 @@ class AccountCard {
     this.renderLog();
   }
 
+  // The kind of each entry is translated; its text is the host's own, in English ("Connected as
+  // …", a plugin's error message), since the API sends sentences rather than message keys.
   renderLog() {
     this.logEntries.sort((a, b) => b.id - a.id);
     this.logEntries = this.logEntries.slice(0, kLogLimit);
