@@ -183,7 +183,8 @@ TEST_F(AccountsTest, RemovingAnAccountForgetsItsCredentials) {
 
 class QrAccountsTest : public AccountsTest {
  protected:
-  QrAccountsTest() : AccountsTest(loopback_plugin_yaml(/*qr_ttl_ms=*/1500)) {}
+  // Long enough to fetch and decode the images on a loaded machine, short enough to wait for.
+  QrAccountsTest() : AccountsTest(loopback_plugin_yaml(/*qr_ttl_ms=*/5000)) {}
 };
 
 TEST_F(QrAccountsTest, TheQrImageDecodesToThePayloadExpiresAndRefreshes) {
@@ -212,7 +213,7 @@ TEST_F(QrAccountsTest, TheQrImageDecodesToThePayloadExpiresAndRefreshes) {
   EXPECT_EQ(decode_qr(scratch / "svg.png"), payload);
 
   // The QR expires: the status says so and the image is gone, until it is refreshed.
-  ASSERT_TRUE(events.wait_for_type("account.qr_expired"));
+  ASSERT_TRUE(events.wait_for_type("account.qr_expired", std::chrono::seconds(30)));
   EXPECT_EQ(account()["state"], "disconnected");
   EXPECT_EQ(account()["detail"], "the QR code expired");
   EXPECT_EQ(client_->get(path("/qr.png")).status, 404);
