@@ -289,6 +289,7 @@ int main(int argc, char **argv) {
   const int64_t matches = argc > 2 ? std::atoll(argv[2]) : 200000;
   const int64_t ingests = argc > 3 ? std::atoll(argv[3]) : 20000;
   log::init("warn");
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is known
 
   const fs::path dir = fs::temp_directory_path() / ("case-bench-" + std::to_string(::getpid()));
   fs::create_directories(dir);

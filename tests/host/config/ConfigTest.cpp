@@ -190,7 +190,7 @@ plugins:
 TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
   EXPECT_EQ(error_of("listen: {}\nlisen:\n  port: 1\n"),
             "test.yaml:2:1: lisen: unknown key; valid keys are: listen, data_dir, plugin_dir, ui_dir, log, "
-            "api, auth, public_url, plugins");
+            "api, auth, public_url, plugins, matching");
   EXPECT_EQ(error_of("listen:\n  adress: 127.0.0.1\n"),
             "test.yaml:2:3: listen.adress: unknown key; valid keys are: address, port");
   EXPECT_EQ(error_of("plugins:\n  loopback:\n    enable: true\n"),
@@ -206,10 +206,11 @@ TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
             "test.yaml:2:3: auth.ttl: unknown key; valid keys are: login_link_ttl_minutes");
 }
 
-TEST(Config, RefusesMatchingUntilItIsDefined) {
+// The section itself is read by MatchingConfigTest.cpp.
+TEST(Config, RefusesUnknownMatchingKeys) {
   EXPECT_EQ(error_of("matching:\n  enabled: true\n"),
-            "test.yaml:1:1: matching: unknown key; valid keys are: listen, data_dir, plugin_dir, ui_dir, "
-            "log, api, auth, public_url, plugins");
+            "test.yaml:2:3: matching.enabled: unknown key; valid keys are: default_region, "
+            "fold_plus_addressing, email, whatsapp, no_match, closed_case, reopen_within_days");
 }
 
 TEST(Config, RefusesWrongTypes) {
