@@ -47,6 +47,15 @@ std::vector<std::string> strings_of(const store::Json &keys, const char *name) {
   return out;
 }
 
+// True for ids of WhatsApp's own servers: people, LIDs, groups, broadcasts, channels.
+bool is_whatsapp_server(std::string_view id) {
+  const size_t at = id.rfind('@');
+  if (at == std::string_view::npos) return false;
+  const std::string server = lower(id.substr(at + 1));
+  return server == "s.whatsapp.net" || server == "c.us" || server == "lid" || server == "g.us" ||
+         server == "broadcast" || server == "newsletter";
+}
+
 }  // namespace
 
 std::string with_brazilian_ninth_digit(std::string e164) {
@@ -129,14 +138,20 @@ std::vector<Identity> IdentityReader::of_message(const store::NewMessage &messag
   for (const auto &raw : strings_of(keys, "phones")) add_unique(out, phone(raw));
   for (const auto &raw : strings_of(keys, "whatsapp_ids")) add_unique(out, whatsapp_id(raw));
   for (const auto &raw : strings_of(keys, "emails")) add_unique(out, email(raw));
-  if (out.empty() && !message.sender.empty()) {
-    if (message.sender.find('@') != std::string::npos) {
-      add_unique(out, message.sender.find(".whatsapp.net") != std::string::npos ||
-                              message.sender.ends_with("@lid") || message.sender.ends_with("@c.us")
-                          ? whatsapp_id(message.sender)
-                          : email(message.sender));
+  // The sender stands in only when the plugin named nobody at all; a group or broadcast id
+  // (named, but no person) must not turn into an address.
+  const auto named = [&] {
+    return !strings_of(keys, "phones").empty() || !strings_of(keys, "whatsapp_ids").empty() ||
+           !strings_of(keys, "emails").empty();
+  };
+  if (out.empty() && !message.sender.empty() && !named()) {
+    const std::string &sender = message.sender;
+    if (is_whatsapp_server(sender)) {
+      add_unique(out, whatsapp_id(sender));
+    } else if (sender.find('@') != std::string::npos) {
+      add_unique(out, email(sender));
     } else {
-      add_unique(out, phone(message.sender));
+      add_unique(out, phone(sender));
     }
   }
   return out;
