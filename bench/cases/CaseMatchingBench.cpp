@@ -265,7 +265,7 @@ void bench_ingest(const fs::path &file, store::Database &db, cases::Casework &wo
   (void)db.run(
       "SELECT COUNT(*) FROM messages m JOIN message_links l ON l.message_id = m.id "
       "WHERE m.external_id LIKE 'bench-%' AND l.case_id = (SELECT contact_id FROM "
-      "contact_identities WHERE value = '+' || substr(m.sender, 1, 4) || '9' || "
+      "contact_identities WHERE kind = 'phone' AND value = '+' || substr(m.sender, 1, 4) || '9' || "
       "substr(m.sender, 5, 8))",
       {}, [&](const store::Row &row) { linked = row.integer(0); });
   const double host_rate = static_cast<double>(count) / host_seconds;
