@@ -93,6 +93,23 @@ std::string uid_set(const std::vector<uint64_t> &uids) {
   return out;
 }
 
+// Runs libcurl's blocking SMTP login check on a worker and waits for it without blocking the
+// loop. (A plain future polled by a timer: co_spawn of a capturing lambda onto the pool
+// corrupted its captures with g++ 12 and Boost 1.74.)
+awaitable<std::optional<MailFailure>> smtp_check_on(asio::thread_pool &workers,
+                                                    MailServers servers) {
+  auto task = std::make_shared<std::packaged_task<std::optional<MailFailure>()>>(
+      [servers] { return check_smtp_login(servers); });
+  auto result = task->get_future();
+  asio::post(workers, [task] { (*task)(); });
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    tick.expires_after(std::chrono::milliseconds(5));
+    co_await tick.async_wait(use_awaitable);
+  }
+  co_return result.get();
+}
+
 // One running session of an account, on the loop thread.
 class Session {
  public:
@@ -156,13 +173,7 @@ class Session {
     co_await connection.open(account_->servers.imap, account_->servers.ca_file);
     co_await connection.login(account_->servers.credentials);
     if (!account_->smtp_checked) {
-      auto servers = account_->servers;
-      auto failure = co_await asio::co_spawn(
-          workers_,
-          [servers]() -> awaitable<std::optional<MailFailure>> {
-            co_return check_smtp_login(servers);
-          },
-          use_awaitable);
+      auto failure = co_await smtp_check_on(workers_, account_->servers);
       if (failure) throw MailError(*failure);
       account_->smtp_checked = true;
     }
@@ -379,6 +390,9 @@ awaitable<void> append_to_sent(MailServers servers, std::string bytes,
   co_await connection.logout();
 }
 
+// Keeps the session alive for as long as its coroutine runs.
+awaitable<void> run_session(std::shared_ptr<Session> session) { co_await session->run(); }
+
 }  // namespace
 
 MailEngine::MailEngine(sdk::Host host, SyncSettings settings)
@@ -406,8 +420,7 @@ void MailEngine::start(const std::string &account_id, const MailServers &servers
     accounts_[account_id] = account;
   }
   auto session = std::make_shared<Session>(host_, settings_, account, loop_->workers);
-  asio::co_spawn(
-      loop_->io, [session]() -> awaitable<void> { co_await session->run(); }, asio::detached);
+  asio::co_spawn(loop_->io, run_session(session), asio::detached);
 }
 
 void MailEngine::stop(const std::string &account_id) {

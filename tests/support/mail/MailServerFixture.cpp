@@ -128,7 +128,9 @@ void MailServerFixture::stop_dovecot() const {
 }
 
 void MailServerFixture::start_dovecot() const {
-  run_command("dovecot -c " + (dir_ / "dovecot/dovecot.conf").string());
+  // Dovecot's master keeps its stdout: point it at a file so run_command sees the end.
+  run_command("dovecot -c " + (dir_ / "dovecot/dovecot.conf").string() + " </dev/null >>" +
+              (dir_ / "start.log").string());
 }
 
 }  // namespace connector::test

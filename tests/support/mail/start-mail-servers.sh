@@ -95,7 +95,8 @@ service stats {
   }
 }
 CONF
-dovecot -c "$DIR/dovecot/dovecot.conf"
+# Daemons must not keep the caller's stdout open (a caller reading it would wait forever).
+dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >>"$DIR/start.log" 2>&1
 
 # Postfix: its queue must not sit inside its configuration folder; chroot off everywhere.
 mkdir -p "$DIR/postfix/etc" "$DIR/postfix/queue" "$DIR/postfix/data"
@@ -161,5 +162,5 @@ scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 CONF
 postfix -c "$DIR/postfix/etc" check
-postfix -c "$DIR/postfix/etc" start
+postfix -c "$DIR/postfix/etc" start </dev/null >>"$DIR/start.log" 2>&1
 echo "mail servers up in $DIR (ports $BASE-$SMTPS)"
