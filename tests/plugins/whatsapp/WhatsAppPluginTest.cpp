@@ -259,6 +259,7 @@ TEST_F(WhatsAppPlugin, BrazilianNumberReachesTheIdTheServerResolves) {
 TEST_F(WhatsAppPlugin, SentMessageIsStoredOnceDespiteItsEcho) {
   start();
   pair();
+  server_->call("POST", "/contact", {{"phone", kContactPhone}});
   auto sent = host_->admin().post(path("/messages"),
                                   {{"to", "+" + std::string(kContactPhone)}, {"text", "uma vez"}});
   ASSERT_EQ(sent.status, 201) << sent.body;

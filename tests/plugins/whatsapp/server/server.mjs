@@ -454,6 +454,24 @@ export class WhatsAppTestServer {
     return this.contacts.get(phone);
   }
 
+  // The phone behind a user part that may be a LID (null when unknown or hidden).
+  phoneOfUser(user) {
+    return this.lids.has(user) ? this.lids.get(user) : user;
+  }
+
+  // Every WhatsApp user has a LID; a contact without one gets one on first lookup, as clients
+  // of 7.x ask for it before they write to a phone number.
+  lidOfUser(user) {
+    const own = [...this.devices.values()].find((d) => d.phone === user);
+    if (own) return own.lidUser;
+    const contact = this.contact(user);
+    if (!contact.lid) {
+      contact.lid = String(200000000000000 + Math.floor(Math.random() * 1e14));
+      this.lids.set(contact.lid, user);
+    }
+    return contact.lid;
+  }
+
   // The phone `from` sends a text to the attendant `to` (a phone number with a paired device).
   async deliver({ from, to, text, pushName, lid, hidePhone = false, id }) {
     const contact = this.contact(from);
@@ -509,7 +527,7 @@ export class WhatsAppTestServer {
   contactBundles(keyNode) {
     const users = getBinaryNodeChildren(keyNode, 'user').map((u) => {
       const jid = u.attrs.jid;
-      const contact = this.contact(userOf(jid));
+      const contact = this.contact(this.phoneOfUser(userOf(jid)) || userOf(jid));
       const pk = contact.store.newPreKey();
       const s = contact.store.signedPreKey;
       const be = (n, size) => { const b = Buffer.alloc(size); b.writeUIntBE(n, 0, size); return b; };
@@ -545,13 +563,12 @@ export class WhatsAppTestServer {
         content.push({ tag: 'contact', attrs: { type: found ? 'in' : 'out' } });
       }
       if (jid) {
-        const user = userOf(jid);
+        const user = this.phoneOfUser(userOf(jid)) || userOf(jid);
         const own = [...this.devices.values()].filter((d) => d.phone === user && !d.loggedOut);
         const ids = [0, ...own.map((d) => d.device)];
         content.push({ tag: 'devices', attrs: {}, content: [{ tag: 'device-list', attrs: {},
           content: ids.map((id) => ({ tag: 'device', attrs: { id: String(id) } })) }] });
-        const contact = this.contacts.get(user);
-        if (contact?.lid) content.push({ tag: 'lid', attrs: { val: `${contact.lid}@lid` } });
+        if (!jid.endsWith('@lid')) content.push({ tag: 'lid', attrs: { val: `${this.lidOfUser(user)}@lid` } });
       }
       return { tag: 'user', attrs: { jid }, content };
     });
@@ -601,7 +618,7 @@ export class WhatsAppTestServer {
     const d = this.devices.get(conn.device);
     let text = null;
     for (const { jid, enc } of encNodes) {
-      const user = userOf(jid);
+      const user = this.phoneOfUser(userOf(jid)) || userOf(jid);
       if (d && user === d.phone) continue;  // a copy for the attendant's own other devices
       const contact = this.contact(user);
       const address = new libsignal.ProtocolAddress(`${d.phone}`, d.device);
@@ -614,7 +631,7 @@ export class WhatsAppTestServer {
       const msg = proto.Message.decode(unpadded);
       text = msg.conversation || msg.extendedTextMessage?.text || null;
     }
-    this.received.push({ id, from: d?.phone, to: userOf(to), text, at: Date.now() });
+    this.received.push({ id, from: d?.phone, to: this.phoneOfUser(userOf(to)) || userOf(to), text, at: Date.now() });
     this.sendNode(conn, { tag: 'ack', attrs: { class: 'message', id, from: to, t: nowSeconds() } });
     if (this.receiptsOff) return;
     setTimeout(() => {
