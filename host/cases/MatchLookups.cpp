@@ -73,7 +73,9 @@ Expected<std::unique_ptr<MatchLookups>> MatchLookups::open(store::Database &db) 
   }
   sqlite3_busy_timeout(handle, 5000);
   std::unique_ptr<MatchLookups> lookups(new MatchLookups(handle));
-  // A larger page cache keeps the identity and case indexes of a big store in memory.
+  // Reading through a memory map turns each B-tree page visit of a cold lookup into a memory
+  // access instead of a read() call and a copy; with a million contacts most lookups are cold.
+  (void)sqlite3_exec(handle, "PRAGMA mmap_size = 2147418112", nullptr, nullptr, nullptr);
   (void)sqlite3_exec(handle, "PRAGMA cache_size = -65536", nullptr, nullptr, nullptr);
   if (auto prepared = lookups->prepare(); !prepared) return prepared.failure();
   return lookups;
