@@ -290,6 +290,10 @@ class WhatsAppPlugin final : public sdk::Plugin {
   }
 
   // Restarts a dead bridge with exponential backoff and resumes every active session.
+  // KNOWN GAP: the restart itself works (a new bridge process comes up), but in the end-to-end
+  // test the session is not seen reconnecting afterwards, and neither after a host restart, while
+  // the bridge alone resumes from the same stored state (tests/plugins/whatsapp, node test and
+  // the two failing gtests). Not yet diagnosed.
   void supervise() {
     auto backoff = 500ms;
     std::unique_lock lock(mutex_);
@@ -318,7 +322,14 @@ class WhatsAppPlugin final : public sdk::Plugin {
       }
       for (const auto &id : active) {
         auto auth = host().get(id, kAuthKey);
-        if (auth) (void)start_session(id, auth);
+        if (!auth) {
+          host().log(CN_LOG_WARN, id, "no stored WhatsApp session to resume after the restart");
+          continue;
+        }
+        if (auto resumed = start_session(id, auth); !resumed) {
+          host().log(CN_LOG_WARN, id, "resume after the bridge restart failed: " +
+                                          resumed.error().message);
+        }
       }
       lock.lock();
     }
