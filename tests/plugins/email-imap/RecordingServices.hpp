@@ -6,6 +6,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -98,7 +99,8 @@ class RecordingServices : public plugins::PluginServices {
     return std::string(std::istreambuf_iterator<char>(file), {});
   }
 
-  // Waits (at most `timeout`) until `ready` holds over the recorded events.
+  // Waits (at most `timeout`) until `ready` holds. `ready` runs under the lock: it may read the
+  // members directly but must not call the public accessors.
   bool wait_until(const std::function<bool()> &ready,
                   std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     std::unique_lock lock(mutex_);
@@ -122,6 +124,17 @@ class RecordingServices : public plugins::PluginServices {
         },
         timeout);
     return found;
+  }
+
+  // Waits until `count` events match (the predicate runs under the lock: it must not call back).
+  bool wait_for_count(const std::function<bool(const nlohmann::json &)> &match, size_t count,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    return wait_until(
+        [&] {
+          return static_cast<size_t>(std::count_if(events_.begin(), events_.end(), match)) >=
+                 count;
+        },
+        timeout);
   }
 
   std::optional<nlohmann::json> wait_for_status(const std::string &state) {
