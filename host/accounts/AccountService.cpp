@@ -252,6 +252,23 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   auto plugin = plugin_of(*account);
   if (!plugin) return plugin.failure();
 
+  // Everything that could make storing the sent message fail is checked before the channel
+  // sends it: a message sent but not stored would be sent twice by a client that retries.
+  for (const auto &a : message.value("attachments", Json::array())) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_string() ||
+        !attachments_.path(a["id"].get<std::string>())) {
+      return failure("invalid_request",
+                     "every attachment must be {\"id\": <the id of a stored attachment>, "
+                     "\"name\": ..., \"mime\": ...}");
+    }
+    for (const char *member : {"name", "mime"}) {
+      if (a.contains(member) && !a[member].is_string()) {
+        return failure("invalid_request", std::string("an attachment's \"") + member +
+                                              "\" must be a string");
+      }
+    }
+  }
+
   Expected<Json> sent = failure("internal", "not sent");
   {
     std::lock_guard verbs(verb_lock(account_id));

@@ -2,6 +2,8 @@
 
 #include "common/RandomId.hpp"
 
+#include <algorithm>
+
 #include <sodium.h>
 
 namespace connector::auth {
@@ -45,6 +47,10 @@ std::optional<Role> role_from_string(std::string_view text) {
 Expected<Attendant> Attendants::create(const std::string &name, Role role) {
   if (name.empty() || name.size() > 200) {
     return failure("invalid_request", "an attendant needs a name of 1 to 200 characters");
+  }
+  if (std::any_of(name.begin(), name.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return failure("invalid_request", "an attendant's name cannot contain control characters");
   }
   Attendant attendant{random_id("att"), name, role, now_ms()};
   auto inserted = db_.run("INSERT INTO attendants (id, name, role, created_at) VALUES (?, ?, ?, ?)",

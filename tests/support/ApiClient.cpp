@@ -156,6 +156,11 @@ std::optional<Json> EventStream::wait_for_type(const std::string &type,
   return wait_for([&](const Json &e) { return e.value("type", "") == type; }, timeout);
 }
 
+bool EventStream::closed_within(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mutex);
+  return impl_->arrived.wait_for(lock, timeout, [&] { return impl_->closed; });
+}
+
 int websocket_upgrade_status(uint16_t port, const std::string &token) {
   ApiClient client(port, token);
   auto result = client.request("GET", "/api/v1/events", {},

@@ -60,6 +60,9 @@ class EventStream {
   // Skips events until one matches; nullopt if none does within `timeout`.
   std::optional<Json> wait_for(const std::function<bool(const Json &)> &match,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Whether the host closes the stream within `timeout` (events still queued are skipped).
+  bool closed_within(std::chrono::milliseconds timeout);
+
   std::optional<Json> wait_for_type(const std::string &type,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

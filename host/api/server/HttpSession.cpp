@@ -88,13 +88,15 @@ void HttpSession::answer(http::request<http::string_body> &&request) {
     if (target->first != "/api/v1/events") {
       return fail_and_close(http::status::not_found, "not_found", "no WebSocket at this path");
     }
-    auto who = server_.api.authenticate(bearer_token(request));
+    const std::string token = bearer_token(request);
+    auto who = server_.api.authenticate(token);
     if (!who) {
       return fail_and_close(http::status::unauthorized, "unauthorized",
                             "a valid bearer token is required");
     }
     stream_.expires_never();
-    std::make_shared<WebSocketSession>(std::move(stream_), server_, *who)->run(std::move(request));
+    std::make_shared<WebSocketSession>(std::move(stream_), server_, *who, token)
+        ->run(std::move(request));
     return;
   }
 

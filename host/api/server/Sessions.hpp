@@ -65,7 +65,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 // the queue outgrows its limit the client is too slow and is disconnected.
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
-  WebSocketSession(beast::tcp_stream &&stream, Server::Impl &server, auth::Principal who);
+  WebSocketSession(beast::tcp_stream &&stream, Server::Impl &server, auth::Principal who,
+                   std::string token);
   void run(http::request<http::string_body> request);
 
  private:
@@ -76,11 +77,14 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void write_next();
   void on_write(beast::error_code ec);
   void close();
+  void schedule_token_check();
 
   websocket::stream<beast::tcp_stream> ws_;
+  net::steady_timer token_check_;
   beast::flat_buffer buffer_;
   Server::Impl &server_;
   auth::Principal who_;
+  std::string token_;  // checked again periodically: a revoked token loses its events too
   std::deque<std::shared_ptr<const std::string>> queue_;
   bool writing_ = false;
   std::atomic<bool> closed_{false};

@@ -4,9 +4,20 @@
 
 namespace connector::api {
 
+namespace {
+
+// How often an open WebSocket's token is checked again, so revoking it ends the stream soon.
+constexpr auto kTokenCheckInterval = std::chrono::seconds(5);
+
+}  // namespace
+
 WebSocketSession::WebSocketSession(beast::tcp_stream &&stream, Server::Impl &server,
-                                   auth::Principal who)
-    : ws_(std::move(stream)), server_(server), who_(std::move(who)) {}
+                                   auth::Principal who, std::string token)
+    : ws_(std::move(stream)),
+      token_check_(ws_.get_executor()),
+      server_(server),
+      who_(std::move(who)),
+      token_(std::move(token)) {}
 
 void WebSocketSession::run(http::request<http::string_body> request) {
   ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -44,7 +55,27 @@ void WebSocketSession::on_accept(beast::error_code ec) {
                           {"attendant_id", who_.attendant_id},
                           {"role", auth::to_string(who_.role)}};
   enqueue(std::make_shared<const std::string>(hello.dump()));
+  schedule_token_check();
   read();
+}
+
+void WebSocketSession::schedule_token_check() {
+  token_check_.expires_after(kTokenCheckInterval);
+  token_check_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->closed_) return;
+
+    // The store may be busy: ask on a worker, answer on this session's strand.
+    net::post(self->server_.workers, [self] {
+      const bool valid = self->server_.api.authenticate(self->token_).has_value();
+      net::post(self->ws_.get_executor(), [self, valid] {
+        if (!valid) {
+          log::info({"api"}, "a WebSocket whose token was revoked was closed");
+          return self->close();
+        }
+        self->schedule_token_check();
+      });
+    });
+  });
 }
 
 void WebSocketSession::read() {
@@ -91,6 +122,7 @@ void WebSocketSession::on_write(beast::error_code ec) {
 void WebSocketSession::close() {
   if (closed_.exchange(true)) return;
   server_.events.unsubscribe(subscription_);
+  token_check_.cancel();
   queue_.clear();
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -156,6 +156,25 @@ TEST_F(AuthTest, ALoginLinkWorksOnceAndARevokedTokenStopsWorking) {
   EXPECT_EQ(as_maria.get("/api/v1/me").status, 401);
 }
 
+TEST_F(AuthTest, RevokingATokenClosesItsOpenEventStream) {
+  auto maria = host_.add_attendant("Maria");
+  EventStream events(host_.port(), maria.token);
+  ASSERT_TRUE(events.wait_for_type("hello"));
+  auto tokens = host_.admin().get("/api/v1/attendants/" + maria.id + "/tokens").json()["items"];
+  ASSERT_EQ(tokens.size(), 1u);
+  ASSERT_EQ(host_.admin().del("/api/v1/tokens/" + tokens[0]["id"].get<std::string>()).status, 200);
+
+  // The stream ends; nothing Maria's accounts do afterwards reaches it.
+  EXPECT_TRUE(events.closed_within(std::chrono::seconds(20)));
+}
+
+TEST_F(AuthTest, NamesWithControlCharactersAreRefused) {
+  auto forged = host_.admin().post("/api/v1/attendants", {{"name", "evil\tadmin\nline"}});
+  EXPECT_EQ(forged.status, 400);
+  EXPECT_EQ(forged.json()["error"]["message"],
+            "an attendant's name cannot contain control characters");
+}
+
 TEST_F(AuthTest, TokensAreStoredOnlyAsHashes) {
   auto maria = host_.add_attendant("Maria");
   host_.stop();

@@ -106,6 +106,24 @@ TEST_F(BadInputTest, HeaderInjectionThroughARecipientOrSubjectIsRefused) {
   EXPECT_EQ(subject.status, 400);
 }
 
+TEST_F(BadInputTest, BadAttachmentsAreRefusedBeforeAnythingIsSent) {
+  auto admin = host_.admin();
+  const std::string account = TestHost::create_account(admin, "loopback");
+  admin.post("/api/v1/accounts/" + account + "/connect",
+             {{"values", {{"account", "a"}, {"password", "pw-attach"}}}});
+  for (const Json &attachments : {Json::array({1}), Json::array({{{"id", 5}}}),
+                                  Json::array({{{"id", "abc"}}}),
+                                  Json::array({{{"id", std::string(64, 'a')}}})}) {
+    auto refused = admin.post("/api/v1/accounts/" + account + "/messages",
+                              {{"to", "x@example.com"}, {"text", "t"}, {"attachments", attachments}});
+    EXPECT_EQ(refused.status, 400) << attachments.dump() << " " << refused.body;
+    EXPECT_EQ(refused.error_code(), "invalid_request");
+  }
+  // Nothing went out, so nothing came back either.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(admin.get("/api/v1/accounts/" + account + "/messages").json()["items"].size(), 0u);
+}
+
 TEST_F(BadInputTest, OversizedBodiesAndHeadersAreRefused) {
   auto admin = host_.admin();
   auto big = admin.request("POST", "/api/v1/accounts", std::string(5000, ' '));
