@@ -13,6 +13,10 @@ import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS } from 'baile
 import { AuthState } from './auth-state.mjs';
 import { toHostMessage, receiptStatus, mediaContent } from './messages.mjs';
 
+// stdout carries the protocol, one JSON object a line; libraries that print with console.log
+// (libsignal does, e.g. "Closing open session…") must not mix their text into it.
+for (const level of ['log', 'info', 'debug', 'warn']) console[level] = console.error;
+
 export const PROTOCOL_VERSION = 1;
 const BAILEYS_VERSION = '7.0.0-rc14';
 
