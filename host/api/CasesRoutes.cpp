@@ -15,59 +15,15 @@
 // An attendant sees and moves only their own cases and messages: anything else answers 404, as
 // if it did not exist. Merges touch contacts shared by every attendant, so only admins see or
 // undo them.
-#include <charconv>
-
 #include "api/ControlApi.hpp"
+#include "api/RequestReaders.hpp"
 #include "cases/Casework.hpp"
 
 namespace connector::api {
 namespace {
 
-// Small request readers, as in ControlApi.cpp (kept file-local there).
-Response not_found() { return Response::error(404, "not_found", "no such resource"); }
-
-Response method_not_allowed() {
-  return Response::error(405, "method_not_allowed", "this resource does not take that method");
-}
-
-Response fail(const Failure &failure) {
-  return Response::error(status_for(failure), failure.code, failure.message);
-}
-
 Response no_casework() {
   return Response::error(503, "unavailable", "the case engine is not running");
-}
-
-std::optional<int64_t> parse_int(const std::string &text) {
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-std::optional<store::Page> page_of(const Request &request) {
-  store::Page page;
-  if (auto it = request.query.find("limit"); it != request.query.end()) {
-    auto limit = parse_int(it->second);
-    if (!limit || *limit < 1 || *limit > 200) return std::nullopt;
-    page.limit = static_cast<int>(*limit);
-  }
-  if (auto it = request.query.find("before"); it != request.query.end()) {
-    page.before = parse_int(it->second);
-    if (!page.before) return std::nullopt;
-  }
-  return page;
-}
-
-Response bad_page() {
-  return Response::error(400, "invalid_request",
-                         "\"limit\" must be 1 to 200 and \"before\" a message or case id");
-}
-
-Json page_json(std::vector<Json> items, const store::Page &page) {
-  Json next = nullptr;
-  if (static_cast<int>(items.size()) == page.limit && !items.empty()) next = items.back()["id"];
-  return {{"items", std::move(items)}, {"next_before", next}};
 }
 
 Response bad_field(const std::string &message) {
