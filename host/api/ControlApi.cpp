@@ -121,7 +121,13 @@ Response ControlApi::route(Call &call) {
                                  {"role", auth::to_string(call.who().role)}});
   }
   if (head == "plugins" && call.size() == 1) {
-    return call.is("GET") ? Response::json(200, {{"items", plugins_()}}) : method_not_allowed();
+    if (!call.is("GET")) return method_not_allowed();
+    Json items = plugins_();
+    // Where the libraries sit on the server is for admins only.
+    if (!call.who().admin()) {
+      for (auto &item : items) item.erase("path");
+    }
+    return Response::json(200, {{"items", items}});
   }
   if (head == "accounts") return accounts_route(call);
   if (head == "cases" || head == "messages" || head == "merges") return cases_route(call);

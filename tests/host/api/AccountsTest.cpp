@@ -62,6 +62,10 @@ TEST_F(AccountsTest, PluginsAreListedWithTheirSelfDescription) {
   EXPECT_EQ(plugins[0]["state"], "loaded");
   EXPECT_EQ(plugins[0]["descriptor"]["name"]["pt-BR"], "Loopback (exemplo)");
   EXPECT_EQ(plugins[0]["descriptor"]["connect_fields"][2]["secret"], true);
+  EXPECT_FALSE(plugins[0].contains("path"));  // server paths are for admins
+  auto for_admin = host_.admin().get("/api/v1/plugins").json()["items"];
+  EXPECT_NE(for_admin[0]["path"].get<std::string>().find("libconnector_loopback.so"),
+            std::string::npos);
 }
 
 TEST_F(AccountsTest, ConnectingSendingAndReceivingShowUpLiveAndInTheLog) {
