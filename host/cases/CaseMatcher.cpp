@@ -8,15 +8,6 @@ namespace {
 
 constexpr int64_t kDayMs = 24LL * 60 * 60 * 1000;
 
-std::vector<std::string> strings_of(const store::Json &keys, const char *name) {
-  std::vector<std::string> out;
-  if (!keys.is_object() || !keys.contains(name) || !keys[name].is_array()) return out;
-  for (const auto &item : keys[name]) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 // "<abc@host>" and " abc@host " are the same Message-ID as stored: without brackets or blanks.
 std::string bare_message_id(std::string id) {
   const auto blank = [](char c) { return c == ' ' || c == '<' || c == '>' || c == '\t'; };

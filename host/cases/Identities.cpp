@@ -38,15 +38,6 @@ void add_unique(std::vector<Identity> &out, std::optional<Identity> identity) {
   }
 }
 
-std::vector<std::string> strings_of(const store::Json &keys, const char *name) {
-  std::vector<std::string> out;
-  if (!keys.is_object() || !keys.contains(name) || !keys[name].is_array()) return out;
-  for (const auto &item : keys[name]) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 // True for ids of WhatsApp's own servers: people, LIDs, groups, broadcasts, channels.
 bool is_whatsapp_server(std::string_view id) {
   const size_t at = id.rfind('@');
@@ -153,6 +144,15 @@ std::vector<Identity> IdentityReader::of_message(const store::NewMessage &messag
     } else {
       add_unique(out, phone(sender));
     }
+  }
+  return out;
+}
+
+std::vector<std::string> strings_of(const store::Json &keys, const char *name) {
+  std::vector<std::string> out;
+  if (!keys.is_object() || !keys.contains(name) || !keys[name].is_array()) return out;
+  for (const auto &item : keys[name]) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
   }
   return out;
 }

@@ -54,4 +54,8 @@ class IdentityReader {
   bool fold_plus_addressing_;
 };
 
+// The string members of the array `name` in a message's link keys; empty when absent or not an
+// array. Other kinds of member are skipped.
+std::vector<std::string> strings_of(const store::Json &keys, const char *name);
+
 }  // namespace connector::cases

@@ -1,5 +1,7 @@
 #include "MailComposer.hpp"
 
+#include "GObjectPtr.hpp"
+
 #include <gmime/gmime.h>
 #include <openssl/rand.h>
 
@@ -12,13 +14,6 @@
 namespace connector::email {
 namespace {
 
-struct GObjectUnref {
-  void operator()(void *object) const {
-    if (object != nullptr) g_object_unref(object);
-  }
-};
-template <typename T>
-using GPtr = std::unique_ptr<T, GObjectUnref>;
 
 bool has_line_break(const std::string &value) {
   return value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;

@@ -1,5 +1,7 @@
 #include "MailParser.hpp"
 
+#include "GObjectPtr.hpp"
+
 #include <gmime/gmime.h>
 #include <uchardet.h>
 
@@ -12,14 +14,6 @@
 namespace connector::email {
 namespace {
 
-// GLib objects released by the right function when they leave scope.
-struct GObjectUnref {
-  void operator()(void *object) const {
-    if (object != nullptr) g_object_unref(object);
-  }
-};
-template <typename T>
-using GPtr = std::unique_ptr<T, GObjectUnref>;
 
 void ensure_gmime() {
   static std::once_flag once;
