@@ -8,8 +8,8 @@ import {h, replaceChildren, uniqueId} from './dom.js';
 import {t, formatDateTime} from './i18n.js';
 import {reasonOf} from './channels.js';
 
-// Only the newest 50 cases and each case's newest 100 messages are shown: there is no paging
-// ("next_before") in this simple view yet.
+// The newest 50 cases and each case's newest 100 messages come first; "Load older" buttons
+// fetch the next pages through the API's paging (?before=<the previous page's next_before>).
 const kCaseLimit = 50;
 const kMessageLimit = 100;
 
@@ -19,8 +19,11 @@ export class CasesView {
     this.api = api;
     this.channelName = channelName;  // account id → the channel's display name
     this.cases = [];
+    this.casesNextBefore = null;  // the next older page of cases, null when none is left
+    this.olderCasesShown = false;
     this.selected = null;
     this.messages = [];
+    this.messagesNextBefore = null;
     this.reloadTimer = null;
     this.build();
   }
@@ -28,11 +31,14 @@ export class CasesView {
   build() {
     this.listEl = h('ul', {class: 'case-list', 'data-testid': 'case-list'});
     this.listNote = h('p', {class: 'note'});
+    this.olderCases = h('button', {type: 'button', class: 'secondary load-older', hidden: true,
+                                   text: t('cases.older'), onclick: () => this.loadOlderCases()});
+    this.olderCasesError = h('p', {class: 'error-text', role: 'alert', hidden: true});
     this.detail = h('div', {class: 'case-detail', 'data-testid': 'case-detail'});
     replaceChildren(this.root, h('h2', {id: 'cases-heading', text: t('cases.heading')}),
                     h('div', {class: 'cases-layout'},
                       h('nav', {class: 'case-nav', 'aria-labelledby': 'cases-heading'},
-                        this.listNote, this.listEl),
+                        this.listNote, this.listEl, this.olderCases, this.olderCasesError),
                       this.detail));
     this.renderDetail();
   }
@@ -43,17 +49,54 @@ export class CasesView {
     this.renderDetail();
   }
 
+  // Reloads the newest page. Older pages already shown stay (merged by id), so a live update
+  // does not take away what the attendant paged back to.
   async load() {
     try {
       const page = await this.api.get(`/cases?limit=${kCaseLimit}`);
-      this.cases = page.items;
+      if (this.olderCasesShown) {
+        this.mergeCases(page.items);
+      } else {
+        this.cases = page.items;
+        this.casesNextBefore = page.next_before ?? null;
+      }
       this.listNote.textContent = this.cases.length === 0 ? t('cases.empty') : '';
     } catch (error) {
       this.cases = [];
+      this.casesNextBefore = null;
+      this.olderCasesShown = false;
       this.listNote.textContent = t('cases.unavailable', {reason: reasonOf(error)});
     }
     this.renderList();
     if (this.selected != null) await this.refreshMessages();
+  }
+
+  mergeCases(items) {
+    const byId = new Map(this.cases.map((c) => [c.id, c]));
+    for (const c of items) byId.set(c.id, c);
+    this.cases = [...byId.values()].sort((a, b) => b.id - a.id);
+  }
+
+  async loadOlderCases() {
+    if (this.casesNextBefore == null) return;
+    const firstNew = this.cases.length;
+    this.olderCases.disabled = true;
+    this.olderCasesError.hidden = true;
+    try {
+      const page = await this.api.get(`/cases?limit=${kCaseLimit}&before=${this.casesNextBefore}`);
+      this.olderCasesShown = true;
+      this.mergeCases(page.items);
+      this.casesNextBefore = page.next_before ?? null;
+    } catch (error) {
+      this.olderCasesError.hidden = false;
+      this.olderCasesError.textContent = t('cases.older_failed', {reason: reasonOf(error)});
+    } finally {
+      this.olderCases.disabled = false;
+    }
+    this.renderList();
+    // Keyboard users continue where the new cases begin.
+    const next = this.listEl.querySelectorAll('.case-item')[firstNew];
+    if (next && this.olderCases.hidden) next.focus();
   }
 
   // Many messages can arrive at once (a first mail sync); one reload covers them all.
@@ -75,6 +118,7 @@ export class CasesView {
                                   + (c.message_count === 1 ? t('cases.message_one')
                                      : t('cases.messages', {n: c.message_count ?? 0}))})));
     }));
+    this.olderCases.hidden = this.casesNextBefore == null;
   }
 
   async select(caseId) {
@@ -82,6 +126,7 @@ export class CasesView {
     this.replyNote = null;
     this.replyKey = null;
     this.messages = [];
+    this.messagesNextBefore = null;
     this.renderList();
     await this.loadMessages();
     const heading = this.detail.querySelector('h3');
@@ -92,11 +137,39 @@ export class CasesView {
     try {
       const page = await this.api.get(`/cases/${this.selected}/messages?limit=${kMessageLimit}`);
       this.messages = page.items.slice().reverse();  // oldest first, as a conversation reads
+      this.messagesNextBefore = page.next_before ?? null;
     } catch (error) {
       this.messages = [];
+      this.messagesNextBefore = null;
       this.detailError = reasonOf(error);
     }
     this.renderDetail();
+  }
+
+  // The page before the oldest message shown goes on top; the view stays where the reader was.
+  async loadOlderMessages(button, error) {
+    if (this.messagesNextBefore == null) return;
+    const caseId = this.selected;
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      const page = await this.api.get(
+          `/cases/${caseId}/messages?limit=${kMessageLimit}&before=${this.messagesNextBefore}`);
+      if (caseId !== this.selected) return;
+      this.messagesNextBefore = page.next_before ?? null;
+      for (const m of page.items) {
+        if (!this.messages.some((known) => known.id === m.id)) this.messages.push(m);
+      }
+      this.messages.sort((a, b) => a.id - b.id);
+      this.renderMessages({keepScroll: true});
+    } catch (failure) {
+      error.hidden = false;
+      error.textContent = t('case.older_failed', {reason: reasonOf(failure)});
+    } finally {
+      button.disabled = false;
+      button.hidden = this.messagesNextBefore == null;
+      if (button.hidden) this.detail.querySelector('h3')?.focus();
+    }
   }
 
   // Merges the newest messages into the open case without rebuilding the reply box.
@@ -130,19 +203,25 @@ export class CasesView {
     const title = chosen.title || '—';
     this.messageList = h('ol', {class: 'messages', 'data-testid': 'messages'});
     this.renderMessages();
+    const olderError = h('p', {class: 'error-text', role: 'alert', hidden: true});
+    const older = h('button', {type: 'button', class: 'secondary load-older', text: t('case.older'),
+                               hidden: this.messagesNextBefore == null,
+                               onclick: () => this.loadOlderMessages(older, olderError)});
     replaceChildren(this.detail,
                     h('h3', {tabindex: '-1', text: t('case.heading', {id: chosen.id, title})}),
-                    this.messageList, this.replyBox());
+                    older, olderError, this.messageList, this.replyBox());
   }
 
-  renderMessages() {
+  renderMessages({keepScroll = false} = {}) {
     if (!this.messageList) return;
+    const fromBottom = this.messageList.scrollHeight - this.messageList.scrollTop;
     if (this.messages.length === 0) {
       replaceChildren(this.messageList, h('li', {class: 'note', text: t('case.no_messages')}));
       return;
     }
     replaceChildren(this.messageList, this.messages.map((m) => this.messageItem(m)));
-    this.messageList.scrollTop = this.messageList.scrollHeight;
+    this.messageList.scrollTop = keepScroll ? this.messageList.scrollHeight - fromBottom
+                                            : this.messageList.scrollHeight;
   }
 
   messageItem(m) {
@@ -230,7 +309,12 @@ export class CasesView {
   }
 
   handle(event) {
-    if (event.type === 'message.new') {
+    if (event.type === 'account.removed') {
+      // The host deleted that account's messages: counts and the open case change.
+      this.messages = this.messages.filter((m) => m.account_id !== event.account_id);
+      this.renderDetail();
+      this.scheduleReload();
+    } else if (event.type === 'message.new') {
       const m = event.message;
       if (m.case && m.case.id === this.selected) {
         this.add(m);

@@ -4,8 +4,6 @@
 import {h, replaceChildren, uniqueId} from './dom.js';
 import {t, localized, formatTime} from './i18n.js';
 
-// Not done yet: the screen cannot remove an account (DELETE /accounts/{id} exists), so every
-// "Add account" click leaves one on the host until removed through the API.
 const kLogLimit = 10;
 
 // What the error text of a failed call should say: the host's own message, or "no answer".
@@ -14,10 +12,10 @@ export function reasonOf(error) {
 }
 
 export class ChannelsView {
-  constructor(root, api, confirmDisconnect) {
+  constructor(root, api, confirm) {
     this.root = root;
     this.api = api;
-    this.confirmDisconnect = confirmDisconnect;
+    this.confirm = confirm;
     this.plugins = [];
     this.sections = new Map();  // plugin id → {element, list, empty}
     this.cards = new Map();     // account id → AccountCard
@@ -110,10 +108,21 @@ export class ChannelsView {
     const record = this.plugins.find((p) => p.id === account.plugin);
     if (!section || !record) return null;  // a plugin no longer enabled: nothing to show
     const number = section.list.children.length + 1;
-    card = new AccountCard(account, record.descriptor, number, this.api, this.confirmDisconnect);
+    card = new AccountCard(account, record.descriptor, number, this.api, this.confirm,
+                           () => this.removed(account.id));
     this.cards.set(account.id, card);
     section.list.append(card.element);
     return card;
+  }
+
+  // After a removal from this screen: the focus goes to the section's "Add account" button
+  // rather than getting lost with the card.
+  removed(accountId) {
+    const card = this.cards.get(accountId);
+    const section = card ? this.sections.get(card.account.plugin) : null;
+    this.drop(accountId);
+    const add = section ? section.element.querySelector('.add-account') : null;
+    if (add) add.focus();
   }
 
   drop(accountId) {
@@ -155,12 +164,13 @@ export class ChannelsView {
 }
 
 class AccountCard {
-  constructor(account, descriptor, number, api, confirmDisconnect) {
+  constructor(account, descriptor, number, api, confirm, onRemoved) {
     this.account = account;
     this.descriptor = descriptor ?? {};
     this.number = number;
     this.api = api;
-    this.confirmDisconnect = confirmDisconnect;
+    this.confirm = confirm;
+    this.onRemoved = onRemoved;
     this.capabilities = new Set(this.descriptor.capabilities ?? []);
     this.mode = null;
     this.formError = '';
@@ -196,8 +206,35 @@ class AccountCard {
     this.logList = h('ol', {class: 'log-list', 'aria-labelledby': logId, 'data-testid': 'log'});
     this.logEl = h('details', {class: 'log', open: true},
                    h('summary', {id: logId, text: t('log.heading')}), this.logList);
+    const remove = h('button', {type: 'button', class: 'secondary remove-account',
+                                'data-testid': 'remove', text: t('remove'),
+                                onclick: () => this.remove(remove)});
+    this.removeError = h('p', {class: 'error-text', role: 'alert', hidden: true});
     this.element.append(h('header', {class: 'card-header'}, this.titleEl, this.statusEl),
-                        this.body, this.progressEl, this.logEl);
+                        this.body, this.progressEl, this.logEl,
+                        h('div', {class: 'card-footer'}, remove, this.removeError));
+  }
+
+  // Removing deletes the account on the host together with its messages and integration log
+  // (cases stay), so the dialog says so in plain words before anything happens.
+  async remove(button) {
+    const name = this.account.account || this.title();
+    const confirmed = await this.confirm({title: t('remove.title'),
+                                          body: t('remove.body', {account: name}),
+                                          ok: t('remove.confirm')});
+    if (!confirmed) {
+      button.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      await this.api.delete(`/accounts/${this.account.id}`);
+      this.onRemoved();
+    } catch (error) {
+      button.disabled = false;
+      this.removeError.hidden = false;
+      this.removeError.textContent = t('remove.failed', {reason: reasonOf(error)});
+    }
   }
 
   dispose() {
@@ -342,7 +379,10 @@ class AccountCard {
 
   async disconnect(button) {
     const name = this.account.account || this.title();
-    if (!(await this.confirmDisconnect(name))) {
+    const confirmed = await this.confirm({title: t('disconnect.title'),
+                                          body: t('disconnect.body', {account: name}),
+                                          ok: t('disconnect.confirm')});
+    if (!confirmed) {
       button.focus();
       return;
     }
@@ -646,8 +686,6 @@ class AccountCard {
     this.renderLog();
   }
 
-  // The kind of each entry is translated; its text is the host's own, in English ("Connected as
-  // …", a plugin's error message), since the API sends sentences rather than message keys.
   renderLog() {
     this.logEntries.sort((a, b) => b.id - a.id);
     this.logEntries = this.logEntries.slice(0, kLogLimit);
@@ -657,10 +695,35 @@ class AccountCard {
     }
     replaceChildren(this.logList, this.logEntries.map((entry) => {
       const kind = t(`log.kind.${entry.kind}`);
+      const text = logText(entry);
       return h('li', {class: `log-entry level-${entry.level}`, 'data-kind': entry.kind},
                h('time', {datetime: new Date(entry.at).toISOString(), text: formatTime(entry.at)}),
                ' ', h('strong', {text: kind.startsWith('log.kind.') ? entry.kind : kind}),
-               ' — ', entry.text);
+               ' — ', h('span', {class: 'log-text', 'data-translated': text.translated,
+                                 text: text.text}));
     }));
   }
+}
+
+// The host's integration-log entries carry a stable kind (connected, disconnected, error,
+// reauth_needed, qr_expired, plugin) but their text is an English sentence. The sentences the
+// host itself writes are fixed and recognised here, so they are shown translated; everything else
+// (a plugin's own error detail, a "plugin" entry) has no code to translate from and is shown as
+// the channel wrote it. Known gap: the host would need to send a message code with parameters
+// (e.g. {"code": "auth_failed"} from the plugin) for those to be translated too.
+const kHostLogTexts = [
+  {kind: 'connected', pattern: /^Connected as (.*)$/s, key: 'log.text.connected'},
+  {kind: 'disconnected', pattern: /^Disconnected$/, key: 'log.text.disconnected'},
+  {kind: 'error', pattern: /^Connection failed$/, key: 'log.text.failed'},
+  {kind: 'reauth_needed', pattern: /^Connection failed$/, key: 'log.text.failed'},
+  {kind: 'qr_expired', pattern: /^QR code expired$/, key: 'log.text.qr_expired'},
+];
+
+function logText(entry) {
+  for (const known of kHostLogTexts) {
+    if (known.kind !== entry.kind) continue;
+    const match = known.pattern.exec(entry.text ?? '');
+    if (match) return {text: t(known.key, {account: match[1] ?? ''}), translated: 'true'};
+  }
+  return {text: entry.text ?? '', translated: 'false'};
 }

@@ -26,9 +26,7 @@ function labelShell() {
   $('skip-link').textContent = t('app.skip');
   $('language-label').textContent = t('lang.label');
   $('sign-out').textContent = t('signout');
-  $('confirm-title').textContent = t('disconnect.title');
-  $('confirm-cancel').textContent = t('disconnect.cancel');
-  $('confirm-ok').textContent = t('disconnect.confirm');
+  $('confirm-cancel').textContent = t('confirm.cancel');
 }
 
 function setupLanguage() {
@@ -59,12 +57,15 @@ function setLiveState(state) {
   el.textContent = t(`live.${state}`);
 }
 
-// --- Disconnect confirmation ---------------------------------------------------------------------
+// --- Confirmation (disconnecting, removing an account) -------------------------------------------
 
-// Resolves true only when the attendant confirms; Escape and "Cancel" keep the connection.
-function confirmDisconnect(accountName) {
-  const dialog = $('confirm-disconnect');
-  $('confirm-body').textContent = t('disconnect.body', {account: accountName});
+// Resolves true only when the attendant confirms; Escape and "Cancel" leave things as they are.
+function confirmAction({title, body, ok}) {
+  const dialog = $('confirm');
+  $('confirm-title').textContent = title;
+  $('confirm-body').textContent = body;
+  $('confirm-ok').textContent = ok;
+  $('confirm-cancel').textContent = t('confirm.cancel');
   dialog.returnValue = '';
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), {once: true});
@@ -132,7 +133,7 @@ async function enter() {
   replaceChildren($('login'));
   $('workspace').hidden = false;
   $('sign-out').hidden = false;
-  channels = new ChannelsView($('channels'), api, confirmDisconnect);
+  channels = new ChannelsView($('channels'), api, confirmAction);
   cases = new CasesView($('cases'), api, (accountId, pluginId) => {
     const card = channels.cards.get(accountId);
     return channels.pluginName(card ? card.account.plugin : pluginId);

@@ -1,5 +1,6 @@
 // Runs the real connector-host binary for a test: a temporary data folder, the loopback plugin
-// with the test's settings, any free port, and the one-time login link read from its output.
+// with the test's settings (or any plugins section given as YAML), any free port, and the
+// one-time login link read from its output.
 import {spawn} from 'node:child_process';
 import {mkdtempSync, writeFileSync, rmSync, mkdirSync} from 'node:fs';
 import {tmpdir} from 'node:os';
@@ -16,13 +17,15 @@ export function requiredEnv(name) {
 
 export class HostProcess {
   // loopbackSettings: the loopback plugin's settings (qr_ttl_ms, qr_pairs_after_ms, …).
-  constructor(loopbackSettings = {}) {
+  // pluginsYaml: instead of the loopback plugin, this `plugins:` section (the real channels).
+  constructor(loopbackSettings = {}, {pluginsYaml = null} = {}) {
     this.binary = requiredEnv('CONNECTOR_HOST_BINARY');
     this.pluginDir = requiredEnv('CONNECTOR_PLUGIN_DIR');
     this.uiDir = process.env.CONNECTOR_UI_DIR ?? path.resolve(here, '../../../ui');
     this.dir = mkdtempSync(path.join(tmpdir(), 'connector-ui-test-'));
     mkdirSync(path.join(this.dir, 'data'));
     this.settings = loopbackSettings;
+    this.pluginsYaml = pluginsYaml;
     this.port = 0;
     this.child = null;
     this.output = '';
@@ -31,14 +34,17 @@ export class HostProcess {
   writeConfig() {
     const settings = Object.entries(this.settings)
         .map(([key, value]) => `      ${key}: ${JSON.stringify(value)}`).join('\n');
+    const plugins = this.pluginsYaml ?? [
+      'plugins:', '  loopback:', '    enabled: true',
+      settings ? `    settings:\n${settings}` : '',
+    ].join('\n');
     const config = [
       'listen:', '  address: 127.0.0.1', `  port: ${this.port}`,
       `data_dir: ${JSON.stringify(path.join(this.dir, 'data'))}`,
       `plugin_dir: ${JSON.stringify(this.pluginDir)}`,
       `ui_dir: ${JSON.stringify(this.uiDir)}`,
       'log:', '  level: info',
-      'plugins:', '  loopback:', '    enabled: true',
-      settings ? `    settings:\n${settings}` : '',
+      plugins,
     ].join('\n') + '\n';
     this.configFile = path.join(this.dir, 'connector-host.yaml');
     writeFileSync(this.configFile, config);
