@@ -1,7 +1,5 @@
 #include "MailParser.hpp"
 
-#include "GObjectPtr.hpp"
-
 #include <gmime/gmime.h>
 #include <uchardet.h>
 
@@ -11,9 +9,11 @@
 #include <mutex>
 #include <regex>
 
+#include "GObjectPtr.hpp"
+#include "Winmail.hpp"
+
 namespace connector::email {
 namespace {
-
 
 void ensure_gmime() {
   static std::once_flag once;
@@ -357,6 +357,14 @@ class PartWalker {
     if (const char *cid = g_mime_object_get_content_id(object))
       saved.content_id = strip_angles(cid);
     saved.bytes = decoded_content(part);
+    if (is_winmail(saved.mime, saved.name)) {
+      // Outlook's winmail.dat: its files instead of the opaque archive when it can be read
+      // (see Winmail.hpp); the raw mail keeps the archive either way.
+      if (auto files = unpack_winmail(saved.bytes)) {
+        for (auto &file : *files) mail_.attachments.push_back(std::move(file));
+        return;
+      }
+    }
     mail_.attachments.push_back(std::move(saved));
   }
 

@@ -2,8 +2,8 @@
 //
 // Lenient where real mail needs it: loose RFC 2047 (encoded words split mid-character), RFC 2231
 // parameters, unlabelled 8-bit text guessed with uchardet, iso-8859-1 read as windows-1252 (as
-// browsers do), TNEF (winmail.dat) unpacked with libytnef. Thread-safe: GMime is initialised
-// once and every call works on its own objects.
+// browsers do), TNEF (winmail.dat) unpacked by Debian's `tnef` program (Winmail.hpp).
+// Thread-safe: GMime is initialised once and every call works on its own objects.
 #pragma once
 
 #include <optional>
