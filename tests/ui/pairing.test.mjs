@@ -1,5 +1,6 @@
 // Pairing by QR code against a host whose loopback "phone" scans each QR after 1.5 s, and
-// signing in by pasting an API token instead of opening a login link.
+// signing in by pasting an API token instead of opening a login link. The browser here announces
+// English: the screen still starts in Brazilian Portuguese, the specification's language.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {HostProcess} from './support/host.mjs';
@@ -12,7 +13,7 @@ let page;
 
 before(async () => {
   await host.start();
-  browser = await launchBrowser();
+  browser = await launchBrowser({locale: 'en-US'});
   page = await browser.context.newPage();
   page.on('pageerror', (error) => console.error('page error:', error.message));
 });
@@ -20,6 +21,14 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close();
   await host.cleanup();
+});
+
+test('Brazilian Portuguese is the default even when the browser asks for English', async () => {
+  await page.goto(host.url);
+  assert.equal(await page.evaluate(() => navigator.language), 'en-US');
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'pt-BR');
+  assert.equal(await page.getByLabel('Idioma').inputValue(), 'pt-BR');
 });
 
 test('a wrong pasted token is refused and shows no data', async () => {

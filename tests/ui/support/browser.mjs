@@ -12,13 +12,14 @@ export function chromiumPath() {
   return process.env.CHROMIUM ?? '/usr/bin/chromium';
 }
 
-export async function launchBrowser() {
+// locale: the language the browser announces (navigator.language, Accept-Language).
+export async function launchBrowser({locale = 'pt-BR'} = {}) {
   const executablePath = chromiumPath();
   if (!existsSync(executablePath)) throw new Error(`no chromium at ${executablePath}: apt-get install chromium`);
   const profile = mkdtempSync(path.join(tmpdir(), 'connector-ui-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath, headless: true, args: kFlags, viewport: {width: 1280, height: 900},
-    locale: 'pt-BR',
+    locale,
   });
   context.setDefaultTimeout(15000);
   const close = async () => {
