@@ -145,11 +145,33 @@ test('e-mail: a wrong password shows the server\'s reason next to the form', asy
   assert.equal((await host.api(await token(page), 'GET', `/accounts/${accountId}`)).status, 404);
 });
 
-test('e-mail: connecting with the password shows "connected as" the address', async () => {
+test('e-mail: connecting shows the first sync\'s progress and "connected as" the address',
+     async () => {
+  // Mail waiting in the inbox before the account is connected: the first sync brings it in.
+  const kWaiting = 3;
+  for (let i = 1; i <= kWaiting; ++i) {
+    mail.deliver(`loja${i}@fornecedor.test`, MailServers.kAgent, `Nota fiscal ${i}`,
+                 `Segue a nota fiscal ${i}.`);
+  }
+  await eventually(() => mail.mailbox(MailServers.kAgent).length >= kWaiting, 'mail in the inbox');
+  // Progress comes and goes quickly: every text it showed is recorded as it changes.
+  await page.evaluate(() => {
+    window.progressSeen = [];
+    new MutationObserver(() => {
+      for (const note of document.querySelectorAll('.progress-area .note')) {
+        window.progressSeen.push(note.textContent);
+      }
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+  });
+
   mailCard = await addAccount('E-mail (IMAP/SMTP)');
   await fillMail(mailCard, MailServers.kPassword);
   await mailCard.getByTestId('status')
       .filter({hasText: `Conectado como ${MailServers.kAgent}`}).waitFor({timeout: 30000});
+  await page.locator('.case-item', {hasText: `Nota fiscal ${kWaiting}`}).waitFor();
+  const seen = await page.evaluate(() => window.progressSeen);
+  assert.ok(seen.some((text) => /^Sincronização inicial da caixa de entrada: \d+ de 3$/.test(text)),
+            `the first sync's progress was shown: ${JSON.stringify(seen)}`);
   await mailCard.locator('[data-kind="connected"] .log-text',
                          {hasText: `Conectado como ${MailServers.kAgent}`}).waitFor();
   await mailCard.getByRole('button', {name: 'Desconectar'}).waitFor();

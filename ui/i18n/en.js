@@ -118,4 +118,5 @@ export default {
   'cases.older_failed': 'Could not load more cases: {reason}',
   'case.older': 'Load older messages',
   'case.older_failed': 'Could not load more messages: {reason}',
+  'progress.phase.initial_sync': 'First sync of the inbox',
 };

@@ -118,4 +118,5 @@ export default {
   'cases.older_failed': 'Não foi possível carregar mais casos: {reason}',
   'case.older': 'Carregar mensagens mais antigas',
   'case.older_failed': 'Não foi possível carregar mais mensagens: {reason}',
+  'progress.phase.initial_sync': 'Sincronização inicial da caixa de entrada',
 };

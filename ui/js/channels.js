@@ -657,7 +657,10 @@ class AccountCard {
     const finished = !p || (p.total > 0 && p.done >= p.total);
     this.progressEl.hidden = finished;
     if (finished) return;
-    const phase = p.phase || t('progress.label');
+    // A phase the screen knows (the e-mail plugins' "initial_sync") is translated; any other
+    // is shown as the plugin named it.
+    const known = p.phase ? t(`progress.phase.${p.phase}`) : t('progress.label');
+    const phase = known.startsWith('progress.phase.') ? p.phase : known;
     const text = p.total > 0 ? t('progress.phase', {phase, done: p.done, total: p.total})
                              : t('progress.phase_open', {phase, done: p.done});
     const id = uniqueId('progress');
