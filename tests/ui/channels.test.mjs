@@ -245,6 +245,22 @@ test('WhatsApp: a message is linked and counted; the reply reaches the contact\'
   await shoot(page, '49-whatsapp-replied');
 });
 
+test('WhatsApp: pairing with a phone number shows the code to type on the phone', async () => {
+  const card = await addAccount('WhatsApp');
+  const accountId = await card.getAttribute('data-account');
+  await card.getByText('Parear com código em vez do QR code').click();
+  await card.getByLabel(/^Número de telefone, para parear com código/).fill('+55 11 90000-0002');
+  await card.getByRole('button', {name: 'Conectar WhatsApp'}).click();
+  const code = card.getByTestId('pairing-code');
+  await code.waitFor({timeout: 30000});
+  assert.match(await code.textContent(), /^[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+  await shoot(page, '49b-whatsapp-pairing-code');
+  // Not wanted after all: the account is removed through the screen.
+  await card.getByRole('button', {name: 'Remover conta'}).click();
+  await page.getByRole('button', {name: 'Sim, remover conta e mensagens'}).click();
+  await page.locator(`article.card[data-account="${accountId}"]`).waitFor({state: 'detached'});
+});
+
 test('disconnecting a real channel: cancel keeps it connected, confirm disconnects', async () => {
   const status = whatsappCard.getByTestId('status');
   await whatsappCard.getByRole('button', {name: 'Desconectar'}).click();
