@@ -88,7 +88,7 @@ test('the case list pages back with "Load older cases"', async () => {
   // Keyboard users land on the first case of the new page.
   const focused = Number(await page.evaluate(() => document.activeElement.dataset.case));
   assert.ok(focused > 0 && focused < busyCaseId, `focus on a newly loaded case (${focused})`);
-  await shoot(page, '30-older-cases');
+  await shoot(page, '33-older-cases');
 
   // A live update (a new customer's message opens a case) keeps the older cases shown.
   const sent = await host.api(await token(page), 'POST', `/accounts/${accountId}/messages`,
@@ -112,5 +112,5 @@ test('a long case pages back with "Load older messages"', async () => {
   assert.equal(await messages.locator('.message-text').first().textContent(), 'echo: mensagem 1');
   await page.getByRole('button', {name: 'Carregar mensagens mais antigas'})
       .waitFor({state: 'hidden'});
-  await shoot(page, '31-older-messages');
+  await shoot(page, '34-older-messages');
 });
