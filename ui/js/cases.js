@@ -100,6 +100,9 @@ export class CasesView {
   }
 
   // Many messages can arrive at once (a first mail sync); one reload covers them all.
+  // Known gap: the host pushes no event when a case is created, edited or closed through the API
+  // (only message and account events exist), so such changes show here after the next message,
+  // a reconnect or a reload.
   scheduleReload() {
     clearTimeout(this.reloadTimer);
     this.reloadTimer = setTimeout(() => this.load(), 300);
