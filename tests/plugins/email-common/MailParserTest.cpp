@@ -77,8 +77,82 @@ TEST(MailParserTest, DecodesRfc2231FileNames) {
   EXPECT_EQ(mail.text, "segue");
 }
 
-TEST(MailParserTest, KeepsWinmailDatAsAnAttachment) {
-  // libytnef is GPL-2+: TNEF is kept whole, not unpacked (see MailParser.hpp).
+// Base64 in lines of 76 characters, as mailers write it.
+std::string base64_lines(const std::string &bytes) {
+  static const char *kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string encoded;
+  encoded.reserve(bytes.size() / 3 * 4 + bytes.size() / 57 * 2 + 8);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t n = uint8_t(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) n |= uint8_t(bytes[i + 2]);
+    encoded += kAlphabet[(n >> 18) & 63];
+    encoded += kAlphabet[(n >> 12) & 63];
+    encoded += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    encoded += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+    if ((i / 3 + 1) % 19 == 0) encoded += "\r\n";
+  }
+  return encoded;
+}
+
+// A TNEF stream made here (layout: /usr/share/doc/tnef/file-format.txt): the version and code
+// page attributes, then per file its render data, title and data, each with its checksum.
+std::string tnef_archive(const std::vector<std::pair<std::string, std::string>> &files) {
+  auto le = [](uint32_t value, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+    return out;
+  };
+  auto attribute = [&](uint8_t level, uint32_t id, const std::string &data) {
+    uint32_t sum = 0;
+    for (unsigned char c : data) sum += c;
+    return std::string(1, static_cast<char>(level)) + le(id, 4) + le(data.size(), 4) + data +
+           le(sum & 0xffff, 2);
+  };
+  std::string out = le(0x223E9F78, 4) + le(1, 2);
+  out += attribute(1, 0x00089006, le(0x00010000, 4));       // attTnefVersion
+  out += attribute(1, 0x00069007, le(1252, 4) + le(0, 4));  // attOemCodepage
+  for (const auto &[name, bytes] : files) {
+    out += attribute(2, 0x00069002, le(1, 2) + le(0xffffffff, 4) + std::string(10, '\0'));
+    out += attribute(2, 0x00018010, name + std::string(1, '\0'));  // attAttachTitle
+    out += attribute(2, 0x0006800F, bytes);                        // attAttachData
+  }
+  return out;
+}
+
+std::string mail_with_winmail(const std::string &tnef) {
+  std::string raw =
+      "From: outlook@customer.test\r\nSubject: from outlook\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=\"tt\"\r\n\r\n--tt\r\n"
+      "Content-Type: text/plain\r\n\r\nsee attachment\r\n--tt\r\n"
+      "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\n"
+      "Content-Disposition: attachment; filename=\"winmail.dat\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n" +
+      base64_lines(tnef) + "\r\n--tt--\r\n";
+  return raw;
+}
+
+TEST(MailParserTest, UnpacksTheFilesOfWinmailDat) {
+  std::string binary;
+  for (int i = 0; i < 3000; ++i) binary += static_cast<char>((i * 31) % 256);
+  auto mail = parse_mail(mail_with_winmail(
+      tnef_archive({{"Relatorio.pdf", binary}, {"../../etc/passwd", "not a path"}})));
+  ASSERT_TRUE(mail.has_value());
+  EXPECT_EQ(mail->text, "see attachment");
+  ASSERT_EQ(mail->attachments.size(), 2u);
+  const auto &pdf =
+      mail->attachments[0].name == "Relatorio.pdf" ? mail->attachments[0] : mail->attachments[1];
+  const auto &other = &pdf == &mail->attachments[0] ? mail->attachments[1] : mail->attachments[0];
+  EXPECT_EQ(pdf.name, "Relatorio.pdf");
+  EXPECT_EQ(pdf.mime, "application/pdf");
+  EXPECT_TRUE(pdf.bytes == binary);
+  EXPECT_EQ(other.bytes, "not a path");
+  EXPECT_EQ(other.name.find('/'), std::string::npos) << other.name;
+  EXPECT_EQ(other.name.find(".."), std::string::npos) << other.name;
+}
+
+TEST(MailParserTest, KeepsAWinmailDatThatCannotBeReadWhole) {
+  // corpus/tnef-winmail.eml: a TNEF signature followed by zeros, which no reader accepts.
   auto mail = parsed("tnef-winmail.eml");
   ASSERT_EQ(mail.attachments.size(), 1u);
   EXPECT_EQ(mail.attachments[0].name, "winmail.dat");
@@ -194,6 +268,48 @@ TEST(MailParserTest, RecognisesBounces) {
   EXPECT_FALSE(parsed("rfc2231-name.eml").automatic);
 }
 
+TEST(MailParserTest, RecognisesEveryKindOfAutomaticMail) {
+  // The headers of notes/email.md, each alone on an otherwise ordinary mail.
+  const std::pair<const char *, const char *> kCases[] = {
+      {"Auto-Submitted: auto-generated\r\n", "Auto-Submitted"},
+      {"X-Autoreply: yes\r\n", "X-Autoreply"},
+      {"X-Autorespond: yes\r\n", "X-Autorespond"},
+      {"Precedence: bulk\r\n", "Precedence"},
+      {"Precedence: junk\r\n", "Precedence"},
+      {"Precedence: list\r\n", "Precedence"},
+      {"Precedence: auto_reply\r\n", "Precedence"},
+      {"X-Loop: helpdesk@example.test\r\n", "X-Loop"},
+      {"X-Auto-Response-Suppress: All\r\n", "X-Auto-Response-Suppress"},
+      {"List-Id: <news.customer.test>\r\n", "List-Id"},
+      {"Return-Path: <>\r\n", "empty Return-Path"}};
+  const std::string rest =
+      "From: someone@customer.test\r\nSubject: hello\r\nMessage-ID: "
+      "<x@customer.test>\r\n\r\nhi\r\n";
+  for (const auto &[header, reason] : kCases) {
+    auto mail = parse_mail(header + rest);
+    ASSERT_TRUE(mail.has_value()) << header;
+    EXPECT_TRUE(mail->automatic) << header;
+    EXPECT_EQ(mail->automatic_reason, reason) << header;
+  }
+  for (const char *sender : {"MAILER-DAEMON@mx.customer.test", "postmaster@customer.test"}) {
+    auto mail = parse_mail(std::string("From: ") + sender + "\r\nSubject: x\r\n\r\nhi\r\n");
+    ASSERT_TRUE(mail.has_value());
+    EXPECT_TRUE(mail->automatic) << sender;
+  }
+  auto report = parse_mail(
+      "From: relay@customer.test\r\nSubject: delivery\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/report; report-type=delivery-status; boundary=\"rr\"\r\n\r\n"
+      "--rr\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--rr--\r\n");
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->automatic_reason, "multipart/report");
+  // A person's ordinary mail, and the explicit "no", are not automatic.
+  for (const char *header : {"", "Auto-Submitted: no\r\n", "Precedence: first-class\r\n"}) {
+    auto mail = parse_mail(header + rest);
+    ASSERT_TRUE(mail.has_value());
+    EXPECT_FALSE(mail->automatic) << header << mail->automatic_reason;
+  }
+}
+
 TEST(MailParserTest, KeepsTextHtmlAndInlineImages) {
   auto built = event_of(corpus("html-with-inline-image.eml"));
   const auto &event = built.built.event;
@@ -208,19 +324,7 @@ TEST(MailParserTest, KeepsTextHtmlAndInlineImages) {
 TEST(MailParserTest, ThirtyMegabyteAttachmentSurvivesIntact) {
   std::string big(30u << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 2654435761u) >> 13);
-  static const char *kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string encoded;
-  encoded.reserve(big.size() / 3 * 4 + big.size() / 57 * 2 + 8);
-  for (size_t i = 0; i < big.size(); i += 3) {
-    uint32_t n = uint8_t(big[i]) << 16;
-    if (i + 1 < big.size()) n |= uint8_t(big[i + 1]) << 8;
-    if (i + 2 < big.size()) n |= uint8_t(big[i + 2]);
-    encoded += kAlphabet[(n >> 18) & 63];
-    encoded += kAlphabet[(n >> 12) & 63];
-    encoded += i + 1 < big.size() ? kAlphabet[(n >> 6) & 63] : '=';
-    encoded += i + 2 < big.size() ? kAlphabet[n & 63] : '=';
-    if ((i / 3 + 1) % 19 == 0) encoded += "\r\n";
-  }
+  const std::string encoded = base64_lines(big);
   const std::string raw =
       "From: a@customer.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
       "Content-Type: multipart/mixed; boundary=\"bb\"\r\n\r\n--bb\r\nContent-Type: "
