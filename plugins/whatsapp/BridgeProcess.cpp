@@ -49,6 +49,11 @@ sdk::Status BridgeProcess::start() {
   std::vector<char *> args;
   for (auto &a : argv_) args.push_back(a.data());
   args.push_back(nullptr);
+  // The environment is built before fork: the child of a threaded process may only exec.
+  std::vector<char *> env;
+  for (char **e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (auto &e : extra_env_) env.push_back(e.data());
+  env.push_back(nullptr);
 
   const pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -59,7 +64,7 @@ sdk::Status BridgeProcess::start() {
     if (::getppid() != parent) ::_exit(1);
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), env.data());
     ::_exit(127);
   }
   ::close(in_pipe[0]);

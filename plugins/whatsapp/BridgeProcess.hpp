@@ -38,6 +38,11 @@ class BridgeProcess {
   BridgeProcess(const BridgeProcess &) = delete;
   BridgeProcess &operator=(const BridgeProcess &) = delete;
 
+  // Adds NAME=value to the environment the process starts with (before start()).
+  void set_environment(const std::string &name, const std::string &value) {
+    extra_env_.push_back(name + "=" + value);
+  }
+
   // Starts the process; false (with a reason) when it could not be spawned.
   sdk::Status start();
 
@@ -56,6 +61,7 @@ class BridgeProcess {
   bool write_line(const std::string &line);
 
   std::vector<std::string> argv_;
+  std::vector<std::string> extra_env_;
   EventHandler on_event_;
   ExitHandler on_exit_;
   pid_t pid_ = -1;

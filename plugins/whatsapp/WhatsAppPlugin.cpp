@@ -96,6 +96,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
           setting("reconnect_max_ms", "integer", 60000, "Longest wait between reconnects."),
           setting("send_timeout_ms", "integer", 30000,
                   "A send without acknowledgement from WhatsApp after this long is failed."),
+          setting("link_groups", "boolean", false,
+                  "Link group messages to cases (by the sender's phone). Off: group messages are "
+                  "stored and marked as group messages, but never linked."),
+          setting("test_media_ca_file", "string", "",
+                  "TESTS ONLY: PEM certificate the bridge trusts for a test server's media host "
+                  "(on top of the system's). Never set it in production."),
           setting("test_root_key", "string", "",
                   "TESTS ONLY: base64 root key of a WhatsApp test server's certificate. Never set "
                   "it in production: it makes the bridge trust that server.")}}};
@@ -193,6 +199,19 @@ class WhatsAppPlugin final : public sdk::Plugin {
                 {"status", "sent"}};
   }
 
+  // The keys the host links a message by: the sender's phone and WhatsApp ids (LID and phone JID),
+  // the phone added from the LID mapping when the bridge learned it; none for a group message
+  // unless link_groups is set.
+  Json link_keys(const Json &message) {
+    const bool group = message.value("details", Json::object()).contains("group");
+    if (group && !settings_.value("link_groups", false)) {
+      return {{"phones", Json::array()}, {"whatsapp_ids", Json::array()}};
+    }
+    auto keys = link(message);
+    if (!keys) return message.value("link", Json::object());
+    return {{"phones", keys.value().phones}, {"whatsapp_ids", keys.value().whatsapp_ids}};
+  }
+
   Result<LinkKeys> link(const Json &message) override {
     LinkKeys keys;
     const Json link = message.value("link", Json::object());
@@ -238,6 +257,10 @@ class WhatsAppPlugin final : public sdk::Plugin {
         std::vector<std::string>{settings_.value("node", std::string("node")),
                                  dir + "/bridge.mjs"},
         [this](const Json &event) { on_event(event); }, [this] { on_bridge_exit(); });
+    if (auto ca = settings_.value("test_media_ca_file", std::string()); !ca.empty()) {
+      // Node reads extra trusted certificates only at start, from this variable.
+      bridge->set_environment("NODE_EXTRA_CA_CERTS", ca);
+    }
     if (auto started = bridge->start(); !started) return started;
 
     auto hello = bridge->request({{"op", "hello"}, {"protocol", kProtocolVersion}}, 30s);
@@ -464,6 +487,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
     }
     message["attachments"] = attachments;
     message["type"] = "message";
+    message["link"] = link_keys(message);
+    // Offline and history messages never open a case of their own: they join an existing case of
+    // their contact or stay unassigned (no case storm when a phone comes back with a backlog).
+    if (message.value("details", Json::object()).value("history", false)) {
+      message["automatic"] = true;
+    }
     if (host().emit(id, message) != CN_OK) {
       host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");
     }

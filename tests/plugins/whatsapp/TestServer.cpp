@@ -52,6 +52,7 @@ WhatsAppTestServer::WhatsAppTestServer(int refs) {
   ::close(out_pipe[0]);
   ws_url_ = hello["ws_url"];
   root_key_ = hello["root_key"];
+  media_ca_file_ = hello.value("media_ca", "");
   const std::string control = hello["control_url"];
   control_port_ = static_cast<uint16_t>(std::stoi(control.substr(control.rfind(':') + 1)));
 }
@@ -99,7 +100,8 @@ std::string whatsapp_plugin_yaml(const WhatsAppTestServer &server, int qr_timeou
                      "    library: " CONNECTOR_PLUGIN_DIR "/libconnector_whatsapp.so\n"
                      "    settings:\n"
                      "      ws_url: " + server.ws_url() + "\n" +
-                     "      test_root_key: \"" + server.root_key() + "\"\n";
+                     "      test_root_key: \"" + server.root_key() + "\"\n" +
+                     "      test_media_ca_file: \"" + server.media_ca_file() + "\"\n";
   if (qr_timeout_ms > 0) yaml += "      qr_timeout_ms: " + std::to_string(qr_timeout_ms) + "\n";
   return yaml + extra_settings;
 }

@@ -22,6 +22,8 @@ class WhatsAppTestServer {
 
   const std::string &ws_url() const { return ws_url_; }
   const std::string &root_key() const { return root_key_; }
+  // The media host's certificate (PEM file), which only the plugin's test setting trusts.
+  const std::string &media_ca_file() const { return media_ca_file_; }
 
   // A control call; throws std::runtime_error when the server answers with an error.
   Json call(const std::string &method, const std::string &path, const Json &body = nullptr) const;
@@ -40,6 +42,7 @@ class WhatsAppTestServer {
   uint16_t control_port_ = 0;
   std::string ws_url_;
   std::string root_key_;
+  std::string media_ca_file_;
 };
 
 // The plugins section of a host configuration that enables the WhatsApp plugin against `server`.

@@ -3,20 +3,36 @@
 //   node main.mjs [--ws-port N] [--control-port N] [--refs N]
 //
 // Prints one JSON line on stdout once listening:
-//   {"ws_url":"ws://127.0.0.1:P/ws/chat","control_url":"http://127.0.0.1:Q","root_key":"<b64>"}
+//   {"ws_url":"ws://127.0.0.1:P/ws/chat","control_url":"http://127.0.0.1:Q","root_key":"<b64>",
+//    "media_ca":"<path of the media host's certificate (PEM), for the client's test trust setting>"}
 //
 // Control interface (JSON bodies and answers):
 //   GET  /info                      devices, their connection state, pending QR refs, root key
 //   POST /scan     {qr, phone?, lid?}        the phone scans a QR → pair-success, then 515
-//   POST /send     {from, to, text, push_name?, lid?, hide_phone?, id?}
-//                                            phone `from` writes to attendant phone `to`
+//   POST /send     {from, to, text, push_name?, lid?, hide_phone?, id?, group?,
+//                   media? {kind: image|video|audio|voice_note|document, data (base64), mime, file_name?},
+//                   location? {latitude, longitude, name?}, contact_card? {name, vcard},
+//                   quoted? {id, text}, from_phone?}
+//                                            from_phone: the attendant typed it on the phone to
+//                                            `from`; it reaches the device as a device-sent copy
+//                                            phone `from` writes to attendant phone `to` (in
+//                                            group `group` when given); media goes through the
+//                                            HTTPS media host, encrypted as WhatsApp does
 //   POST /contact  {phone, lid?, push_name?} a number that exists on WhatsApp
-//   GET  /received                           messages the clients sent (decrypted)
+//   GET  /received                           messages the clients sent (decrypted; media fetched
+//                                            back from the media host and decrypted, base64)
 //   GET  /receipts                           receipts the clients sent
 //   POST /kick     {phone, code}             ends the session: 401, 440, 515, 503..., 0 = drop
 //   POST /min-version {version:[a,b,c]|null} older clients are refused with 405
 //   POST /receipts-off {off:true}            stop answering messages with receipts
+//   POST /echo-sends {on:true}               send every client message back as a device-sent copy
+//   POST /acks-off {off:true}                stop acknowledging the clients' messages at all
 import http from 'node:http';
+
+// stdout carries only the hello line, and the test that started us stops reading it after that:
+// libsignal's console.log chatter ("Closing open session in favor of incoming prekey bundle", on
+// every new session) written there would fail with EPIPE and end the server mid-test.
+for (const level of ['log', 'info', 'debug', 'warn']) console[level] = console.error;
 import { WhatsAppTestServer } from './server.mjs';
 
 function arg(name, fallback) {
@@ -35,6 +51,8 @@ const routes = {
   'POST /scan': (b) => server.scan(b.qr, { phone: b.phone, lid: b.lid }),
   'POST /send': (b) => server.deliver({
     from: b.from, to: b.to, text: b.text, pushName: b.push_name, lid: b.lid, hidePhone: !!b.hide_phone, id: b.id,
+    media: b.media, location: b.location, contactCard: b.contact_card, quoted: b.quoted, group: b.group,
+    fromPhone: !!b.from_phone,
   }),
   'POST /contact': (b) => server.addContact(b.phone, { lid: b.lid, pushName: b.push_name }),
   'GET /received': () => server.received,
@@ -42,6 +60,8 @@ const routes = {
   'POST /kick': (b) => ({ kicked: server.kick(String(b.phone), Number(b.code)) }),
   'POST /min-version': (b) => { server.minVersion = b.version || null; return {}; },
   'POST /receipts-off': (b) => { server.receiptsOff = !!b.off; return {}; },
+  'POST /echo-sends': (b) => { server.echoSends = !!b.on; return {}; },
+  'POST /acks-off': (b) => { server.acksOff = !!b.off; return {}; },
 };
 
 const control = http.createServer((req, res) => {
@@ -66,6 +86,7 @@ control.listen(arg('--control-port', 0), '127.0.0.1', () => {
     ws_url: `ws://127.0.0.1:${wsPort}/ws/chat`,
     control_url: `http://127.0.0.1:${control.address().port}`,
     root_key: server.info().root_key,
+    media_ca: server.info().media_ca,
   }) + '\n');
 });
 

@@ -15,6 +15,7 @@
 // (GET /info), which only a test setting of the bridge does.
 import { createHmac, hkdfSync, randomBytes, createHash } from 'node:crypto';
 import { WebSocketServer } from 'ws';
+import { MediaHost, encryptMedia, decryptMedia } from './media.mjs';
 import libsignal from 'libsignal';
 import {
   Curve,
@@ -155,16 +156,20 @@ export class WhatsAppTestServer {
     this.offline = new Map();     // device key → queued stanzas
     this.minVersion = null;       // [a,b,c]: older clients are refused with 405
     this.nextId = 1;
+    this.media = new MediaHost(log);
   }
 
-  listen(port = 0) {
+  async listen(port = 0) {
     this.wss = new WebSocketServer({ host: '127.0.0.1', port });
     this.wss.on('connection', (ws) => this.accept(ws));
-    return new Promise((resolve) => this.wss.on('listening', () => resolve(this.wss.address().port)));
+    const listening = new Promise((resolve) => this.wss.on('listening', () => resolve(this.wss.address().port)));
+    await this.media.listen();
+    return listening;
   }
 
   close() {
     for (const c of this.connections) c.ws.terminate();
+    this.media.close();
     return new Promise((resolve) => this.wss.close(() => resolve()));
   }
 
@@ -173,9 +178,10 @@ export class WhatsAppTestServer {
       root_key: Buffer.from(this.certs.root.public).toString('base64'),
       devices: [...this.devices.values()].map((d) => ({
         jid: d.jid, lid: d.lid, phone: d.phone, connected: !!this.connectionOf(d), prekeys: d.preKeys.size,
-        logged_out: !!d.loggedOut,
+        logged_out: !!d.loggedOut, presences: d.presences || [],
       })),
       pending_qr_refs: this.pendingRefs.size,
+      media_ca: this.media.certFile,
     };
   }
 
@@ -408,6 +414,11 @@ export class WhatsAppTestServer {
   async onNode(conn, node) {
     if (node.tag === 'iq') return this.onIq(conn, node);
     if (node.tag === 'message') return this.onMessage(conn, node);
+    if (node.tag === 'presence') {
+      const d = conn.device && this.devices.get(conn.device);
+      if (d) d.presences = [...(d.presences || []), node.attrs.type || 'available'];
+      return;
+    }
     if (node.tag === 'receipt') {
       this.receipts.push({ device: conn.device, id: node.attrs.id, to: node.attrs.to, type: node.attrs.type || 'delivery' });
       return this.sendNode(conn, { tag: 'ack', attrs: { id: node.attrs.id, class: 'receipt', from: node.attrs.to || SERVER_JID } });
@@ -437,6 +448,10 @@ export class WhatsAppTestServer {
     }
     if (node.attrs.xmlns === 'encrypt' && child?.tag === 'key') return result([this.contactBundles(child)]);
     if (node.attrs.xmlns === 'usync') return result([this.usyncResult(child)]);
+    if (node.attrs.xmlns === 'w:m' && child?.tag === 'media_conn') {
+      return result([{ tag: 'media_conn', attrs: { auth: this.media.auth, ttl: '3600', auth_ttl: '3600', max_buckets: '12' },
+        content: [{ tag: 'host', attrs: { hostname: this.media.host, maxContentLengthBytes: '104857600' } }] }]);
+    }
     if (node.attrs.xmlns === 'md' && child?.tag === 'remove-companion-device') {
       if (d) d.loggedOut = true;
       result();
@@ -472,8 +487,42 @@ export class WhatsAppTestServer {
     return contact.lid;
   }
 
-  // The phone `from` sends a text to the attendant `to` (a phone number with a paired device).
-  async deliver({ from, to, text, pushName, lid, hidePhone = false, id }) {
+  // The WhatsApp message (proto.Message fields) for what a contact sends: text, or media
+  // (encrypted and put on the media host), a location, a contact card; optionally quoting.
+  messageContent({ text, media, location, contactCard, quoted }) {
+    const context = quoted ? { contextInfo: { stanzaId: quoted.id, participant: quoted.participant,
+      quotedMessage: { conversation: quoted.text || '' } } } : {};
+    if (media) {
+      const kind = media.kind === 'voice_note' ? 'ptt' : media.kind;
+      const plain = Buffer.from(media.data, 'base64');
+      const enc = encryptMedia(plain, kind);
+      const { url, directPath } = this.media.put(enc.file);
+      const common = { url, directPath, mediaKey: enc.mediaKey, fileSha256: enc.fileSha256,
+        fileEncSha256: enc.fileEncSha256, fileLength: plain.length, mimetype: media.mime,
+        mediaKeyTimestamp: Math.floor(Date.now() / 1000), ...context };
+      if (kind === 'image') return { imageMessage: { ...common, caption: text || undefined } };
+      if (kind === 'video') return { videoMessage: { ...common, caption: text || undefined, seconds: 1 } };
+      if (kind === 'audio' || kind === 'ptt') return { audioMessage: { ...common, ptt: kind === 'ptt', seconds: 1 } };
+      return { documentMessage: { ...common, fileName: media.file_name || 'file', caption: text || undefined } };
+    }
+    if (location) {
+      return { locationMessage: { degreesLatitude: location.latitude, degreesLongitude: location.longitude,
+        name: location.name, ...context } };
+    }
+    if (contactCard) {
+      return { contactMessage: { displayName: contactCard.name, vcard: contactCard.vcard, ...context } };
+    }
+    if (quoted) return { extendedTextMessage: { text, ...context } };
+    return { conversation: text };
+  }
+
+  // The phone `from` writes to the attendant `to` (a phone number with a paired device), directly
+  // or in the group `group` (a group id without @g.us).
+  //
+  // `fromPhone`: the attendant typed this on the phone, to `from`; the phone syncs it to its
+  // linked devices as a device-sent message (the "echo" a companion sees as fromMe).
+  async deliver({ from, to, text, pushName, lid, hidePhone = false, id, media, location, contactCard, quoted, group, fromPhone = false }) {
+    if (fromPhone) return this.deliverFromPhone({ contactPhone: from, to, text, id });
     const contact = this.contact(from);
     if (pushName) contact.pushName = pushName;
     if (lid) {
@@ -481,18 +530,27 @@ export class WhatsAppTestServer {
       this.lids.set(lid, hidePhone ? null : from);
     }
     const messageId = id || '3EB0' + randomBytes(8).toString('hex').toUpperCase();
-    const plain = writeRandomPadMax16(proto.Message.encode({ conversation: text }).finish());
+    const content = this.messageContent({ text, media, location, contactCard, quoted });
+    const plain = writeRandomPadMax16(proto.Message.encode(content).finish());
     const targets = [...this.devices.values()].filter((d) => d.phone === to && !d.loggedOut);
     if (!targets.length) throw new Error('no device paired for ' + to);
+    const senderJid = lid ? `${lid}@lid` : `${from}@${SERVER_JID}`;
     for (const d of targets) {
       const enc = await this.encryptTo(contact, d, plain);
-      const attrs = { id: messageId, type: 'text', t: nowSeconds(), notify: contact.pushName };
-      if (lid) {
-        attrs.from = `${lid}@lid`;
+      const attrs = { id: messageId, type: media ? 'media' : 'text', t: nowSeconds(), notify: contact.pushName };
+      if (group) {
+        // A group message sent through the sender's 1:1 session (as WhatsApp does for retries):
+        // enough for the client to see a group message from a participant.
+        attrs.from = `${group}@g.us`;
+        attrs.participant = senderJid;
+        if (lid) attrs.addressing_mode = 'lid';
+        if (lid && !hidePhone) attrs.participant_pn = `${from}@${SERVER_JID}`;
+      } else if (lid) {
+        attrs.from = senderJid;
         attrs.addressing_mode = 'lid';
         if (!hidePhone) attrs.sender_pn = `${from}@${SERVER_JID}`;
       } else {
-        attrs.from = `${from}@${SERVER_JID}`;
+        attrs.from = senderJid;
       }
       const node = { tag: 'message', attrs, content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
       const conn = this.connectionOf(d);
@@ -503,6 +561,30 @@ export class WhatsAppTestServer {
       }
     }
     return { id: messageId };
+  }
+
+  async deliverFromPhone({ contactPhone, to, text, id }) {
+    const phone = this.contact(to);  // the attendant's phone (device 0), as a Signal peer
+    const messageId = id || '3EB0' + randomBytes(8).toString('hex').toUpperCase();
+    const plain = writeRandomPadMax16(proto.Message.encode({ deviceSentMessage: {
+      destinationJid: `${contactPhone}@${SERVER_JID}`, message: { conversation: text } } }).finish());
+    for (const d of [...this.devices.values()].filter((x) => x.phone === to && !x.loggedOut)) {
+      const enc = await this.encryptTo(phone, d, plain);
+      const node = { tag: 'message', attrs: { id: messageId, type: 'text', t: nowSeconds(),
+        from: `${to}@${SERVER_JID}`, recipient: `${contactPhone}@${SERVER_JID}` },
+      content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
+      const conn = this.connectionOf(d);
+      if (conn) this.sendNode(conn, node);
+    }
+    return { id: messageId };
+  }
+
+  // Sends the client its own message back as a device-sent copy with the same id (what a
+  // companion sees when WhatsApp syncs its own sends again, e.g. after a reconnect).
+  async echo(received) {
+    const d = [...this.devices.values()].find((x) => x.phone === received.from && !x.loggedOut);
+    if (!d) return;
+    await this.deliverFromPhone({ contactPhone: received.to, to: d.phone, text: received.text, id: received.id });
   }
 
   async encryptTo(contact, d, plain) {
@@ -617,6 +699,8 @@ export class WhatsAppTestServer {
     if (direct) encNodes.push({ jid: to, enc: direct });
     const d = this.devices.get(conn.device);
     let text = null;
+    let media = null;
+    let quotedId = null;
     for (const { jid, enc } of encNodes) {
       const user = this.phoneOfUser(userOf(jid)) || userOf(jid);
       if (d && user === d.phone) continue;  // a copy for the attendant's own other devices
@@ -630,14 +714,34 @@ export class WhatsAppTestServer {
       const unpadded = plain.subarray(0, plain.length - plain[plain.length - 1]);
       const msg = proto.Message.decode(unpadded);
       text = msg.conversation || msg.extendedTextMessage?.text || null;
+      media = this.mediaOf(msg);
+      quotedId = msg.extendedTextMessage?.contextInfo?.stanzaId || null;
+      text = text ?? media?.caption ?? null;
     }
-    this.received.push({ id, from: d?.phone, to: this.phoneOfUser(userOf(to)) || userOf(to), text, at: Date.now() });
+    this.received.push({ id, from: d?.phone, to: this.phoneOfUser(userOf(to)) || userOf(to), text, media, quoted_id: quotedId, at: Date.now() });
+    if (this.echoSends) setTimeout(() => this.echo(this.received.at(-1)).catch((e) => this.log('echo: ' + e.message)), 100);
+    if (this.acksOff) return;  // a message WhatsApp never acknowledges
     this.sendNode(conn, { tag: 'ack', attrs: { class: 'message', id, from: to, t: nowSeconds() } });
     if (this.receiptsOff) return;
     setTimeout(() => {
       this.sendNode(conn, { tag: 'receipt', attrs: { id, from: to, t: nowSeconds() } });
       setTimeout(() => this.sendNode(conn, { tag: 'receipt', attrs: { id, from: to, type: 'read', t: nowSeconds() } }), 30);
     }, 30);
+  }
+
+  // A media message the client sent: fetched back from the media host and decrypted with the
+  // keys the message carries (fails loudly when the client's encryption is wrong).
+  mediaOf(msg) {
+    const kinds = { imageMessage: 'image', videoMessage: 'video', audioMessage: 'audio', documentMessage: 'document' };
+    const field = Object.keys(kinds).find((k) => msg[k]);
+    if (!field) return null;
+    const m = msg[field];
+    const kind = field === 'audioMessage' && m.ptt ? 'ptt' : kinds[field];
+    const file = this.media.get(m.directPath || m.url || '');
+    if (!file) return { kind, error: 'not uploaded' };
+    const plain = decryptMedia(file, kind, Buffer.from(m.mediaKey));
+    return { kind, mime: m.mimetype, file_name: m.fileName || null, caption: m.caption || null,
+      data: plain.toString('base64') };
   }
 
   id() {
