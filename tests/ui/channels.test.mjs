@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {HostProcess, requiredEnv} from './support/host.mjs';
 import {launchBrowser, shoot} from './support/browser.mjs';
-import {decodeQr, token} from './support/screen.mjs';
+import {decodeQr, token, accessibilityProblems} from './support/screen.mjs';
 import {MailServers} from './support/mail.mjs';
 import {WhatsAppServer} from './support/whatsapp.mjs';
 
@@ -211,6 +211,7 @@ test('WhatsApp: the QR expires, "Refresh QR code" brings a new one, scanning it 
   assert.ok(box.width >= 200, `the QR is large enough to scan (${box.width}px)`);
   const first = await decodeQr(whatsappCard, '45-whatsapp-qr');
   assert.match(first, /,/, 'the QR holds a WhatsApp pairing payload');
+  assert.deepEqual(await accessibilityProblems(page), [], 'the QR view is labelled and legible');
 
   // Nobody scans: the pairing runs out.
   const refresh = whatsappCard.getByRole('button', {name: 'Atualizar QR code'});
@@ -218,6 +219,7 @@ test('WhatsApp: the QR expires, "Refresh QR code" brings a new one, scanning it 
   await whatsappCard.locator('[data-kind="qr_expired"] .log-text', {hasText: 'O QR code expirou'})
       .waitFor();
   await shoot(page, '46-whatsapp-qr-expired');
+  assert.deepEqual(await accessibilityProblems(page), [], 'the expired view too');
   await refresh.click();
 
   const scanned = await scanShownQr(whatsappCard, '47-whatsapp-qr-refreshed');
