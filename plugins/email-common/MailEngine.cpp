@@ -67,7 +67,10 @@ const char *kStateKey = "sync.inbox";
 struct SyncState {
   uint64_t uid_validity = 0;
   uint64_t last_uid = 0;
+  // What EXAMINE reported when the last sync finished (both 0 until one finished). With
+  // CONDSTORE, an unchanged HIGHESTMODSEQ and UIDNEXT mean the mailbox is as we left it.
   uint64_t highest_modseq = 0;
+  uint64_t uid_next = 0;
 };
 
 std::string imap_date(int days_ago) {
@@ -96,8 +99,12 @@ std::string uid_set(const std::vector<uint64_t> &uids) {
 // Runs libcurl's blocking SMTP login check on a worker and waits for it without blocking the
 // loop. (A plain future polled by a timer: co_spawn of a capturing lambda onto the pool
 // corrupted its captures with g++ 12 and Boost 1.74.)
+//
+// `servers` by reference, never by value: g++ 12 mishandles a by-value coroutine parameter that
+// holds a std::function (Credentials::access_token_source) and the process crashed destroying
+// it. The account (and so its servers) outlives the session's coroutines.
 awaitable<std::optional<MailFailure>> smtp_check_on(asio::thread_pool &workers,
-                                                    MailServers servers) {
+                                                    const MailServers &servers) {
   auto task = std::make_shared<std::packaged_task<std::optional<MailFailure>()>>(
       [servers] { return check_smtp_login(servers); });
   auto result = task->get_future();
@@ -211,7 +218,16 @@ class Session {
                                        ? "SINCE " + imap_date(settings_.initial_sync_days)
                                        : "ALL";
       uids = co_await connection.search_uids(criteria);
-      state = SyncState{box.uid_validity, 0, box.highest_modseq};
+      state = SyncState{box.uid_validity, 0, 0, 0};
+    } else if (box.highest_modseq != 0 && box.highest_modseq == state.highest_modseq &&
+               box.uid_next != 0 && box.uid_next == state.uid_next) {
+      // CONDSTORE: neither a new mail nor any change since the last finished sync, so the UID
+      // search is skipped (a reconnect to an idle mailbox costs EXAMINE only). Without
+      // CONDSTORE the comparison of UIDNEXT with the last UID below decides.
+      if (opening) {
+        host_.emit_log(account_->id, "info",
+                       "reconnected: the inbox is unchanged since the last sync");
+      }
     } else if (box.uid_next == 0 || box.uid_next > state.last_uid + 1) {
       uids = co_await connection.search_uids("UID " + std::to_string(state.last_uid + 1) + ":*");
     }
@@ -230,8 +246,10 @@ class Session {
       done += batch.size();
       if (initial) progress(done, uids.size());
     }
-    if (box.highest_modseq > state.highest_modseq) {
+    // Everything the mailbox held at EXAMINE is delivered now: remember where it stood.
+    if (box.highest_modseq != state.highest_modseq || box.uid_next != state.uid_next) {
       state.highest_modseq = box.highest_modseq;
+      state.uid_next = box.uid_next;
       save_state(state);
     }
   }
@@ -318,6 +336,7 @@ class Session {
     state.uid_validity = json.value("uid_validity", uint64_t{0});
     state.last_uid = json.value("last_uid", uint64_t{0});
     state.highest_modseq = json.value("highest_modseq", uint64_t{0});
+    state.uid_next = json.value("uid_next", uint64_t{0});
     return state;
   }
 
@@ -325,7 +344,8 @@ class Session {
     host_.put(account_->id, kStateKey,
               Json{{"uid_validity", state.uid_validity},
                    {"last_uid", state.last_uid},
-                   {"highest_modseq", state.highest_modseq}}
+                   {"highest_modseq", state.highest_modseq},
+                   {"uid_next", state.uid_next}}
                   .dump());
   }
 
@@ -369,8 +389,29 @@ std::string strings_joined(const std::vector<std::string> &items) {
   return out;
 }
 
-// Files a copy of a sent mail in the Sent folder, creating it when missing.
-awaitable<void> append_to_sent(MailServers servers, std::string bytes,
+// The subject of a mail sent on a case: the case id is added (as subject_case_format says) unless
+// the subject already carries it, so the customer's reply finds the case again.
+std::string subject_with_case_id(const Json &message, const SyncSettings &settings) {
+  std::string subject = message.value("subject", "");
+  std::string case_id;
+  if (auto it = message.find("case_id"); it != message.end()) {
+    if (it->is_string()) case_id = it->get<std::string>();
+    if (it->is_number_integer()) case_id = std::to_string(it->get<int64_t>());
+  }
+  if (case_id.empty()) return subject;
+  const auto present = case_ids_in(subject, std::regex(settings.case_id_pattern));
+  if (std::find(present.begin(), present.end(), case_id) != present.end()) return subject;
+  std::string tag = settings.subject_case_format;
+  for (size_t at = tag.find("{id}"); at != std::string::npos; at = tag.find("{id}", at)) {
+    tag.replace(at, 4, case_id);
+    at += case_id.size();
+  }
+  return subject.empty() ? tag : subject + " " + tag;
+}
+
+// Files a copy of a sent mail in the Sent folder, creating it when missing. `servers` by
+// reference (see smtp_check_on); the caller waits for the coroutine to finish.
+awaitable<void> append_to_sent(const MailServers &servers, std::string bytes,
                                std::chrono::milliseconds timeout) {
   auto executor = co_await asio::this_coro::executor;
   ImapConnection connection(executor, timeout);
@@ -474,7 +515,7 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   mail.from = account->servers.address;
   mail.to = split_addresses(message.value("to", ""));
   mail.cc = split_addresses(message.value("cc", ""));
-  mail.subject = message.value("subject", "");
+  mail.subject = subject_with_case_id(message, settings_);
   mail.text = message.value("text", "");
   mail.html = message.value("html", "");
   mail.automatic = message.value("automatic", false);
@@ -498,8 +539,16 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
     return sdk::fail(CN_ERR_INVALID_ARGUMENT, *refused);
   }
   const auto &ready = std::get<ComposedMail>(composed);
+  // Bcc goes on the envelope only; a line break there would inject SMTP commands.
+  const std::vector<std::string> bcc = split_addresses(message.value("bcc", ""));
+  for (const auto &address : bcc) {
+    if (address.find_first_of(std::string("\r\n\0<>", 5)) != std::string::npos) {
+      return sdk::fail(CN_ERR_INVALID_ARGUMENT, "a Bcc address is malformed");
+    }
+  }
   std::vector<std::string> recipients = mail.to;
   recipients.insert(recipients.end(), mail.cc.begin(), mail.cc.end());
+  recipients.insert(recipients.end(), bcc.begin(), bcc.end());
   if (auto failure = send_smtp(account->servers, recipients, ready.bytes)) {
     const cn_result code =
         failure->kind == FailureKind::kWrongCredentials ? CN_ERR_AUTH : CN_ERR_NETWORK;

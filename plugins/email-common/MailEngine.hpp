@@ -32,6 +32,7 @@ struct SyncSettings {
   std::chrono::milliseconds poll_interval{30000};  // without IDLE
   std::chrono::milliseconds timeout{30000};        // one network step
   std::string case_id_pattern = R"(\[#(\d+)\])";   // first group: the case id in a subject
+  std::string subject_case_format = "[#{id}]";     // added to a sent subject lacking its case id
   size_t fetch_batch = 500;
 };
 
@@ -53,7 +54,9 @@ class MailEngine {
   // {"type":"status","state":...,"account":...,"detail":...}
   sdk::Json status(const std::string &account_id) const;
 
-  // Sends one message (the SDK's send verb). Blocks: call from a verb thread.
+  // Sends one message (the SDK's send verb). Blocks: call from a verb thread. Beyond the SDK's
+  // members it reads "cc" and "bcc" (comma-separated; Bcc only on the envelope) and "case_id",
+  // which is added to the subject in subject_case_format unless the subject already names it.
   sdk::Result<sdk::Json> send(const std::string &account_id, const sdk::Json &message);
 
   // Link keys of a message event this engine emitted (the SDK's link verb).

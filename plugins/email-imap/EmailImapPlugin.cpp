@@ -141,6 +141,8 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
           setting("timeout_s", "integer", 30, "Deadline of one network step."),
           setting("case_id_pattern", "string", R"(\[#(\d+)\])",
                   "Regular expression of the case id in a subject; its first group is the id."),
+          setting("subject_case_format", "string", "[#{id}]",
+                  "How a case id is added to the subject of a mail sent on a case ({id}: the id)."),
           setting("ca_file", "string", "",
                   "A CA file every account trusts in addition to the system's.")}}};
   }
@@ -153,6 +155,12 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
     settings.poll_interval = std::chrono::seconds(s.value("poll_interval_s", 30));
     settings.timeout = std::chrono::seconds(s.value("timeout_s", 30));
     settings.case_id_pattern = s.value("case_id_pattern", std::string(R"(\[#(\d+)\])"));
+    settings.subject_case_format = s.value("subject_case_format", std::string("[#{id}]"));
+    if (settings.subject_case_format.find("{id}") == std::string::npos ||
+        settings.subject_case_format.find_first_of("\r\n") != std::string::npos) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "subject_case_format must contain {id} and no line break");
+    }
     try {
       std::regex check(settings.case_id_pattern);
     } catch (const std::regex_error &) {

@@ -133,4 +133,10 @@ void MailServerFixture::start_dovecot() const {
               (dir_ / "start.log").string());
 }
 
+void MailServerFixture::restart_dovecot_with(const std::string &settings) const {
+  stop_dovecot();
+  std::ofstream(dir_ / "dovecot/extra.conf", std::ios::trunc) << settings << "\n";
+  start_dovecot();
+}
+
 }  // namespace connector::test

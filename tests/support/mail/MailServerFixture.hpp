@@ -15,6 +15,8 @@ class MailServerFixture {
   static constexpr const char *kPassword = "secret-pass";
   static constexpr const char *kAgent = "agent@example.test";
   static constexpr const char *kCustomer = "customer@example.test";
+  static constexpr const char *kColleague = "colleague@example.test";  // for Cc
+  static constexpr const char *kAuditor = "auditor@example.test";      // for Bcc
 
   MailServerFixture();  // throws std::runtime_error with the script's output when it fails
   ~MailServerFixture();
@@ -39,6 +41,9 @@ class MailServerFixture {
 
   void stop_dovecot() const;
   void start_dovecot() const;
+
+  // Restarts Dovecot with `settings` added to its configuration ("" restores the original).
+  void restart_dovecot_with(const std::string &settings) const;
 
  private:
   std::filesystem::path dir_;

@@ -7,7 +7,7 @@
 #
 # Ports: BASE imap (STARTTLS), +1 imaps, +2 lmtp, +3 dovecot auth (for Postfix), +4 smtp (MX,
 # no auth), +5 submission (STARTTLS required, AUTH), +6 smtps (implicit TLS, AUTH).
-# Users (password "secret-pass"): agent@example.test, customer@example.test. Mail lives in
+# Users (password "secret-pass"): agent@, customer@, colleague@ and auditor@example.test. Mail lives in
 # DIR/mail/<address>/Maildir. The CA that signed the servers' certificate is DIR/tls/ca.pem;
 # DIR/tls/other-ca.pem is a CA that signed nothing (for "untrusted certificate" cases).
 # Stop with stop-mail-servers.sh DIR.
@@ -28,7 +28,7 @@ chown nobody:nogroup "$DIR/mail"
 chmod 755 "$DIR" "$DIR/dovecot"
 HASH=$(doveadm pw -s SHA512-CRYPT -p secret-pass)
 : > "$DIR/dovecot/users"
-for user in agent@example.test customer@example.test; do
+for user in agent@example.test customer@example.test colleague@example.test auditor@example.test; do
   echo "$user:$HASH::::::" >> "$DIR/dovecot/users"
 done
 # Dovecot briefly refuses users written in the same second it starts.
@@ -94,6 +94,8 @@ service stats {
     mode = 0666
   }
 }
+# Settings a test adds for a while (MailServerFixture::restart_dovecot_with), e.g. no IDLE.
+!include_try $DIR/dovecot/extra.conf
 CONF
 # Daemons must not keep the caller's stdout open (a caller reading it would wait forever).
 dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >>"$DIR/start.log" 2>&1
