@@ -530,7 +530,9 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
   }
   if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
 
-  if (observer_ && m.direction == "inbound") observer_(account, stored->id, m);
+  // Outbound messages the plugin reports itself go to the case engine too (it files them by
+  // their recipient and never opens or reopens a case for them).
+  if (observer_) observer_(account, stored->id, m);
   if (auto shown = conversations_.message(stored->id)) {
     events_.publish(account.attendant_id, "message.new", {{"message", *shown}});
   }

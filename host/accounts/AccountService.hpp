@@ -64,8 +64,9 @@ class PluginDirectory {
   virtual std::optional<std::string> refusal(const std::string &plugin_id) = 0;
 };
 
-// Called after a new inbound message is stored, so the case matcher can link it. Runs on the
-// plugin's calling thread before emit returns.
+// Called after a new message a plugin reported (inbound, or outbound sent outside the host) is
+// stored, so the case matcher can link it. Runs on the plugin's calling thread before emit
+// returns.
 using MessageObserver =
     std::function<void(const Account &account, int64_t message_id, const store::NewMessage &)>;
 

@@ -5,7 +5,8 @@
 //                                                  whatsapp_ids?, attendant_id? (admins)}
 //   GET   /cases/{id}                             one case with its contact
 //   PATCH /cases/{id}                             {title?, status?, phones?, addresses?,
-//                                                  whatsapp_ids?}; identities are added
+//                                                  whatsapp_ids?}; a list given replaces that
+//                                                  kind of identity of the case's contact
 //   GET   /cases/{id}/messages                    its messages from every channel, newest first
 //   GET   /messages/{id}                          one message with its link
 //   POST  /messages/{id}/link                     {"case_id": N | null}: filed by hand
@@ -13,8 +14,8 @@
 //   GET   /merges/{id}, POST /merges/{id}/undo    (admins)
 //
 // An attendant sees and moves only their own cases and messages: anything else answers 404, as
-// if it did not exist. Merges touch contacts shared by every attendant, so only admins see or
-// undo them.
+// if it did not exist. Contacts belong to one attendant, so a case shows only its attendant's
+// contact. Merges are an admin's tool (an attendant's undo would need a screen of its own).
 #include "api/ControlApi.hpp"
 #include "api/RequestReaders.hpp"
 #include "cases/Casework.hpp"
@@ -47,10 +48,19 @@ std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool cre
 
   cases::CaseFields fields;
   if (body.contains("id")) {
-    if (!body["id"].is_number_integer() || body["id"].get<int64_t>() < 1) {
-      return bad_field("\"id\" must be a positive integer");
+    // Read as unsigned too: a JSON number above 2^63 would wrap to a negative int64_t.
+    const Json &id = body["id"];
+    const bool in_range =
+        id.is_number_unsigned()
+            ? id.get<uint64_t>() >= 1 && id.get<uint64_t>() <= uint64_t{cases::kMaxCaseId}
+            : id.is_number_integer() && id.get<int64_t>() >= 1 &&
+                  id.get<int64_t>() <= cases::kMaxCaseId;
+    if (!in_range) {
+      return bad_field(
+          "\"id\" must be an integer from 1 to 9007199254740991 (2^53 - 1, the largest a "
+          "JavaScript number holds exactly)");
     }
-    fields.id = body["id"].get<int64_t>();
+    fields.id = id.get<int64_t>();
   }
   if (body.contains("title")) {
     if (!body["title"].is_string()) return bad_field("\"title\" must be a string");
@@ -63,7 +73,7 @@ std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool cre
     fields.status = body["status"].get<std::string>();
   }
   const auto list = [&](const char *name,
-                        std::vector<std::string> &out) -> std::optional<Response> {
+                        std::optional<std::vector<std::string>> &out) -> std::optional<Response> {
     if (!body.contains(name)) return std::nullopt;
     const Json &items = body[name];
     const bool strings = items.is_array() && items.size() <= 50 &&
@@ -73,7 +83,8 @@ std::variant<cases::CaseFields, Response> case_fields(const Json &body, bool cre
     if (!strings) {
       return bad_field(std::string("\"") + name + "\" must be a list of at most 50 strings");
     }
-    for (const auto &item : items) out.push_back(item.get<std::string>());
+    out.emplace();
+    for (const auto &item : items) out->push_back(item.get<std::string>());
     return std::nullopt;
   };
   if (auto bad = list("phones", fields.phones)) return *bad;

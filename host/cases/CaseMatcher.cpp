@@ -33,8 +33,9 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
                              int64_t now_ms) const {
   Decision decision;
   decision.identities = identities_.of_message(message);
-  resolve_contact(decision);
+  resolve_contact(attendant_id, decision);
 
+  const bool outbound = message.direction == "outbound";
   const bool mail = is_mail(message, decision.identities);
   const auto &rules = mail ? settings_.email_rules : settings_.whatsapp_rules;
   for (const std::string &rule : rules) {
@@ -45,7 +46,7 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
     } else if (rule == "subject") {
       found = by_subject(attendant_id, message, decision);
     } else if (rule == "contact") {
-      found = by_contact(attendant_id, decision);
+      found = by_contact(attendant_id, decision, outbound);
       method = contact_method(decision);
     }
     if (!found) continue;
@@ -58,7 +59,10 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
     return decision;
   }
 
-  if (message.automatic) {
+  if (outbound) {
+    decision.why += (decision.why.empty() ? "" : "; ") +
+                    std::string("no case found, and an outbound message never opens one");
+  } else if (message.automatic) {
     decision.why += (decision.why.empty() ? "" : "; ") +
                     std::string("no case found, and automatic mail never opens one");
   } else if (settings_.no_match == "new_case") {
@@ -80,10 +84,11 @@ bool CaseMatcher::is_mail(const store::NewMessage &message,
 
 // The contacts the identities belong to: the oldest is kept and the others merge into it,
 // except one whose merge with it was undone by hand.
-void CaseMatcher::resolve_contact(Decision &decision) const {
+void CaseMatcher::resolve_contact(const std::string &attendant_id, Decision &decision) const {
   std::vector<int64_t> found;
   for (const auto &identity : decision.identities) {
-    auto contact = lookups_.contact_of(identity.kind, identity.value);
+    auto contact = lookups_.contact_of(attendant_id, identity.kind, identity.value);
+    if (!contact) decision.unknown_identities.push_back(identity);
     if (contact && !contains(found, *contact)) found.push_back(*contact);
   }
   if (found.empty()) return;
@@ -137,16 +142,18 @@ std::optional<CaseRow> CaseMatcher::by_subject(const std::string &attendant_id,
 }
 
 std::optional<CaseRow> CaseMatcher::by_contact(const std::string &attendant_id,
-                                               const Decision &decision) const {
+                                               const Decision &decision, bool open_only) const {
   if (!decision.contact_id) return std::nullopt;
   std::vector<int64_t> contacts = decision.merge_into_contact;
   contacts.push_back(*decision.contact_id);
 
-  // Newest open case over every contact that is about to become one; else the newest case.
-  for (bool open_only : {true, false}) {
+  // Newest open case over every contact that is about to become one; else (unless only open
+  // ones count) the newest case.
+  for (bool open : {true, false}) {
+    if (!open && open_only) break;
     std::optional<CaseRow> best;
     for (int64_t contact : contacts) {
-      auto row = lookups_.newest_case(contact, attendant_id, open_only);
+      auto row = lookups_.newest_case(contact, attendant_id, open);
       if (row && (!best || row->id > best->id)) best = std::move(row);
     }
     if (best) return best;
@@ -156,6 +163,10 @@ std::optional<CaseRow> CaseMatcher::by_contact(const std::string &attendant_id,
 
 void CaseMatcher::settle_closed(const CaseRow &found, const store::NewMessage &message,
                                 int64_t now_ms, Decision &decision) const {
+  if (message.direction == "outbound") {
+    decision.why += ", closed: filed there, and an outbound message never reopens it";
+    return;
+  }
   if (message.automatic) {
     decision.why += ", closed: automatic mail never reopens it";
     return;

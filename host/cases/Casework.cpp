@@ -44,7 +44,7 @@ Expected<Decision> Casework::ingest(const std::string &account_id, const std::st
   auto applied = db_.transaction([&]() -> Outcome {
     std::optional<int64_t> contact = decision.contact_id;
     if (!contact && !decision.identities.empty()) {
-      auto created = contacts_.create(decision.identities);
+      auto created = contacts_.create(attendant_id, decision.identities);
       if (!created) return created.failure();
       contact = *created;
       decision.contact_id = contact;
@@ -53,7 +53,9 @@ Expected<Decision> Casework::ingest(const std::string &account_id, const std::st
         auto merged = contacts_.merge(*contact, other, "named together by one message", "");
         if (!merged) return merged.failure();
       }
-      if (auto attached = contacts_.attach(*contact, decision.identities); !attached) {
+      // Only what no contact has yet: a known identity would be one more statement per message.
+      if (auto attached = contacts_.attach(attendant_id, *contact, decision.unknown_identities);
+          !attached) {
         return attached;
       }
     }
@@ -91,22 +93,57 @@ std::string Casework::title_for(const store::NewMessage &message, const Decision
   return clipped(std::move(title), kMaxTitle);
 }
 
+// The id SQLite would give (the highest plus one) while that stays within kMaxCaseId. Once a
+// platform took kMaxCaseId itself: the highest id below it plus one, else (almost never) the
+// lowest gap; so no case id ever passes what JavaScript holds exactly.
+Expected<int64_t> Casework::next_case_id() {
+  int64_t highest = 0;
+  auto read = db_.run("SELECT coalesce(max(id), 0) FROM cases", {},
+                      [&](const store::Row &row) { highest = row.integer(0); });
+  if (!read) return read.failure();
+  if (highest < kMaxCaseId) return highest + 1;
+  read = db_.run("SELECT coalesce(max(id), 0) FROM cases WHERE id < ?", {kMaxCaseId},
+                 [&](const store::Row &row) { highest = row.integer(0); });
+  if (!read) return read.failure();
+  if (highest + 1 < kMaxCaseId) return highest + 1;
+  std::optional<int64_t> free;
+  read = db_.run(
+      "SELECT min(x) FROM (SELECT 1 AS x WHERE NOT EXISTS (SELECT 1 FROM cases WHERE id = 1) "
+      "UNION ALL SELECT c.id + 1 FROM cases c WHERE c.id < ? AND NOT EXISTS "
+      "(SELECT 1 FROM cases d WHERE d.id = c.id + 1)) WHERE x IS NOT NULL",
+      {kMaxCaseId}, [&](const store::Row &row) {
+        if (!row.is_null(0)) free = row.integer(0);
+      });
+  if (!read) return read.failure();
+  if (!free) return failure("storage", "no case id is left below 2^53");
+  return *free;
+}
+
 Expected<int64_t> Casework::open_case(const std::string &attendant_id,
                                       std::optional<int64_t> contact_id, const std::string &title,
                                       std::optional<int64_t> id) {
+  if (id && (*id < 1 || *id > kMaxCaseId)) {
+    return failure("invalid_request",
+                   "a case id is between 1 and 9007199254740991 (2^53 - 1, exact in JavaScript)");
+  }
+  if (!id) {
+    auto next = next_case_id();
+    if (!next) return next.failure();
+    id = *next;
+  }
   const int64_t now = store::now_ms();
   auto inserted = db_.run(
       "INSERT INTO cases (id, attendant_id, contact_id, title, status, created_at, updated_at) "
       "VALUES (?, ?, ?, ?, 'open', ?, ?)",
-      {id ? store::Value(*id) : store::Value(), attendant_id,
+      {*id, attendant_id,
        contact_id ? store::Value(*contact_id) : store::Value(), title, now, now});
   if (!inserted) {
-    if (inserted.failure().code == "conflict" && id) {
+    if (inserted.failure().code == "conflict") {
       return failure("conflict", "case " + std::to_string(*id) + " exists already");
     }
     return inserted.failure();
   }
-  return db_.last_insert_id();
+  return *id;
 }
 
 // --- The platform's verbs ---------------------------------------------------------------------
@@ -122,14 +159,14 @@ Expected<std::vector<Identity>> Casework::read_identities(const CaseFields &fiel
     if (std::find(out.begin(), out.end(), *identity) == out.end()) out.push_back(*identity);
     return Ok{};
   };
-  for (const auto &raw : fields.phones) {
+  for (const auto &raw : fields.phones.value_or(std::vector<std::string>{})) {
     if (auto done = add(raw, reader.phone(raw), "a phone number"); !done) return done.failure();
   }
-  for (const auto &raw : fields.whatsapp_ids) {
+  for (const auto &raw : fields.whatsapp_ids.value_or(std::vector<std::string>{})) {
     auto done = add(raw, reader.whatsapp_id(raw), "a WhatsApp id of a person");
     if (!done) return done.failure();
   }
-  for (const auto &raw : fields.addresses) {
+  for (const auto &raw : fields.addresses.value_or(std::vector<std::string>{})) {
     if (auto done = add(raw, reader.email(raw), "an e-mail address"); !done) {
       return done.failure();
     }
@@ -137,20 +174,23 @@ Expected<std::vector<Identity>> Casework::read_identities(const CaseFields &fiel
   return out;
 }
 
-Expected<std::optional<int64_t>> Casework::join(const std::vector<Identity> &identities,
+// Only `owner`'s contacts are looked at, so naming a customer another attendant also serves
+// makes (or joins) a contact of this attendant and never touches the other's.
+Expected<std::optional<int64_t>> Casework::join(const std::string &owner,
+                                                const std::vector<Identity> &identities,
                                                 std::optional<int64_t> current,
                                                 const std::string &reason, const std::string &by) {
   std::vector<int64_t> found;
   if (current) found.push_back(*current);
   for (const auto &identity : identities) {
-    auto owner = contacts_.owner_of(identity);
-    if (owner && std::find(found.begin(), found.end(), *owner) == found.end()) {
-      found.push_back(*owner);
+    auto contact = contacts_.contact_of(owner, identity);
+    if (contact && std::find(found.begin(), found.end(), *contact) == found.end()) {
+      found.push_back(*contact);
     }
   }
   if (found.empty()) {
     if (identities.empty()) return std::optional<int64_t>();
-    auto created = contacts_.create(identities);
+    auto created = contacts_.create(owner, identities);
     if (!created) return created.failure();
     return std::optional<int64_t>(*created);
   }
@@ -161,7 +201,9 @@ Expected<std::optional<int64_t>> Casework::join(const std::vector<Identity> &ide
     if (other == kept) continue;
     if (auto merged = contacts_.merge(kept, other, reason, by); !merged) return merged.failure();
   }
-  if (auto attached = contacts_.attach(kept, identities); !attached) return attached.failure();
+  if (auto attached = contacts_.attach(owner, kept, identities); !attached) {
+    return attached.failure();
+  }
   return std::optional<int64_t>(kept);
 }
 
@@ -172,10 +214,14 @@ Expected<int64_t> Casework::create_case(const std::string &attendant_id, const C
   if (fields.status && *fields.status != "open" && *fields.status != "closed") {
     return failure("invalid_request", "\"status\" is \"open\" or \"closed\"");
   }
+  if (fields.id && (*fields.id < 1 || *fields.id > kMaxCaseId)) {
+    return failure("invalid_request",
+                   "\"id\" must be between 1 and 9007199254740991 (2^53 - 1, exact in JavaScript)");
+  }
   std::lock_guard lock(mutex_);
   int64_t case_id = 0;
   auto done = db_.transaction([&]() -> Outcome {
-    auto contact = join(*identities, std::nullopt, "given together on a new case", by);
+    auto contact = join(attendant_id, *identities, std::nullopt, "given together on a new case", by);
     if (!contact) return contact.failure();
     auto opened =
         open_case(attendant_id, *contact, clipped(fields.title.value_or(""), kMaxTitle), fields.id);
@@ -191,8 +237,21 @@ Expected<int64_t> Casework::create_case(const std::string &attendant_id, const C
   return case_id;
 }
 
-// Identities are only ever added: taking one away from a contact would need to know which of
-// its messages it should take along, which no one has asked for yet.
+// A list given replaces that kind of identity of the contact; messages already filed stay where
+// they are (an identity taken away only stops future matching through it).
+Outcome Casework::replace_identities(int64_t contact_id, const CaseFields &fields,
+                                     const std::vector<Identity> &given) {
+  std::vector<std::pair<const char *, bool>> kinds = {
+      {"phone", fields.phones.has_value()},
+      {"email", fields.addresses.has_value()},
+      {"whatsapp", fields.whatsapp_ids.has_value()}};
+  for (const auto &[kind, replaced] : kinds) {
+    if (!replaced) continue;
+    if (auto kept = contacts_.keep_only(contact_id, kind, given); !kept) return kept;
+  }
+  return Ok{};
+}
+
 Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const std::string &by) {
   auto identities = read_identities(fields);
   if (!identities) return identities.failure();
@@ -202,22 +261,31 @@ Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const s
   std::lock_guard lock(mutex_);
   return db_.transaction([&]() -> Outcome {
     std::optional<int64_t> contact;
+    std::string owner;
     bool exists = false;
-    auto read =
-        db_.run("SELECT contact_id FROM cases WHERE id = ?", {case_id}, [&](const store::Row &row) {
-          exists = true;
-          contact = row.optional_integer(0);
-        });
+    auto read = db_.run("SELECT contact_id, attendant_id FROM cases WHERE id = ?", {case_id},
+                        [&](const store::Row &row) {
+                          exists = true;
+                          contact = row.optional_integer(0);
+                          owner = row.text(1);
+                        });
     if (!read) return read;
     if (!exists) return failure("not_found", "no case " + std::to_string(case_id));
 
     const int64_t now = store::now_ms();
     if (!identities->empty()) {
-      auto joined = join(*identities, contact, "given to case " + std::to_string(case_id), by);
+      auto joined =
+          join(owner, *identities, contact, "given to case " + std::to_string(case_id), by);
       if (!joined) return joined.failure();
       if (*joined != contact) {
         auto set = db_.run("UPDATE cases SET contact_id = ? WHERE id = ?", {**joined, case_id});
         if (!set) return set;
+      }
+      contact = *joined;
+    }
+    if (contact) {
+      if (auto replaced = replace_identities(*contact, fields, *identities); !replaced) {
+        return replaced;
       }
     }
     if (fields.title) {

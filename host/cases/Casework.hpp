@@ -31,15 +31,21 @@
 
 namespace connector::cases {
 
-// What the platform may set on a case. Identities are added to the case's contact (never
-// removed: see the note in Casework.cpp).
+// The highest case id the platform may give: 2^53 - 1, the largest integer a JavaScript number
+// holds exactly (the UI and most platforms read ids as such numbers).
+constexpr int64_t kMaxCaseId = 9007199254740991;
+
+// What the platform may set on a case. On create, the identities given make or join the case's
+// contact. On update, a list that is given replaces that kind of identity of the case's contact
+// (phones: its phone numbers; addresses: its e-mail addresses; whatsapp_ids: its LIDs, while a
+// phone JID in it counts as a phone); a list left out changes nothing.
 struct CaseFields {
-  std::optional<int64_t> id;  // create only: the platform's own case number
+  std::optional<int64_t> id;  // create only: the platform's own case number, 1..kMaxCaseId
   std::optional<std::string> title;
   std::optional<std::string> status;  // open or closed
-  std::vector<std::string> phones;
-  std::vector<std::string> addresses;
-  std::vector<std::string> whatsapp_ids;
+  std::optional<std::vector<std::string>> phones;
+  std::optional<std::vector<std::string>> addresses;
+  std::optional<std::vector<std::string>> whatsapp_ids;
 };
 
 class Casework {
@@ -47,13 +53,15 @@ class Casework {
   static Expected<std::unique_ptr<Casework>> open(store::Database &db, accounts::EventHub &events,
                                                   const config::Matching &settings);
 
-  // Links a newly stored inbound message (Conversations::insert said inserted) to its case.
-  // Returns the decision that was applied.
+  // Links a newly stored message (Conversations::insert said inserted) to its case: an inbound
+  // one, or an outbound one the plugin reported itself (see CaseMatcher.hpp for how those are
+  // matched). Returns the decision that was applied.
   Expected<Decision> ingest(const std::string &account_id, const std::string &attendant_id,
                             int64_t message_id, const store::NewMessage &message);
 
   // A new case of `attendant_id`; returns its id. "conflict" when the id is taken,
-  // "invalid_request" for a phone or address that cannot be read.
+  // "invalid_request" for an id outside 1..kMaxCaseId or a phone or address that cannot be read
+  // (nothing is written then).
   Expected<int64_t> create_case(const std::string &attendant_id, const CaseFields &fields,
                                 const std::string &by);
   Outcome update_case(int64_t case_id, const CaseFields &fields, const std::string &by);
@@ -74,10 +82,14 @@ class Casework {
 
   Expected<int64_t> open_case(const std::string &attendant_id, std::optional<int64_t> contact_id,
                               const std::string &title, std::optional<int64_t> id);
+  Expected<int64_t> next_case_id();
+  Outcome replace_identities(int64_t contact_id, const CaseFields &fields,
+                             const std::vector<Identity> &given);
   Expected<std::vector<Identity>> read_identities(const CaseFields &fields) const;
   // The one contact these identities (and `current`, when given) belong to, created or merged
   // as needed. Inside a transaction.
-  Expected<std::optional<int64_t>> join(const std::vector<Identity> &identities,
+  Expected<std::optional<int64_t>> join(const std::string &owner,
+                                        const std::vector<Identity> &identities,
                                         std::optional<int64_t> current, const std::string &reason,
                                         const std::string &by);
   std::string title_for(const store::NewMessage &message, const Decision &decision) const;

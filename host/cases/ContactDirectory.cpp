@@ -22,35 +22,63 @@ constexpr const char *kMergeColumns =
 
 }  // namespace
 
-Expected<int64_t> ContactDirectory::create(const std::vector<Identity> &identities) {
-  auto inserted = db_.run("INSERT INTO contacts (created_at) VALUES (?)", {store::now_ms()});
+Expected<int64_t> ContactDirectory::create(const std::string &owner,
+                                           const std::vector<Identity> &identities) {
+  auto inserted = db_.run("INSERT INTO contacts (attendant_id, created_at) VALUES (?, ?)",
+                          {owner, store::now_ms()});
   if (!inserted) return inserted.failure();
   const int64_t id = db_.last_insert_id();
-  if (auto attached = attach(id, identities); !attached) return attached.failure();
+  if (auto attached = attach(owner, id, identities); !attached) return attached.failure();
   return id;
 }
 
-Outcome ContactDirectory::attach(int64_t contact_id, const std::vector<Identity> &identities) {
+Outcome ContactDirectory::attach(const std::string &owner, int64_t contact_id,
+                                 const std::vector<Identity> &identities) {
   for (const auto &identity : identities) {
     auto done = db_.run(
-        "INSERT OR IGNORE INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)",
-        {identity.kind, identity.value, contact_id});
+        "INSERT OR IGNORE INTO contact_identities (attendant_id, kind, value, contact_id) "
+        "VALUES (?, ?, ?, ?)",
+        {owner, identity.kind, identity.value, contact_id});
     if (!done) return done;
   }
   return Ok{};
 }
 
-std::optional<int64_t> ContactDirectory::owner_of(const Identity &identity) {
-  std::optional<int64_t> owner;
-  (void)db_.run("SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
-                {identity.kind, identity.value},
-                [&](const store::Row &row) { owner = row.integer(0); });
+Outcome ContactDirectory::keep_only(int64_t contact_id, const std::string &kind,
+                                    const std::vector<Identity> &keep) {
+  Json values = Json::array();
+  for (const auto &identity : keep) {
+    if (identity.kind == kind) values.push_back(identity.value);
+  }
+  return db_.run(
+      "DELETE FROM contact_identities WHERE contact_id = ? AND kind = ? AND value NOT IN "
+      "(SELECT value FROM json_each(?))",
+      {contact_id, kind, values.dump()});
+}
+
+std::optional<int64_t> ContactDirectory::contact_of(const std::string &owner,
+                                                    const Identity &identity) {
+  std::optional<int64_t> contact;
+  (void)db_.run(
+      "SELECT contact_id FROM contact_identities WHERE attendant_id = ? AND kind = ? AND value = ?",
+      {owner, identity.kind, identity.value},
+      [&](const store::Row &row) { contact = row.integer(0); });
+  return contact;
+}
+
+std::string ContactDirectory::owner_of_contact(int64_t contact_id) {
+  std::string owner;
+  (void)db_.run("SELECT attendant_id FROM contacts WHERE id = ?", {contact_id},
+                [&](const store::Row &row) { owner = row.text(0); });
   return owner;
 }
 
 Expected<int64_t> ContactDirectory::merge(int64_t kept_id, int64_t merged_id,
                                           const std::string &reason, const std::string &by) {
   if (kept_id == merged_id) return failure("invalid_request", "a contact cannot merge into itself");
+  if (owner_of_contact(kept_id) != owner_of_contact(merged_id)) {
+    return failure("invalid_request", "contacts of two attendants never merge");
+  }
   Json identities = Json::array();
   Json cases = Json::array();
   auto read = db_.run("SELECT kind, value FROM contact_identities WHERE contact_id = ?",
@@ -126,13 +154,14 @@ Json ContactDirectory::contact_json(std::optional<int64_t> contact_id) {
   return contact;
 }
 
-std::vector<Json> ContactDirectory::merges(std::optional<int64_t> contact_id, int limit) {
+std::vector<Json> ContactDirectory::merges(std::optional<int64_t> contact_id, int limit,
+                                           const std::optional<std::string> &owner) {
   std::vector<Json> out;
-  const std::string where = contact_id
-                                ? "WHERE kept_id = ?1 OR merged_id = ?1 ORDER BY id DESC LIMIT ?2"
-                                : "ORDER BY id DESC LIMIT ?2";
+  const std::string where =
+      "WHERE (?1 IS NULL OR kept_id = ?1 OR merged_id = ?1) AND (?3 IS NULL OR kept_id IN "
+      "(SELECT id FROM contacts WHERE attendant_id = ?3)) ORDER BY id DESC LIMIT ?2";
   std::vector<store::Value> params = {contact_id ? store::Value(*contact_id) : store::Value(),
-                                      int64_t{limit}};
+                                      int64_t{limit}, owner ? store::Value(*owner) : store::Value()};
   (void)db_.run(std::string(kMergeColumns) + where, params,
                 [&](const store::Row &row) { out.push_back(merge_from(row)); });
   return out;

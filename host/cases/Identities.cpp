@@ -135,8 +135,9 @@ std::vector<Identity> IdentityReader::of_message(const store::NewMessage &messag
     return !strings_of(keys, "phones").empty() || !strings_of(keys, "whatsapp_ids").empty() ||
            !strings_of(keys, "emails").empty();
   };
-  if (out.empty() && !message.sender.empty() && !named()) {
-    const std::string &sender = message.sender;
+  // An outbound message names the person written to: its recipient stands in instead.
+  const std::string &sender = message.direction == "outbound" ? message.recipient : message.sender;
+  if (out.empty() && !sender.empty() && !named()) {
     if (is_whatsapp_server(sender)) {
       add_unique(out, whatsapp_id(sender));
     } else if (sender.find('@') != std::string::npos) {

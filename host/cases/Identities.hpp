@@ -46,7 +46,8 @@ class IdentityReader {
   std::optional<Identity> email(std::string_view raw) const;
 
   // Every identity a message's link keys name (phones, whatsapp_ids, emails), in that order and
-  // without repeats; the sender field stands in when the link keys name nobody.
+  // without repeats; the sender field (the recipient, for an outbound message) stands in when
+  // the link keys name nobody.
   std::vector<Identity> of_message(const store::NewMessage &message) const;
 
  private:

@@ -40,8 +40,9 @@ class MatchLookups {
   MatchLookups(const MatchLookups &) = delete;
   MatchLookups &operator=(const MatchLookups &) = delete;
 
-  // The contact an identity belongs to.
-  std::optional<int64_t> contact_of(std::string_view kind, std::string_view value);
+  // The contact of `attendant_id` that an identity reaches (contacts are per attendant).
+  std::optional<int64_t> contact_of(std::string_view attendant_id, std::string_view kind,
+                                    std::string_view value);
 
   std::optional<CaseRow> case_row(int64_t case_id);
 
@@ -57,7 +58,8 @@ class MatchLookups {
   // must not merge them again by itself.
   bool merge_was_undone(int64_t a, int64_t b);
 
-  // How many of the account's messages are linked automatically to this case.
+  // How many of the account's messages are linked automatically to this case, counted up to 2
+  // (enough to tell the first link from a later one).
   int64_t auto_links_to_case(std::string_view account_id, int64_t case_id);
 
   // The figure Conversations::auto_linked_cases gives, read on this connection.

@@ -5,13 +5,15 @@
 namespace connector::embedded {
 extern const char kMigration001[];
 extern const char kMigration002[];
+extern const char kMigration003[];
 }
 
 namespace connector::store {
 namespace {
 
 // Applied in order; index + 1 is the schema version each one produces.
-const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002};
+const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002,
+                                   embedded::kMigration003};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 // Finalises a statement whatever way the function that prepared it leaves.

@@ -18,6 +18,7 @@
 namespace connector::cases::test {
 
 using Json = nlohmann::json;
+using Strings = std::vector<std::string>;  // CaseFields' identity lists are optional vectors
 
 class CaseFixture : public ::testing::Test {
  protected:
@@ -26,6 +27,7 @@ class CaseFixture : public ::testing::Test {
   static constexpr const char *kAnaWhatsApp = "acc-ana-wa";
   static constexpr const char *kAnaMail = "acc-ana-mail";
   static constexpr const char *kBetoMail = "acc-beto-mail";
+  static constexpr const char *kBetoWhatsApp = "acc-beto-wa";
 
   void SetUp() override {
     auto db = store::Database::open(dir_ / "test.db");
@@ -41,6 +43,7 @@ class CaseFixture : public ::testing::Test {
     add_account(kAnaWhatsApp, kAna, "whatsapp");
     add_account(kAnaMail, kAna, "email-imap");
     add_account(kBetoMail, kBeto, "email-imap");
+    add_account(kBetoWhatsApp, kBeto, "whatsapp");
     events_.subscribe("admin", true, [this](const std::shared_ptr<const std::string> &event) {
       std::lock_guard lock(events_mutex_);
       published_.push_back(Json::parse(*event));
@@ -118,13 +121,47 @@ class CaseFixture : public ::testing::Test {
     return id ? *id : 0;
   }
 
-  std::string owner_of(const std::string &account) { return account == kBetoMail ? kBeto : kAna; }
+  std::string owner_of(const std::string &account) {
+    return account == kBetoMail || account == kBetoWhatsApp ? kBeto : kAna;
+  }
+
+  // An outbound message the plugin reported itself (typed on the phone), to `to`.
+  static store::NewMessage whatsapp_from_phone(const std::string &to_jid, const std::string &text) {
+    store::NewMessage m;
+    m.channel = "whatsapp";
+    m.direction = "outbound";
+    m.recipient = to_jid;
+    m.text = text;
+    m.link_keys = {{"whatsapp_ids", {to_jid}}};
+    return m;
+  }
+
+  std::vector<std::string> identities_of(int64_t contact_id) {
+    std::vector<std::string> out;
+    (void)db_->run("SELECT value FROM contact_identities WHERE contact_id = ? ORDER BY value",
+                   {contact_id}, [&](const store::Row &row) { out.push_back(row.text(0)); });
+    return out;
+  }
+
+  std::optional<int64_t> case_of_message(int64_t message_id) {
+    std::optional<int64_t> case_id;
+    (void)db_->run("SELECT case_id FROM message_links WHERE message_id = ?", {message_id},
+                   [&](const store::Row &row) { case_id = row.integer(0); });
+    return case_id;
+  }
 
   std::optional<int64_t> contact_of_case(int64_t case_id) {
     std::optional<int64_t> contact;
     (void)db_->run("SELECT contact_id FROM cases WHERE id = ?", {case_id},
                    [&](const store::Row &row) { contact = row.optional_integer(0); });
     return contact;
+  }
+
+  std::string json_title(int64_t case_id) {
+    std::string title;
+    (void)db_->run("SELECT title FROM cases WHERE id = ?", {case_id},
+                   [&](const store::Row &row) { title = row.text(0); });
+    return title;
   }
 
   std::string status_of(int64_t case_id) {

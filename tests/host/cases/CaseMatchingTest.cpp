@@ -12,7 +12,7 @@ class CaseMatching : public CaseFixture {};
 // --- WhatsApp and phones ------------------------------------------------------------------------
 
 TEST_F(CaseMatching, OldWhatsAppIdWithoutNinthDigitFindsTheCaseOfTheThirteenDigitNumber) {
-  const int64_t case_id = new_case(kAna, {.phones = {"+55 11 98765-4321"}});
+  const int64_t case_id = new_case(kAna, {.phones = Strings{"+55 11 98765-4321"}});
 
   Decision d = receive(kAnaWhatsApp, whatsapp({"551187654321@s.whatsapp.net"}));
 
@@ -33,7 +33,7 @@ TEST_F(CaseMatching, ThirteenDigitNumberFindsTheContactFirstSeenWithoutTheNinthD
 }
 
 TEST_F(CaseMatching, LandlinesKeepTheirEightDigits) {
-  const int64_t landline_case = new_case(kAna, {.phones = {"+551133334444"}});
+  const int64_t landline_case = new_case(kAna, {.phones = Strings{"+551133334444"}});
 
   Decision d = receive(kAnaWhatsApp, whatsapp({"5511933334444@s.whatsapp.net"}));
 
@@ -60,7 +60,7 @@ TEST_F(CaseMatching, LidFirstThenPhoneLaterIsOneContactAndOneCase) {
 TEST_F(CaseMatching, LidContactMergesWithTheKnownPhoneContactAndTheMergeIsRecorded) {
   Decision by_lid = receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
   const int64_t lid_contact = *by_lid.contact_id;
-  const int64_t phone_case = new_case(kAna, {.phones = {"+5511987654321"}});
+  const int64_t phone_case = new_case(kAna, {.phones = Strings{"+5511987654321"}});
   const int64_t phone_contact = *contact_of_case(phone_case);
   ASSERT_NE(lid_contact, phone_contact);
 
@@ -78,7 +78,7 @@ TEST_F(CaseMatching, LidContactMergesWithTheKnownPhoneContactAndTheMergeIsRecord
 
 TEST_F(CaseMatching, UndoingAMergeGivesBackIdentitiesAndCasesAndIsNotRedoneByItself) {
   Decision by_lid = receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
-  const int64_t phone_case = new_case(kAna, {.phones = {"+5511987654321"}});
+  const int64_t phone_case = new_case(kAna, {.phones = Strings{"+5511987654321"}});
   const int64_t phone_contact = *contact_of_case(phone_case);
   receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
   const int64_t merge_id = count("SELECT MAX(id) FROM contact_merges");
@@ -100,7 +100,7 @@ TEST_F(CaseMatching, UndoingAMergeGivesBackIdentitiesAndCasesAndIsNotRedoneByIts
 
 TEST_F(CaseMatching, OneCustomerOnBothChannelsLandsOnOneCase) {
   const int64_t case_id =
-      new_case(kAna, {.phones = {"(11) 98765-4321"}, .addresses = {"Cliente@Example.com"}});
+      new_case(kAna, {.phones = Strings{"(11) 98765-4321"}, .addresses = Strings{"Cliente@Example.com"}});
 
   Decision on_whatsapp = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
   Decision by_mail = receive(kAnaMail, mail("Cliente <cliente@EXAMPLE.com>", "Pedido"));
@@ -117,7 +117,7 @@ TEST_F(CaseMatching, PlatformJoiningPhoneAndAddressOfTwoContactsMergesThem) {
   ASSERT_NE(on_whatsapp.contact_id, by_mail.contact_id);
 
   ASSERT_TRUE(
-      work_->update_case(*on_whatsapp.case_id, {.addresses = {"cliente@example.com"}}, kAna));
+      work_->update_case(*on_whatsapp.case_id, {.addresses = Strings{"cliente@example.com"}}, kAna));
 
   EXPECT_EQ(contact_of_case(*by_mail.case_id), contact_of_case(*on_whatsapp.case_id));
   EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges"), 1);
@@ -132,7 +132,7 @@ TEST_F(CaseMatching, WhatsAppGroupIdsNameNoContact) {
 // --- E-mail rules -------------------------------------------------------------------------------
 
 TEST_F(CaseMatching, ReplyThreadsOntoTheCaseOfTheMailItAnswers) {
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   sent_mail(kAnaMail, "<reply-1@host.example>", case_id);
 
   // A colleague of the customer answers: unknown sender, but the thread says where it belongs.
@@ -145,7 +145,7 @@ TEST_F(CaseMatching, ReplyThreadsOntoTheCaseOfTheMailItAnswers) {
 }
 
 TEST_F(CaseMatching, ThreadOfAnotherAttendantsCaseIsNotFollowed) {
-  const int64_t betos_case = new_case(kBeto, {.addresses = {"x@example.com"}});
+  const int64_t betos_case = new_case(kBeto, {.addresses = Strings{"x@example.com"}});
   sent_mail(kBetoMail, "<beto-1@host.example>", betos_case);
 
   Decision d = receive(kAnaMail, mail("cliente@example.com", "Re: x", {"<beto-1@host.example>"}));
@@ -155,7 +155,7 @@ TEST_F(CaseMatching, ThreadOfAnotherAttendantsCaseIsNotFollowed) {
 }
 
 TEST_F(CaseMatching, SubjectIdFromAStrangerIsRefused) {
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
 
   Decision d = receive(
       kAnaMail, mail("intruso@example.org", "Re: [#" + std::to_string(case_id) + "] Pedido"));
@@ -168,7 +168,7 @@ TEST_F(CaseMatching, SubjectIdFromAStrangerIsRefused) {
 TEST_F(CaseMatching, SubjectIdFromAStrangerIsAcceptedWhenConfiguredSo) {
   settings_.subject_requires_case_contact = false;
   start();
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
 
   Decision d = receive(
       kAnaMail, mail("intruso@example.org", "Re: [#" + std::to_string(case_id) + "] Pedido"));
@@ -178,8 +178,8 @@ TEST_F(CaseMatching, SubjectIdFromAStrangerIsAcceptedWhenConfiguredSo) {
 }
 
 TEST_F(CaseMatching, ForwardedMailWithTheIdBehindEncFindsThatCase) {
-  const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
-  const int64_t newer = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t older = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
+  const int64_t newer = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
 
   Decision d = receive(
       kAnaMail, mail("cliente@example.com", "ENC: RES: [#" + std::to_string(older) + "] Pedido"));
@@ -192,8 +192,8 @@ TEST_F(CaseMatching, ForwardedMailWithTheIdBehindEncFindsThatCase) {
 TEST_F(CaseMatching, ConfiguredSubjectPatternsAreUsed) {
   settings_.subject_patterns = {"Ticket#{id}"};
   start();
-  const int64_t older = new_case(kAna, {.addresses = {"cliente@example.com"}});
-  new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t older = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
+  new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
 
   Decision bracketed =
       receive(kAnaMail, mail("cliente@example.com", "AW: [#" + std::to_string(older) + "] Pedido"));
@@ -205,7 +205,7 @@ TEST_F(CaseMatching, ConfiguredSubjectPatternsAreUsed) {
 }
 
 TEST_F(CaseMatching, MailFindsTheContactsOpenCaseByAddress) {
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   Decision d = receive(kAnaMail, mail("CLIENTE@example.com", "Outra coisa"));
   EXPECT_EQ(d.case_id, case_id);
   EXPECT_EQ(d.method, "address");
@@ -214,14 +214,14 @@ TEST_F(CaseMatching, MailFindsTheContactsOpenCaseByAddress) {
 TEST_F(CaseMatching, ContactRuleLeftOutOfTheEmailRulesIsNotUsed) {
   settings_.email_rules = {"thread", "subject"};
   start();
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   Decision d = receive(kAnaMail, mail("cliente@example.com", "Outra coisa"));
   EXPECT_NE(d.case_id, case_id);
   EXPECT_EQ(d.verdict, Verdict::kNewCase);
 }
 
 TEST_F(CaseMatching, PlusAddressesFoldWhenConfigured) {
-  const int64_t case_id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   Decision folded = receive(kAnaMail, mail("cliente+loja@example.com", "Pedido"));
   EXPECT_EQ(folded.case_id, case_id);
 
@@ -232,11 +232,12 @@ TEST_F(CaseMatching, PlusAddressesFoldWhenConfigured) {
 }
 
 TEST_F(CaseMatching, CasesOfAnotherAttendantAreNeverMatched) {
-  const int64_t betos_case = new_case(kBeto, {.addresses = {"cliente@example.com"}});
+  const int64_t betos_case = new_case(kBeto, {.addresses = Strings{"cliente@example.com"}});
   Decision d = receive(kAnaMail,
                        mail("cliente@example.com", "[#" + std::to_string(betos_case) + "] Pedido"));
   EXPECT_NE(d.case_id, betos_case);
-  EXPECT_EQ(*contact_of_case(*d.case_id), *contact_of_case(betos_case)) << "one contact, though";
+  EXPECT_NE(*contact_of_case(*d.case_id), *contact_of_case(betos_case))
+      << "nor another attendant's contact: each attendant has their own";
 }
 
 // --- No match, closed cases, automatic mail
@@ -263,7 +264,7 @@ TEST_F(CaseMatching, NoMatchLeavesTheMessageUnassignedWhenConfigured) {
 }
 
 TEST_F(CaseMatching, OutOfOfficeReplyToAWaitingCaseIsFiledWithoutOpeningAnything) {
-  const int64_t waiting = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t waiting = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   sent_mail(kAnaMail, "<question@host.example>", waiting);
 
   store::NewMessage auto_reply =
@@ -279,7 +280,7 @@ TEST_F(CaseMatching, OutOfOfficeReplyToAWaitingCaseIsFiledWithoutOpeningAnything
 TEST_F(CaseMatching, AutomaticMailNeverReopensNorOpensACase) {
   settings_.closed_case = "reopen";
   start();
-  const int64_t closed = new_case(kAna, {.addresses = {"cliente@example.com"}});
+  const int64_t closed = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
   ASSERT_TRUE(work_->update_case(closed, {.status = "closed"}, kAna));
 
   store::NewMessage bounce = mail("cliente@example.com", "Out of office");
@@ -300,7 +301,7 @@ class ClosedCases : public CaseMatching {
  protected:
   // A closed case of the customer, closed `days` ago.
   int64_t closed_case(int days) {
-    const int64_t id = new_case(kAna, {.addresses = {"cliente@example.com"}});
+    const int64_t id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
     EXPECT_TRUE(work_->update_case(id, {.status = "closed"}, kAna));
     EXPECT_TRUE(db_->run("UPDATE cases SET closed_at = ? WHERE id = ?",
                          {store::now_ms() - days * 24LL * 3600 * 1000, id}));
@@ -393,6 +394,180 @@ TEST_F(CaseMatching, AutoLinkedCountIsPublishedWhenItChanges) {
   counts = published("account.auto_linked");
   ASSERT_EQ(counts.size(), 3u);
   EXPECT_EQ(counts[2]["cases"], 1);
+}
+
+
+// --- Contacts belong to their attendant ----------------------------------------------------------
+
+TEST_F(CaseMatching, NamingAnotherAttendantsCustomerMakesYourOwnContactAndLeavesTheirsAlone) {
+  const int64_t anas_case = new_case(
+      kAna, {.phones = Strings{"+5511987654321"}, .addresses = Strings{"cliente@example.com"}});
+  const int64_t anas_contact = *contact_of_case(anas_case);
+  const auto anas_identities = identities_of(anas_contact);
+
+  // Beto names the same phone, then (on another case) the same address, then joins them.
+  const int64_t betos_case = new_case(kBeto, {.phones = Strings{"(11) 98765-4321"}});
+  const int64_t betos_other = new_case(kBeto, {.addresses = Strings{"Cliente@Example.com"}});
+  ASSERT_TRUE(work_->update_case(betos_case, {.addresses = Strings{"cliente@example.com"}}, kBeto));
+
+  const int64_t betos_contact = *contact_of_case(betos_case);
+  EXPECT_NE(betos_contact, anas_contact);
+  EXPECT_EQ(contact_of_case(betos_other), betos_contact) << "Beto's own two contacts merged";
+  EXPECT_EQ(contact_of_case(anas_case), anas_contact);
+  EXPECT_EQ(identities_of(anas_contact), anas_identities);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges WHERE kept_id = ?1 OR merged_id = ?1",
+                  {anas_contact}),
+            0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts WHERE id = ? AND attendant_id = ?",
+                  {betos_contact, std::string(kBeto)}),
+            1);
+
+  // Each attendant's inbound messages still land on their own case.
+  Decision to_ana = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+  Decision to_ana_by_mail = receive(kAnaMail, mail("cliente@example.com", "Pedido"));
+  Decision to_beto = receive(kBetoWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+  EXPECT_EQ(to_ana.case_id, anas_case) << to_ana.why;
+  EXPECT_EQ(to_ana.contact_id, anas_contact);
+  EXPECT_EQ(to_ana_by_mail.case_id, anas_case) << to_ana_by_mail.why;
+  EXPECT_EQ(to_beto.contact_id, betos_contact) << to_beto.why;
+  EXPECT_TRUE(to_beto.case_id == betos_case || to_beto.case_id == betos_other) << to_beto.why;
+}
+
+TEST_F(CaseMatching, AnInboundMessageNeverJoinsAnotherAttendantsContact) {
+  const int64_t anas_case = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
+  const int64_t anas_contact = *contact_of_case(anas_case);
+
+  // Beto's mail from the same address, naming a phone too: Beto's contact gets both.
+  store::NewMessage m = mail("cliente@example.com", "Oi");
+  m.link_keys["phones"] = {"+5511987654321"};
+  Decision d = receive(kBetoMail, m);
+
+  EXPECT_NE(d.contact_id, anas_contact) << d.why;
+  EXPECT_EQ(d.verdict, Verdict::kNewCase) << "Ana's case is not Beto's";
+  EXPECT_EQ(identities_of(anas_contact), std::vector<std::string>{"cliente@example.com"});
+  EXPECT_EQ(identities_of(*d.contact_id),
+            (std::vector<std::string>{"+5511987654321", "cliente@example.com"}));
+}
+
+// --- Outbound messages a plugin reports itself -------------------------------------------------
+
+TEST_F(CaseMatching, OutboundFromThePhoneIsFiledOnTheRecipientsOpenCase) {
+  const int64_t open_case = new_case(kAna, {.phones = Strings{"+5511987654321"}});
+
+  Decision d = receive(kAnaWhatsApp,
+                       whatsapp_from_phone("551187654321@s.whatsapp.net", "Já enviei o boleto"));
+
+  EXPECT_EQ(d.verdict, Verdict::kLink) << d.why;
+  EXPECT_EQ(d.case_id, open_case);
+  EXPECT_EQ(d.method, "phone");
+  EXPECT_EQ(case_of_message(last_message_), open_case);
+}
+
+TEST_F(CaseMatching, OutboundNeverOpensNorReopensACase) {
+  settings_.closed_case = "reopen";  // inbound would reopen; outbound must not
+  start();
+  const int64_t closed = new_case(kAna, {.status = "closed", .phones = Strings{"+5511987654321"}});
+
+  Decision to_closed =
+      receive(kAnaWhatsApp, whatsapp_from_phone("5511987654321@s.whatsapp.net", "Oi"));
+  Decision to_stranger =
+      receive(kAnaWhatsApp, whatsapp_from_phone("5521999998888@s.whatsapp.net", "Oi"));
+  store::NewMessage no_keys = whatsapp_from_phone("5521999997777@s.whatsapp.net", "Oi");
+  no_keys.link_keys = Json::object();  // the recipient field stands in
+  Decision by_recipient = receive(kAnaWhatsApp, no_keys);
+
+  EXPECT_EQ(to_closed.verdict, Verdict::kUnassigned) << to_closed.why;
+  EXPECT_EQ(status_of(closed), "closed");
+  EXPECT_EQ(to_stranger.verdict, Verdict::kUnassigned) << to_stranger.why;
+  EXPECT_EQ(by_recipient.identities, (std::vector<Identity>{{"phone", "+5521999997777"}}));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM message_links"), 0);
+}
+
+TEST_F(CaseMatching, OutboundMailInAClosedCasesThreadIsFiledThereWithoutReopeningIt) {
+  settings_.closed_case = "reopen";
+  start();
+  const int64_t closed = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
+  sent_mail(kAnaMail, "<question@host.example>", closed);
+  ASSERT_TRUE(work_->update_case(closed, {.status = "closed"}, kAna));
+
+  store::NewMessage m = mail("cliente@example.com", "Re: Pedido", {"<question@host.example>"});
+  m.direction = "outbound";
+  m.sender = "ana@company.example";
+  m.recipient = "cliente@example.com";
+  Decision d = receive(kAnaMail, m);
+
+  EXPECT_EQ(d.case_id, closed) << d.why;
+  EXPECT_EQ(d.method, "thread");
+  EXPECT_FALSE(d.reopen);
+  EXPECT_EQ(status_of(closed), "closed");
+}
+
+// --- LID first, phone later, as the WhatsApp plugin reports them ---------------------------------
+
+// The plugin's link keys: {"phones": [the phone when known], "whatsapp_ids": [LID, phone JID…]};
+// once the bridge learned which phone a LID stands for, messages by LID carry that phone too.
+TEST_F(CaseMatching, LidOnlyContactMergesWithThePhoneContactAndTheMergeUndoes) {
+  const int64_t phone_case = new_case(kAna, {.status = "closed", .phones = Strings{"+5511987654321"}});
+  const int64_t phone_contact = *contact_of_case(phone_case);
+
+  store::NewMessage by_lid = whatsapp({"201234567890123@lid"});
+  by_lid.link_keys["phones"] = Json::array();
+  Decision first = receive(kAnaWhatsApp, by_lid);
+  const int64_t first_message = last_message_;
+  ASSERT_EQ(first.verdict, Verdict::kNewCase) << first.why;
+  const int64_t lid_contact = *first.contact_id;
+  ASSERT_NE(lid_contact, phone_contact);
+
+  store::NewMessage mapped = whatsapp({"201234567890123@lid"});
+  mapped.link_keys["phones"] = {"+5511987654321"};
+  Decision second = receive(kAnaWhatsApp, mapped);
+
+  EXPECT_EQ(second.case_id, first.case_id) << second.why;
+  EXPECT_EQ(case_of_message(first_message), first.case_id);
+  EXPECT_EQ(contact_of_case(phone_case), contact_of_case(*first.case_id)) << "one contact";
+  EXPECT_EQ(count("SELECT COUNT(DISTINCT contact_id) FROM contact_identities"), 1);
+  const int64_t merge_id = count("SELECT MAX(id) FROM contact_merges");
+  ASSERT_GT(merge_id, 0);
+
+  ASSERT_TRUE(work_->undo_merge(merge_id, kAna));
+  EXPECT_EQ(count("SELECT COUNT(DISTINCT contact_id) FROM contact_identities"), 2);
+  EXPECT_EQ(contact_of_case(phone_case), phone_contact);
+  EXPECT_EQ(contact_of_case(*first.case_id), lid_contact);
+}
+
+// --- Configuration choices not covered above ---------------------------------------------------
+
+TEST_F(CaseMatching, DefaultRegionReadsNumbersWrittenWithoutACountryCode) {
+  settings_.default_region = "PT";
+  start();
+  const int64_t case_id = new_case(kAna, {.phones = Strings{"912 345 678"}});
+
+  Decision d = receive(kAnaWhatsApp, whatsapp({"351912345678@s.whatsapp.net"}));
+
+  EXPECT_EQ(d.case_id, case_id) << d.why;
+}
+
+TEST_F(CaseMatching, WhatsAppRulesLeftEmptyNeverLinkByContact) {
+  settings_.whatsapp_rules = {};
+  start();
+  const int64_t case_id = new_case(kAna, {.phones = Strings{"+5511987654321"}});
+
+  Decision d = receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}));
+
+  EXPECT_EQ(d.verdict, Verdict::kNewCase) << d.why;
+  EXPECT_NE(d.case_id, case_id);
+}
+
+TEST_F(CaseMatching, ConfiguredReplyPrefixesAreTheOnesStrippedFromTitles) {
+  settings_.reply_prefixes = {"odp"};
+  start();
+
+  Decision polish = receive(kAnaMail, mail("a@example.com", "ODP: Zamówienie"));
+  Decision english = receive(kAnaMail, mail("b@example.com", "Re: Order"));
+
+  EXPECT_EQ(json_title(*polish.case_id), "Zamówienie");
+  EXPECT_EQ(json_title(*english.case_id), "Re: Order");
 }
 
 }  // namespace

@@ -84,7 +84,99 @@ TEST_F(CasesApi, CreateWithThePlatformsIdAndContactThenUpdate) {
   EXPECT_EQ(u["title"], "Pedido 99 (pago)");
   EXPECT_EQ(u["status"], "closed");
   EXPECT_TRUE(u["closed_at"].is_number_integer());
-  EXPECT_EQ(u["contact"]["emails"], Json::array({"cliente@example.com", "financeiro@example.com"}));
+  EXPECT_EQ(u["contact"]["emails"], Json::array({"financeiro@example.com"}))
+      << "a list given replaces the contact's addresses";
+  EXPECT_EQ(u["contact"]["phones"], Json::array({"+5511987654321"})) << "phones were not given";
+}
+
+TEST_F(CasesApi, PatchReplacesPhonesAndAddressesAndAnEmptyListRemovesThemAll) {
+  auto created = call(ana_token_, "POST", "/api/v1/cases",
+                      {{"phones", {"+5511987654321", "+5511912345678"}},
+                       {"addresses", {"velho@example.com"}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string path = "/api/v1/cases/" + json_of(created)["id"].dump();
+
+  auto patched = call(ana_token_, "PATCH", path, {{"phones", {"+5511912345678"}}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(json_of(patched)["contact"]["phones"], Json::array({"+5511912345678"}));
+  EXPECT_EQ(json_of(patched)["contact"]["emails"], Json::array({"velho@example.com"}));
+
+  auto emptied = call(ana_token_, "PATCH", path, {{"addresses", Json::array()}});
+  ASSERT_EQ(emptied.status, 200) << emptied.body;
+  EXPECT_EQ(json_of(emptied)["contact"]["emails"], Json::array());
+
+  // The removed phone and address no longer find the case.
+  const int64_t case_id = json_of(created)["id"];
+  EXPECT_NE(receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"})).case_id, case_id);
+  EXPECT_NE(receive(kAnaMail, mail("velho@example.com", "Oi")).case_id, case_id);
+  EXPECT_EQ(receive(kAnaWhatsApp, whatsapp({"5511912345678@s.whatsapp.net"})).case_id, case_id);
+}
+
+TEST_F(CasesApi, CaseIdsOutsideWhatJavaScriptHoldsExactlyAreRefused) {
+  for (const Json &id : {Json(9007199254740992LL), Json(uint64_t{18446744073709551615ULL}),
+                         Json(0), Json(-5), Json(1.5), Json("12")}) {
+    auto refused = call(ana_token_, "POST", "/api/v1/cases", {{"id", id}, {"phones", {"+5511987654321"}}});
+    EXPECT_EQ(refused.status, 400) << id.dump();
+    EXPECT_NE(refused.body.find("9007199254740991"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 0) << "nothing written";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts"), 0) << "nothing written";
+
+  auto highest = call(ana_token_, "POST", "/api/v1/cases", {{"id", 9007199254740991LL}});
+  ASSERT_EQ(highest.status, 201) << highest.body;
+  EXPECT_EQ(json_of(highest)["id"], 9007199254740991LL);
+
+  // A case the host opens itself afterwards still gets an id JavaScript holds exactly.
+  Decision d = receive(kAnaMail, mail("novo@example.com", "Oi"));
+  ASSERT_TRUE(d.case_id);
+  EXPECT_GE(*d.case_id, 1);
+  EXPECT_LT(*d.case_id, 9007199254740991LL);
+}
+
+TEST_F(CasesApi, NoAnswerShowsAnotherAttendantsContact) {
+  auto anas = call(ana_token_, "POST", "/api/v1/cases",
+                   {{"phones", {"+5511987654321"}}, {"addresses", {"cliente@example.com"}}});
+  ASSERT_EQ(anas.status, 201);
+  const Json anas_contact = json_of(anas)["contact"];
+
+  auto betos = call(beto_token_, "POST", "/api/v1/cases", {{"phones", {"+5511987654321"}}});
+  ASSERT_EQ(betos.status, 201) << betos.body;
+  const Json betos_contact = json_of(betos)["contact"];
+  EXPECT_NE(betos_contact["id"], anas_contact["id"]);
+  EXPECT_EQ(betos_contact["emails"], Json::array()) << "Ana's address is not Beto's to see";
+
+  const std::string betos_path = "/api/v1/cases/" + json_of(betos)["id"].dump();
+  auto patched = call(beto_token_, "PATCH", betos_path, {{"addresses", {"outro@example.com"}}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  for (const auto &shown : {json_of(patched), json_of(call(beto_token_, "GET", betos_path)),
+                            json_of(call(beto_token_, "GET", "/api/v1/cases"))["items"][0]}) {
+    EXPECT_EQ(shown["contact"]["id"], betos_contact["id"]);
+    EXPECT_EQ(shown["contact"]["emails"], Json::array({"outro@example.com"}));
+  }
+  auto anas_now = json_of(call(ana_token_, "GET", "/api/v1/cases/" + json_of(anas)["id"].dump()));
+  EXPECT_EQ(anas_now["contact"], anas_contact) << "Beto's edits never reach Ana's contact";
+}
+
+TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
+  accounts_->set_message_observer(
+      [this](const accounts::Account &account, int64_t id, const store::NewMessage &m) {
+        (void)work_->ingest(account.id, account.attendant_id, id, m);
+      });
+  const int64_t case_id = new_case(kAna, {.phones = Strings{"+5511987654321"}});
+  const Json event = {{"type", "message"},
+                      {"direction", "outbound"},
+                      {"external_id", "typed-on-the-phone"},
+                      {"to", "+5511987654321"},
+                      {"text", "Segue o boleto"},
+                      {"link",
+                       {{"phones", {"+5511987654321"}},
+                        {"whatsapp_ids", {"5511987654321@s.whatsapp.net"}}}}};
+
+  ASSERT_EQ(accounts_->emit("whatsapp", kAnaWhatsApp, event.dump()), CN_OK);
+
+  const int64_t message =
+      count("SELECT id FROM messages WHERE external_id = 'typed-on-the-phone'");
+  EXPECT_EQ(case_of_message(message), case_id);
 }
 
 TEST_F(CasesApi, BadFieldsAreRefusedWithTheReason) {
@@ -97,7 +189,7 @@ TEST_F(CasesApi, BadFieldsAreRefusedWithTheReason) {
 }
 
 TEST_F(CasesApi, CaseMessagesFromEveryChannelNewestFirstWithPaging) {
-  const int64_t id = new_case(kAna, {.phones = {"+5511987654321"}, .addresses = {"c@example.com"}});
+  const int64_t id = new_case(kAna, {.phones = Strings{"+5511987654321"}, .addresses = Strings{"c@example.com"}});
   receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}, "primeira"));
   receive(kAnaMail, mail("c@example.com", "segunda"));
   receive(kAnaWhatsApp, whatsapp({"5511987654321@s.whatsapp.net"}, "terceira"));
@@ -165,7 +257,7 @@ TEST_F(CasesApi, AttendantsSeeAndMoveOnlyTheirOwn) {
 
 TEST_F(CasesApi, AdminsListAndUndoMerges) {
   receive(kAnaWhatsApp, whatsapp({"201234567890123@lid"}));
-  new_case(kAna, {.phones = {"+5511987654321"}});
+  new_case(kAna, {.phones = Strings{"+5511987654321"}});
   receive(kAnaWhatsApp, whatsapp({"201234567890123@lid", "5511987654321@s.whatsapp.net"}));
 
   EXPECT_EQ(call(ana_token_, "GET", "/api/v1/merges").status, 404);

@@ -1,0 +1,68 @@
+// Migration 003 gives every contact one attendant: a contact that two attendants' cases shared
+// before is split so that each keeps a contact of their own with the same identities.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "TempDir.hpp"
+#include "store/Database.hpp"
+
+namespace connector::embedded {
+extern const char kMigration001[];
+extern const char kMigration002[];
+}  // namespace connector::embedded
+
+namespace connector::cases::test {
+namespace {
+
+void exec(sqlite3 *db, const char *sql) {
+  char *error = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << error;
+}
+
+TEST(ContactsMigration, ASharedContactIsSplitBetweenItsAttendants) {
+  connector::test::TempDir dir;
+  const auto file = dir / "old.db";
+  {
+    sqlite3 *db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    exec(db, embedded::kMigration001);
+    exec(db, embedded::kMigration002);
+    exec(db,
+         "PRAGMA user_version = 2;"
+         "INSERT INTO attendants (id, name, role, created_at) VALUES "
+         "  ('ana', 'Ana', 'attendant', 0), ('beto', 'Beto', 'attendant', 0);"
+         "INSERT INTO contacts (id, created_at) VALUES (1, 0), (2, 0);"
+         "INSERT INTO contact_identities (kind, value, contact_id) VALUES "
+         "  ('phone', '+5511987654321', 1), ('email', 'c@example.com', 1),"
+         "  ('email', 'sem-caso@example.com', 2);"
+         "INSERT INTO cases (id, attendant_id, contact_id, created_at, updated_at) VALUES "
+         "  (10, 'ana', 1, 0, 0), (11, 'beto', 1, 0, 0), (12, 'beto', 1, 0, 0);");
+    sqlite3_close(db);
+  }
+
+  auto db = store::Database::open(file);
+  ASSERT_TRUE(db) << db.failure().message;
+  const auto one = [&](const std::string &sql) {
+    std::string out;
+    EXPECT_TRUE((*db)->run(sql, {}, [&](const store::Row &row) { out = row.text(0); }));
+    return out;
+  };
+
+  EXPECT_EQ(one("SELECT attendant_id FROM contacts WHERE id = 1"), "ana");
+  EXPECT_EQ(one("SELECT contact_id FROM cases WHERE id = 10"), "1");
+  const std::string betos = one("SELECT contact_id FROM cases WHERE id = 11");
+  EXPECT_NE(betos, "1");
+  EXPECT_EQ(one("SELECT contact_id FROM cases WHERE id = 12"), betos);
+  EXPECT_EQ(one("SELECT attendant_id FROM contacts WHERE id = " + betos), "beto");
+  EXPECT_EQ(one("SELECT group_concat(value, ' ') FROM (SELECT value FROM contact_identities "
+                "WHERE contact_id = " + betos + " AND attendant_id = 'beto' ORDER BY value)"),
+            "+5511987654321 c@example.com");
+  EXPECT_EQ(one("SELECT COUNT(*) FROM contact_identities WHERE contact_id = 1 AND "
+                "attendant_id = 'ana'"),
+            "2");
+  EXPECT_EQ(one("SELECT attendant_id FROM contacts WHERE id = 2"), "")
+      << "a contact without a case has no owner to give it";
+}
+
+}  // namespace
+}  // namespace connector::cases::test
