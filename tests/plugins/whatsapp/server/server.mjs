@@ -564,6 +564,7 @@ export class WhatsAppTestServer {
   }
 
   async deliverFromPhone({ contactPhone, to, text, id }) {
+    this.contact(contactPhone);
     const phone = this.contact(to);  // the attendant's phone (device 0), as a Signal peer
     const messageId = id || '3EB0' + randomBytes(8).toString('hex').toUpperCase();
     const plain = writeRandomPadMax16(proto.Message.encode({ deviceSentMessage: {
