@@ -651,3 +651,89 @@ Outcome AccountService::set_wanted(const std::string &account_id, bool connected
 }
 
 }  // namespace connector::accounts
+
+// --- OAuth sign-in -------------------------------------------------------------------------------
+
+namespace connector::accounts {
+
+Expected<Json> AccountService::oauth_start(const std::string &account_id, const Json &values,
+                                           const std::string &redirect_uri) {
+  auto account = get(account_id);
+  if (!account) return account.failure();
+  auto plugin = plugin_of(*account);
+  if (!plugin) return plugin.failure();
+  if (auto checked = check_connect_values((*plugin)->descriptor(), values); !checked) {
+    return checked.failure();
+  }
+  mask_secret_values((*plugin)->descriptor(), values);
+  const std::string state = oauth_attempts_.open(account_id);
+  std::lock_guard verbs(verb_lock(account_id));
+  auto started = (*plugin)->oauth_start(
+      account_id, {{"values", values}, {"redirect_uri", redirect_uri}, {"state", state}});
+  if (!started) return started.failure();
+  const std::string url = string_member(*started, "authorization_url", 16384);
+  if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0) {
+    return failure("internal", "plugin " + account->plugin_id + " gave no authorization URL");
+  }
+  log::info({account->plugin_id, account_id}, "OAuth sign-in started");
+  return Json{{"authorization_url", url}};
+}
+
+Expected<Account> AccountService::oauth_finish(const OAuthReturn &answer) {
+  const OAuthAttempts::Taken taken = oauth_attempts_.take(answer.state);
+  if (taken.verdict == OAuthAttempts::Verdict::kUnknown) {
+    log::warn({"oauth"}, "OAuth callback with an unknown state refused");
+    return failure("invalid_oauth_state",
+                   "this sign-in answer does not belong to any sign-in the host started");
+  }
+  auto account = get(taken.account_id);
+  if (!account) return failure("not_found", "the account of this sign-in no longer exists");
+
+  // Ends the attempt: the account says why, in its status and its integration log.
+  auto end_attempt = [&](const std::string &code, const std::string &why) -> Expected<Account> {
+    auto now = get(account->id);
+    if (now) on_status(*now, {{"type", "status"}, {"state", "error"}, {"detail", why}});
+    return failure(code, why);
+  };
+  if (taken.verdict == OAuthAttempts::Verdict::kUsed) {
+    // Whoever replays a state does not get to change a connected account: log it, nothing more.
+    record(*account, "oauth", "warn",
+           "A sign-in answer arrived a second time and was refused (its state was already used)");
+    return failure("invalid_oauth_state", "this sign-in answer was already used");
+  }
+  if (taken.verdict == OAuthAttempts::Verdict::kExpired) {
+    return end_attempt("invalid_oauth_state",
+                       "The sign-in took too long and expired: connect again");
+  }
+  if (!answer.error.empty()) {
+    return end_attempt("auth", "The provider refused the sign-in: " + answer.error +
+                                   (answer.error_description.empty()
+                                        ? std::string()
+                                        : " (" + answer.error_description + ")"));
+  }
+  if (answer.code.empty()) {
+    return end_attempt("invalid_request", "The provider's answer carried no authorization code");
+  }
+  auto plugin = plugin_of(*account);
+  if (!plugin) return end_attempt(plugin.failure().code, plugin.failure().message);
+
+  std::lock_guard verbs(verb_lock(account->id));
+  if (auto wanted = set_wanted(account->id, true); !wanted) return wanted.failure();
+  (void)save_state(account->id, "connecting", account->account_name, "");
+  events_.publish(account->attendant_id, "account.status",
+                  {{"account_id", account->id}, {"state", "connecting"}});
+  auto started = (*plugin)->connect(account->id, {{"oauth",
+                                                   {{"state", answer.state},
+                                                    {"code", answer.code},
+                                                    {"redirect_uri", answer.redirect_uri}}}});
+  if (!started) {
+    auto now = get(account->id);
+    if (now && now->state != "error" && now->state != "reauth_needed") {
+      on_status(*now, {{"type", "status"}, {"state", "error"}, {"detail", started.failure().message}});
+    }
+    return started.failure();
+  }
+  return get(account->id);
+}
+
+}  // namespace connector::accounts

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "accounts/EventHub.hpp"
+#include "accounts/OAuthAttempts.hpp"
 #include "common/Expected.hpp"
 #include "plugins/PluginServices.hpp"
 #include "store/AccountValues.hpp"
@@ -97,6 +98,24 @@ class AccountService final : public plugins::PluginServices {
   Expected<Json> send(const std::string &account_id, const Json &message,
                       std::optional<int64_t> case_id, const std::string &sent_by);
 
+  // OAuth sign-in. oauth_start checks the form values like connect, opens a
+  // state for the account and returns the plugin's {"authorization_url"}.
+  Expected<Json> oauth_start(const std::string &account_id, const Json &values,
+                             const std::string &redirect_uri);
+
+  // What the provider's redirect brought back to the callback.
+  struct OAuthReturn {
+    std::string state;
+    std::string code;
+    std::string error;              // the provider's error code, e.g. access_denied
+    std::string error_description;  // the provider's words
+    std::string redirect_uri;
+  };
+  // Consumes the state and hands the code to the account's plugin (connect with {"oauth":…}).
+  // The account once the plugin connected it; otherwise a failure whose message says why (and,
+  // when the state named an account, that account's status and log say it too).
+  Expected<Account> oauth_finish(const OAuthReturn &answer);
+
   // The account's integration log, newest first.
   std::vector<Json> log_entries(const std::string &account_id, const store::Page &page);
 
@@ -149,6 +168,7 @@ class AccountService final : public plugins::PluginServices {
   std::mutex mutex_;  // guards the two maps below
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
   std::map<std::string, QrCode> qr_codes_;
+  OAuthAttempts oauth_attempts_;
 };
 
 // The API's view of an account, with the live QR (when pairing) and its automatic-link count.

@@ -51,7 +51,7 @@ int status_for(const Failure &failure) {
       {"unauthorized", 401},       {"invalid_login_link", 401},  {"forbidden", 403},
       {"conflict", 409},           {"state", 409},               {"unknown_plugin", 422},
       {"auth", 422},               {"unsupported", 422},         {"network", 502},
-      {"plugin_unavailable", 503}, {"storage", 503}};
+      {"plugin_unavailable", 503}, {"storage", 503},          {"invalid_oauth_state", 400}};
   auto it = kStatus.find(failure.code);
   return it == kStatus.end() ? 500 : it->second;
 }
@@ -79,6 +79,11 @@ Response ControlApi::handle(const Request &request) {
     doc.content_type = "application/yaml";
     doc.body = embedded::kOpenApi;
     return doc;
+  }
+
+  // Public: the OAuth provider's redirect carries no bearer token; its state authorises it.
+  if (call.size() == 2 && call.at(0) == "oauth" && call.at(1) == "callback") {
+    return call.is("GET") ? oauth_callback(call) : method_not_allowed();
   }
 
   if (!request.body.empty()) {
@@ -218,6 +223,9 @@ Response ControlApi::account_route(Call &call, const accounts::Account &account)
     }
     return qr_image(account, verb == "qr.png" ? "png" : "svg");
   }
+  if (verb == "oauth" && call.size() == 4 && call.at(3) == "start") {
+    return post ? oauth_start(call, account) : method_not_allowed();
+  }
   if (verb == "log" && call.size() == 3) {
     if (!get) return method_not_allowed();
     auto page = page_of(call.request);
@@ -309,6 +317,82 @@ Json ControlApi::account_json(const accounts::Account &account) {
     json["qr"] = nullptr;
   }
   return json;
+}
+
+// --- OAuth sign-in --------------------------------------------------------------------------------
+
+namespace {
+
+std::string html_escaped(const std::string &text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// The small page the attendant's browser shows after the provider sent it back.
+Response oauth_page(int status, const std::string &title, const std::string &text) {
+  Response page;
+  page.status = status;
+  page.content_type = "text/html; charset=utf-8";
+  page.body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" +
+              html_escaped(title) + "</title></head><body><h1>" + html_escaped(title) +
+              "</h1><p>" + html_escaped(text) + "</p></body></html>\n";
+  page.headers.emplace_back("Cache-Control", "no-store");
+  page.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return page;
+}
+
+std::string query_value(const Request &request, const char *name) {
+  auto it = request.query.find(name);
+  return it == request.query.end() ? std::string() : it->second.substr(0, 8192);
+}
+
+}  // namespace
+
+std::string ControlApi::oauth_redirect_uri() const {
+  return settings_.public_url + "/api/v1/oauth/callback";
+}
+
+Response ControlApi::oauth_start(Call &call, const accounts::Account &account) {
+  if (auto bad = only_fields(call.body, {"values"})) return *bad;
+  if (call.body.contains("values") && !call.body["values"].is_object()) {
+    return Response::error(400, "invalid_request", "\"values\" must be an object");
+  }
+  auto started = accounts_.oauth_start(account.id, call.body.value("values", Json::object()),
+                                       oauth_redirect_uri());
+  if (!started) return fail(started.failure());
+  return Response::json(200, *started);
+}
+
+Response ControlApi::oauth_callback(Call &call) {
+  accounts::AccountService::OAuthReturn answer;
+  answer.state = query_value(call.request, "state");
+  answer.code = query_value(call.request, "code");
+  answer.error = query_value(call.request, "error");
+  answer.error_description = query_value(call.request, "error_description");
+  answer.redirect_uri = oauth_redirect_uri();
+  Expected<accounts::Account> done = failure("internal", "the sign-in could not be completed");
+  try {
+    done = accounts_.oauth_finish(answer);
+  } catch (const std::exception &e) {
+    log::error({"api"}, std::string("OAuth callback failed: ") + e.what());
+  }
+  if (!done) {
+    return oauth_page(status_for(done.failure()), "Sign-in not completed",
+                      done.failure().message);
+  }
+  const std::string name = done->account_name.empty() ? done->label : done->account_name;
+  return oauth_page(200, "Signed in",
+                    "The mailbox " + name + " is connecting. You can close this window.");
 }
 
 // Cases, messages and merges: CasesRoutes.cpp.

@@ -77,6 +77,10 @@ class ControlApi {
   Response attendants_route(Call &call);
 
   Response redeem_login_link(Call &call);
+  // GET /oauth/callback: the provider's redirect, authorised by its single-use state alone.
+  Response oauth_callback(Call &call);
+  Response oauth_start(Call &call, const accounts::Account &account);
+  std::string oauth_redirect_uri() const;
   Response create_account(Call &call);
   Response send_message(Call &call, const accounts::Account &account);
   Response qr_image(const accounts::Account &account, const std::string &format);

@@ -1,5 +1,6 @@
 #include "plugins/LoadedPlugin.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 
 #include "log/Log.hpp"
@@ -106,6 +107,21 @@ Expected<nlohmann::json> LoadedPlugin::link(const nlohmann::json &message) {
   const std::string text = message.dump();
   const cn_result rc = api_.link(api_.plugin, text.c_str(), &out, &error);
   return json_result("link", rc, out, error);
+}
+
+Expected<nlohmann::json> LoadedPlugin::oauth_start(const std::string &account_id,
+                                                   const nlohmann::json &request) {
+  // A 1.0 plugin's table ends before oauth_start: its struct_size says so.
+  const bool offered = api_.struct_size >= offsetof(cn_plugin_api, oauth_start) +
+                                               sizeof(api_.oauth_start) &&
+                       api_.oauth_start != nullptr;
+  if (!offered) return failure("unsupported", "plugin " + id_ + " does not sign in with OAuth");
+  char *out = nullptr;
+  char *error = nullptr;
+  const std::string text = request.dump();
+  const cn_result rc =
+      api_.oauth_start(api_.plugin, account_id.c_str(), text.c_str(), &out, &error);
+  return json_result("oauth_start", rc, out, error);
 }
 
 Outcome LoadedPlugin::outcome(const char *verb, cn_result rc, char *error) const {

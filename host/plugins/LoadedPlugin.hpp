@@ -53,6 +53,11 @@ class LoadedPlugin {
   // The link keys of a stored inbound message body.
   Expected<nlohmann::json> link(const nlohmann::json &message);
 
+  // Begins an OAuth flow (SDK 1.1); request is {"values","redirect_uri","state"}, the answer
+  // {"authorization_url"}. "unsupported" for a plugin without the verb.
+  Expected<nlohmann::json> oauth_start(const std::string &account_id,
+                                       const nlohmann::json &request);
+
  private:
   Outcome outcome(const char *verb, cn_result rc, char *error) const;
   Expected<nlohmann::json> json_result(const char *verb, cn_result rc, char *out,

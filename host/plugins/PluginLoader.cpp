@@ -1,5 +1,6 @@
 #include "plugins/PluginLoader.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <type_traits>
@@ -12,8 +13,9 @@ namespace {
 
 using nlohmann::json;
 
-// Every member up to shutdown exists since SDK 1.0, so a 1.x plugin fills at least this much.
-constexpr size_t kMinPluginApiSize = sizeof(cn_plugin_api);
+// Every member up to shutdown exists since SDK 1.0, so a 1.x plugin fills at least this much;
+// later members (oauth_start, 1.1) are read only when struct_size covers them.
+constexpr size_t kMinPluginApiSize = offsetof(cn_plugin_api, shutdown) + sizeof(void (*)(void *));
 
 std::string plugin_named(const std::filesystem::path &path) { return "plugin " + path.string(); }
 

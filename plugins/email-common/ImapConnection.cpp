@@ -55,30 +55,6 @@ bool ends_with_literal(const std::string &line, size_t &size) {
   return true;
 }
 
-std::string base64(const std::string &bytes) {
-  static const char *kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n =
-        (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t n = uint8_t(bytes[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string describe(const MailFailure &failure) { return failure.detail; }
@@ -199,9 +175,7 @@ awaitable<void> ImapConnection::handshake(const ServerAddress &server) {
 awaitable<void> ImapConnection::login(const Credentials &credentials) {
   ImapReply reply;
   if (!credentials.oauth_token.empty()) {
-    const std::string sasl =
-        "user=" + credentials.user + "\x01" + "auth=Bearer " + credentials.oauth_token + "\x01\x01";
-    reply = co_await command("AUTHENTICATE XOAUTH2 " + base64(sasl), true);
+    reply = co_await authenticate_oauth(credentials);
   } else {
     reply = co_await command(
         "LOGIN " + quoted(credentials.user) + " " + quoted(credentials.password), true);

@@ -103,6 +103,8 @@ class ImapConnection {
 
  private:
   boost::asio::awaitable<ImapReply> command(const std::string &text, bool sensitive = false);
+  // SASL OAUTHBEARER where offered, XOAUTH2 otherwise (ImapOAuth.cpp).
+  boost::asio::awaitable<ImapReply> authenticate_oauth(const Credentials &credentials);
   boost::asio::awaitable<ImapReply> read_reply(const std::string &tag);
   boost::asio::awaitable<ImapLine> read_line();
   boost::asio::awaitable<std::string> read_raw_line(

@@ -117,6 +117,26 @@ awaitable<std::optional<MailFailure>> smtp_check_on(asio::thread_pool &workers,
   co_return result.get();
 }
 
+// OAuth accounts: asks the plugin for a current access token on a worker (the source may call
+// the provider) and puts it into the account's credentials. Throws MailError when there is none.
+awaitable<void> refresh_access_token(asio::thread_pool &workers, MailEngine::Account &account) {
+  AccessTokenSource source = account.servers.credentials.access_token_source;
+  if (!source) co_return;
+  using Answer = std::variant<std::string, MailFailure>;
+  auto task = std::make_shared<std::packaged_task<Answer()>>([source] { return source(); });
+  auto result = task->get_future();
+  asio::post(workers, [task] { (*task)(); });
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    tick.expires_after(std::chrono::milliseconds(5));
+    co_await tick.async_wait(use_awaitable);
+  }
+  Answer answer = result.get();
+  if (auto *failure = std::get_if<MailFailure>(&answer)) throw MailError(*failure);
+  std::lock_guard lock(account.mutex);
+  account.servers.credentials.oauth_token = std::get<std::string>(answer);
+}
+
 // One running session of an account, on the loop thread.
 class Session {
  public:
@@ -152,11 +172,12 @@ class Session {
             mail_error != nullptr
                 ? mail_error->failure()
                 : MailFailure{FailureKind::kProtocol, std::string("IMAP: ") + e.what()};
-        const bool final = failure.kind == FailureKind::kWrongCredentials ||
+        const bool reauthorise = failure.kind == FailureKind::kReauthorisationNeeded;
+        const bool final = failure.kind == FailureKind::kWrongCredentials || reauthorise ||
                            (account_->give_up_on_failure && !ever_connected);
         host_.emit_log(account_->id, "error", failure.detail);
         if (final) {
-          set_state("error", failure.detail);
+          set_state(reauthorise ? "reauth_needed" : "error", failure.detail);
           break;
         }
         set_state("connecting", "reconnecting: " + failure.detail);
@@ -178,6 +199,7 @@ class Session {
  private:
   awaitable<void> connect(ImapConnection &connection) {
     co_await connection.open(account_->servers.imap, account_->servers.ca_file);
+    co_await refresh_access_token(workers_, *account_);
     co_await connection.login(account_->servers.credentials);
     if (!account_->smtp_checked) {
       auto failure = co_await smtp_check_on(workers_, account_->servers);
@@ -549,7 +571,21 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   std::vector<std::string> recipients = mail.to;
   recipients.insert(recipients.end(), mail.cc.begin(), mail.cc.end());
   recipients.insert(recipients.end(), bcc.begin(), bcc.end());
-  if (auto failure = send_smtp(account->servers, recipients, ready.bytes)) {
+  // OAuth: a current token for this send (the session's may be close to expiring).
+  MailServers servers;
+  {
+    std::lock_guard lock(account->mutex);
+    servers = account->servers;
+  }
+  if (servers.credentials.access_token_source) {
+    auto token = servers.credentials.access_token_source();
+    if (auto *failure = std::get_if<MailFailure>(&token)) {
+      host_.emit_log(account_id, "error", "sending failed: " + failure->detail);
+      return sdk::fail(CN_ERR_AUTH, failure->detail);
+    }
+    servers.credentials.oauth_token = std::get<std::string>(token);
+  }
+  if (auto failure = send_smtp(servers, recipients, ready.bytes)) {
     const cn_result code =
         failure->kind == FailureKind::kWrongCredentials ? CN_ERR_AUTH : CN_ERR_NETWORK;
     host_.emit_log(account_id, "error", "sending failed: " + failure->detail);
@@ -558,7 +594,7 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
 
   if (!account->servers.server_saves_sent) {
     auto filed =
-        asio::co_spawn(loop_->io, append_to_sent(account->servers, ready.bytes, settings_.timeout),
+        asio::co_spawn(loop_->io, append_to_sent(servers, ready.bytes, settings_.timeout),
                        asio::use_future);
     try {
       filed.get();

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <variant>
 
 namespace connector::email {
 
@@ -14,11 +16,22 @@ struct ServerAddress {
   Security security = Security::kImplicitTls;
 };
 
-// How to authenticate: a password (LOGIN / AUTH PLAIN) or an OAuth access token (XOAUTH2).
+struct MailFailure;
+
+// How an OAuth account gets its access token: the engine asks right before every IMAP or SMTP
+// login and every send, so the plugin can refresh the token shortly before it expires and no
+// login uses a stale one. Returns a current token or why there is none; blocking (it may call
+// the provider), so the engine runs it on a worker, never on its loop thread. A failure of kind
+// kReauthorisationNeeded puts the account in "reauth_needed".
+using AccessTokenSource = std::function<std::variant<std::string, MailFailure>()>;
+
+// How to authenticate: a password (LOGIN / AUTH PLAIN) or an OAuth access token (OAUTHBEARER or
+// XOAUTH2).
 struct Credentials {
   std::string user;
   std::string password;     // secret
   std::string oauth_token;  // secret; when set, used instead of the password
+  AccessTokenSource access_token_source;  // OAuth accounts: fills oauth_token before each login
 };
 
 struct MailServers {
@@ -39,6 +52,7 @@ enum class FailureKind {
   kTimeout,
   kProtocol,
   kStopped,
+  kReauthorisationNeeded,  // OAuth: the provider no longer honours the grant; sign in again
 };
 
 struct MailFailure {

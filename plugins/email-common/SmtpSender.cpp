@@ -31,6 +31,30 @@ size_t read_upload(char *buffer, size_t size, size_t count, void *user) {
   return n;
 }
 
+// What the server answered, kept from libcurl's debug stream: its error replies carry the
+// enhanced status codes (e.g. Microsoft's 535 5.7.139) that libcurl's own message leaves out.
+// Only incoming lines are kept; outgoing ones carry the credentials.
+int keep_server_lines(CURL *, curl_infotype type, char *data, size_t size, void *user) {
+  auto *said = static_cast<std::string *>(user);
+  if (type == CURLINFO_HEADER_IN && said->size() < 8192) said->append(data, size);
+  return 0;
+}
+
+void listen_to_server(CURL *c, std::string &said) {
+  curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, keep_server_lines);
+  curl_easy_setopt(c, CURLOPT_DEBUGDATA, &said);
+  curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+}
+
+// Microsoft 365 tenants (or mailboxes) with SMTP AUTH turned off refuse every token with this.
+std::optional<MailFailure> smtp_auth_disabled(CURLcode code, const std::string &said) {
+  if (code != CURLE_LOGIN_DENIED || said.find("5.7.139") == std::string::npos) return std::nullopt;
+  return MailFailure{FailureKind::kWrongCredentials,
+                     "SMTP: Microsoft 365 refused to send because SMTP AUTH is turned off for this "
+                     "mailbox or tenant (535 5.7.139). An Exchange admin must enable "
+                     "\"Authenticated SMTP\" for the mailbox (or the tenant) before it can send"};
+}
+
 std::unique_ptr<CURL, CurlDeleter> session(const MailServers &servers, long timeout_ms) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -89,8 +113,11 @@ std::optional<MailFailure> check_smtp_login(const MailServers &servers, long tim
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error_buffer);
   // CONNECT_ONLY stops after greeting, STARTTLS and AUTH: exactly the login check.
   curl_easy_setopt(curl.get(), CURLOPT_CONNECT_ONLY, 1L);
+  std::string said;
+  listen_to_server(curl.get(), said);
   const CURLcode code = curl_easy_perform(curl.get());
   if (code == CURLE_OK) return std::nullopt;
+  if (auto disabled = smtp_auth_disabled(code, said)) return disabled;
   return failure_of(code, error_buffer, servers);
 }
 
@@ -111,8 +138,11 @@ std::optional<MailFailure> send_smtp(const MailServers &servers,
   curl_easy_setopt(curl.get(), CURLOPT_READDATA, &upload);
   curl_easy_setopt(curl.get(), CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(message.size()));
+  std::string said;
+  listen_to_server(curl.get(), said);
   const CURLcode code = curl_easy_perform(curl.get());
   if (code == CURLE_OK) return std::nullopt;
+  if (auto disabled = smtp_auth_disabled(code, said)) return disabled;
   return failure_of(code, error_buffer, servers);
 }
 

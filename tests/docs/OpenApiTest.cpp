@@ -138,6 +138,8 @@ const std::set<std::pair<std::string, std::string>> kRoutes = {
     {"GET", "/accounts/{account_id}/qr.png"},
     {"GET", "/accounts/{account_id}/qr.svg"},
     {"POST", "/accounts/{account_id}/qr/refresh"},
+    {"POST", "/accounts/{account_id}/oauth/start"},
+    {"GET", "/oauth/callback"},
     {"GET", "/accounts/{account_id}/log"},
     {"GET", "/accounts/{account_id}/messages"},
     {"POST", "/accounts/{account_id}/messages"},

@@ -41,7 +41,7 @@ extern "C" {
 
 /* The SDK ABI this header describes. */
 #define CN_SDK_ABI_MAJOR 1
-#define CN_SDK_ABI_MINOR 0
+#define CN_SDK_ABI_MINOR 1
 
 /* Name of the entry point every plugin exports. */
 #define CN_PLUGIN_ENTRY_SYMBOL "connector_plugin_entry"
@@ -195,7 +195,7 @@ typedef struct cn_plugin_api {
    * Starts connecting an account. params_json is a JSON object:
    *   {"values":{...connect form values...}}  a first connect from the connection screen;
    *   {"resume":true}                          reconnect from stored credentials after a restart;
-   *   {"oauth":{...}}                          the result of an OAuth flow (see docs/sdk.md).
+   *   {"oauth":{...}}                          the result of an OAuth flow (see oauth_start).
    * Secret values in "values" are the plugin's to store (as secret) or forget; the host keeps none.
    */
   cn_result (*connect)(void *plugin, const char *account_id, const char *params_json,
@@ -236,6 +236,24 @@ typedef struct cn_plugin_api {
 
   /* Stops every session and releases the plugin. No verb runs during or after it. */
   void (*shutdown)(void *plugin);
+
+  /* --- Since SDK 1.1: the host reads the members below only when struct_size covers them. --- */
+
+  /*
+   * Begins an OAuth authorization-code flow for an account (capability "oauth"). request_json:
+   *   {"values":{...connect form values, checked like connect's...},
+   *    "redirect_uri":"<public URL of the host>/api/v1/oauth/callback",
+   *    "state":"<unguessable, single-use value chosen by the host>"}
+   * The plugin keeps what it needs to finish the flow (PKCE verifier, provider) and writes
+   * {"authorization_url":"https://..."} into *result_json; that URL must carry `state` and
+   * `redirect_uri` unchanged. When the provider's redirect brings that state back, the host calls
+   * connect with {"oauth":{"state":"...","code":"...","redirect_uri":"..."}} (or, when the
+   * provider refused, {"oauth":{"state":"...","error":"...","error_description":"..."}}); the
+   * host has then already checked that the state is known, unused and unexpired.
+   * May be NULL (or outside struct_size): the host then answers that OAuth is not offered.
+   */
+  cn_result (*oauth_start)(void *plugin, const char *account_id, const char *request_json,
+                           char **result_json, char **error);
 } cn_plugin_api;
 
 /*

@@ -187,6 +187,11 @@ class Plugin {
     return fail(CN_ERR_UNSUPPORTED, "this channel cannot send");
   }
   virtual Result<LinkKeys> link(const Json &message) = 0;
+  // Since SDK 1.1 (capability "oauth"): request is {"values", "redirect_uri", "state"}; the
+  // answer is {"authorization_url": "..."}. See cn_plugin_api.oauth_start.
+  virtual Result<Json> oauth_start(const std::string & /*account_id*/, const Json & /*request*/) {
+    return fail(CN_ERR_UNSUPPORTED, "this channel does not sign in with OAuth");
+  }
 
  protected:
   const Host &host() const { return host_; }
@@ -298,6 +303,17 @@ inline void fill_table(Instance *instance, cn_plugin_api *api) {
       if (auto rc = parse_json(message, json, err); rc != CN_OK) return rc;
       auto result = i->plugin->link(json);
       if (result.ok()) *out = i->host.copy_out(result.value().to_json().dump());
+      return deliver(result, err);
+    });
+  };
+  api->oauth_start = [](void *p, const char *account, const char *request, char **out,
+                        char **error) {
+    auto *i = self(p);
+    return guarded(i->host, error, [&](const SetError &err) {
+      Json json;
+      if (auto rc = parse_json(request, json, err); rc != CN_OK) return rc;
+      auto result = i->plugin->oauth_start(account, json);
+      if (result.ok()) *out = i->host.copy_out(result.value().dump());
       return deliver(result, err);
     });
   };

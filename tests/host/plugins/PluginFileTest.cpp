@@ -20,8 +20,8 @@ TEST(PluginFileTest, AcceptsThePluginOfThisSdk) {
   auto file = inspect(loopback_library());
   ASSERT_TRUE(file.ok()) << file.failure().message;
   EXPECT_EQ(file->abi_major, 1);
-  EXPECT_EQ(file->abi_minor, 0);
-  EXPECT_EQ(file->abi_version(), "1.0");
+  EXPECT_EQ(file->abi_minor, 1);
+  EXPECT_EQ(file->abi_version(), "1.1");
   EXPECT_EQ(file->path, loopback_library());
 }
 
@@ -38,7 +38,7 @@ TEST(PluginFileTest, ReadsTheMarkerOfAStrippedPlugin) {
 
   auto file = inspect(stripped);
   ASSERT_TRUE(file.ok()) << file.failure().message;
-  EXPECT_EQ(file->abi_version(), "1.0");
+  EXPECT_EQ(file->abi_version(), "1.1");
 }
 
 TEST(PluginFileTest, RefusesAMissingFile) {
@@ -67,7 +67,7 @@ TEST(PluginFileTest, RefusesALibraryWithoutVersionMarker) {
 TEST(PluginFileTest, RefusesAnotherMajorVersion) {
   const auto path = fixture("abi_v2_0");
   EXPECT_EQ(refusal(path), "incompatible | plugin " + path.string() +
-                               " was built for connector SDK 2.0 but this host speaks 1.0: "
+                               " was built for connector SDK 2.0 but this host speaks 1.1: "
                                "rebuild the plugin against SDK 1.x or use a host that supports "
                                "2.0");
 }
@@ -75,15 +75,15 @@ TEST(PluginFileTest, RefusesAnotherMajorVersion) {
 TEST(PluginFileTest, RefusesANewerMinorVersion) {
   const auto path = fixture("abi_v1_9");
   EXPECT_EQ(refusal(path), "incompatible | plugin " + path.string() +
-                               " was built for connector SDK 1.9 but this host speaks 1.0: "
-                               "rebuild the plugin against SDK 1.0 or upgrade to a host that "
+                               " was built for connector SDK 1.9 but this host speaks 1.1: "
+                               "rebuild the plugin against SDK 1.1 or upgrade to a host that "
                                "supports 1.9");
 }
 
 TEST(PluginFileTest, RefusesALibraryWithoutEntryPoint) {
   const auto path = fixture("no_entry");
   EXPECT_EQ(refusal(path), "not_a_plugin | plugin " + path.string() +
-                               " (connector SDK 1.0) does not export connector_plugin_entry: "
+                               " (connector SDK 1.1) does not export connector_plugin_entry: "
                                "declare the plugin class with CONNECTOR_PLUGIN from "
                                "<connector/sdk.hpp>");
 }

@@ -129,16 +129,16 @@ TEST_F(PluginBrokenTableTest, RefusesADescriptorWithMissingFields) {
 TEST_F(PluginBrokenTableTest, RefusesAMissingVerb) {
   ScopedEnv env("CONNECTOR_FIXTURE_NULL_MEMBER", "send");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
-                           " (connector SDK 1.0) left send empty in its cn_plugin_api: every "
+                           " (connector SDK 1.1) left send empty in its cn_plugin_api: every "
                            "member must be set (return CN_ERR_UNSUPPORTED for verbs it lacks)");
 }
 
 TEST_F(PluginBrokenTableTest, RefusesATooSmallTable) {
   ScopedEnv env("CONNECTOR_FIXTURE_STRUCT_SIZE", "16");
   EXPECT_EQ(refusal(), "invalid_plugin | " + prefix_ +
-                           " (connector SDK 1.0) filled in a cn_plugin_api of 16 bytes, expected "
+                           " (connector SDK 1.1) filled in a cn_plugin_api of 16 bytes, expected "
                            "at least " +
-                           std::to_string(sizeof(cn_plugin_api)) +
+                           std::to_string(offsetof(cn_plugin_api, oauth_start)) +
                            ": rebuild it against the SDK headers");
 }
 
@@ -148,7 +148,7 @@ TEST_F(PluginBrokenTableTest, RefusesATableWithoutShutdown) {
   ASSERT_FALSE(plugin.ok());
   EXPECT_EQ(plugin.failure().message,
             prefix_ +
-                " (connector SDK 1.0) left shutdown empty in its cn_plugin_api: every "
+                " (connector SDK 1.1) left shutdown empty in its cn_plugin_api: every "
                 "member must be set (return CN_ERR_UNSUPPORTED for verbs it lacks)");
 }
 
@@ -183,7 +183,7 @@ TEST_F(PluginLoopbackTest, ExposesItsDescriptor) {
   EXPECT_EQ(plugin_->id(), "loopback");
   EXPECT_EQ(plugin_->descriptor()["name"]["en"], "Loopback (example)");
   EXPECT_EQ(plugin_->descriptor()["settings"].size(), 3u);
-  EXPECT_EQ(plugin_->file().abi_version(), "1.0");
+  EXPECT_EQ(plugin_->file().abi_version(), "1.1");
 }
 
 TEST_F(PluginLoopbackTest, ConnectEmitsStatusAndStoresCredentialsThroughTheServices) {

@@ -104,8 +104,8 @@ TEST(PluginRegistryTest, RecordsSerialiseForTheApi) {
                   {"state", "refused"},
                   {"code", "incompatible"},
                   {"reason", "plugin " + path.string() +
-                                 " was built for connector SDK 1.9 but this host speaks 1.0: "
-                                 "rebuild the plugin against SDK 1.0 or upgrade to a host that "
+                                 " was built for connector SDK 1.9 but this host speaks 1.1: "
+                                 "rebuild the plugin against SDK 1.1 or upgrade to a host that "
                                  "supports 1.9"},
                   {"descriptor", nullptr}}));
   const json loaded = registry.records()[1].to_json();
