@@ -27,10 +27,12 @@ boost::asio::awaitable<ImapReply> ImapConnection::authenticate_oauth(
   const bool bearer = has_capability("AUTH=OAUTHBEARER");
   const std::string mechanism = bearer ? "OAUTHBEARER" : "XOAUTH2";
   const std::string token = credentials.oauth_token;
+  // kSep stands alone: in "\x01auth" the compiler would read \x01a as one hex escape.
+  const std::string kSep = "\x01";
   const std::string sasl =
-      bearer ? "n,a=" + credentials.user + ",\x01host=" + host_ + "\x01auth=Bearer " + token +
-                   "\x01\x01"
-             : "user=" + credentials.user + "\x01auth=Bearer " + token + "\x01\x01";
+      bearer ? "n,a=" + credentials.user + "," + kSep + "host=" + host_ + kSep + "auth=Bearer " +
+                   token + kSep + kSep
+             : "user=" + credentials.user + kSep + "auth=Bearer " + token + kSep + kSep;
   const std::string tag = next_tag();
   if (has_capability("SASL-IR")) {
     co_await write(tag + " AUTHENTICATE " + mechanism + " " + base64_of(sasl) + "\r\n");
