@@ -225,7 +225,8 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
 
     for (auto *p : {&google, &microsoft}) {
       p->oauth.ca_file = ca_file_;
-      p->oauth.timeout_ms = static_cast<long>(sync.timeout.count() * 1000 / 2);
+      // Half a network step: a sign-in or refresh must end well before the host gives up.
+      p->oauth.timeout_ms = static_cast<long>(sync.timeout.count() / 2);
       providers_[p->oauth.id] = *p;
     }
     engine_ = std::make_unique<MailEngine>(host(), sync);

@@ -257,7 +257,7 @@ TEST_F(EmailOAuthTest, ConnectsThroughTheCallbackWithTheProvidersAddressAndRecei
   EXPECT_NE(page.body.find("Signed in"), std::string::npos);
   ASSERT_TRUE(eventually([&] { return state() == "connected"; }, std::chrono::seconds(15)))
       << account().dump();
-  EXPECT_EQ(account().value("account_name", ""), Fixture::kAgent);
+  EXPECT_EQ(account().value("account", ""), Fixture::kAgent);  // the provider's, not typed in
 
   const std::string subject = unique("OAuth inbound");
   servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject));
@@ -363,13 +363,23 @@ TEST_F(EmailOAuthTest, SendsMailThroughSmtpWithOAuth) {
   ASSERT_EQ(sent.status, 201) << sent.body;
   servers->wait_for_queue_empty();
   bool found = false;
-  for (const auto &file : servers->mailbox(Fixture::kCustomer)) {
-    std::ifstream in(file);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (text.str().find(subject) != std::string::npos) found = true;
+  for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+    if (mail.find(subject) != std::string::npos) found = true;
   }
   EXPECT_TRUE(found);
+}
+
+TEST_F(EmailOAuthTest, DisconnectRevokesAtTheProviderAndForgetsTheTokens) {
+  connect();
+  const int revocations_before = control().value("revocations", 0);
+  HttpResult done = api_.post("/api/v1/accounts/" + account_ + "/disconnect");
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_GT(control().value("revocations", 0), revocations_before);
+  EXPECT_EQ(state(), "disconnected");
+  // Nothing left to resume from: a reconnect without signing in again is refused.
+  HttpResult again = api_.post("/api/v1/accounts/" + account_ + "/connect",
+                               {{"values", {{"provider", "google"}}}});
+  EXPECT_GE(again.status, 400) << again.body;
 }
 
 TEST_F(EmailOAuthTest, SmtpAuthDisabledByTheTenantIsSaidInAdminWords) {
