@@ -108,9 +108,11 @@ void generate(const fs::path &file, int64_t contacts) {
   raw.exec(
       "INSERT INTO accounts (id, attendant_id, plugin_id, created_at, updated_at) VALUES "
       "('acc-wa', 'att-bench', 'whatsapp', 0, 0), ('acc-mail', 'att-bench', 'email', 0, 0)");
-  sqlite3_stmt *contact = raw.prepare("INSERT INTO contacts (id, created_at) VALUES (?, 0)");
-  sqlite3_stmt *identity =
-      raw.prepare("INSERT INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)");
+  sqlite3_stmt *contact =
+      raw.prepare("INSERT INTO contacts (id, attendant_id, created_at) VALUES (?, 'att-bench', 0)");
+  sqlite3_stmt *identity = raw.prepare(
+      "INSERT INTO contact_identities (attendant_id, kind, value, contact_id) "
+      "VALUES ('att-bench', ?, ?, ?)");
   sqlite3_stmt *kase = raw.prepare(
       "INSERT INTO cases (id, attendant_id, contact_id, title, status, created_at, updated_at) "
       "VALUES (?, 'att-bench', ?, 'case', 'open', 0, 0)");
@@ -271,8 +273,8 @@ void bench_ingest(const fs::path &file, store::Database &db, cases::Casework &wo
   (void)db.run(
       "SELECT COUNT(*) FROM messages m JOIN message_links l ON l.message_id = m.id "
       "WHERE m.external_id LIKE 'bench-%' AND l.case_id = (SELECT contact_id FROM "
-      "contact_identities WHERE kind = 'phone' AND value = '+' || substr(m.sender, 1, 4) || '9' || "
-      "substr(m.sender, 5, 8))",
+      "contact_identities WHERE attendant_id = 'att-bench' AND kind = 'phone' AND "
+      "value = '+' || substr(m.sender, 1, 4) || '9' || substr(m.sender, 5, 8))",
       {}, [&](const store::Row &row) { linked = row.integer(0); });
   const double host_rate = static_cast<double>(count) / host_seconds;
   const double raw_rate = static_cast<double>(count) / raw_seconds;

@@ -33,6 +33,7 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
                              int64_t now_ms) const {
   Decision decision;
   decision.identities = identities_.of_message(message);
+  MatchLookups::Snapshot snapshot(lookups_);
   resolve_contact(attendant_id, decision);
 
   const bool outbound = message.direction == "outbound";

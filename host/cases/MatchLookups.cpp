@@ -13,6 +13,7 @@ class MatchLookups::Query {
   ~Query() { sqlite3_finalize(stmt_); }
 
   const std::string &error() const { return error_; }
+  sqlite3_stmt *statement() { return stmt_; }
 
   Query &bind(int index, std::string_view text) {
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
@@ -83,7 +84,21 @@ Expected<std::unique_ptr<MatchLookups>> MatchLookups::open(store::Database &db) 
 
 MatchLookups::MatchLookups(sqlite3 *db) : db_(db) {}
 
+MatchLookups::Snapshot::Snapshot(MatchLookups &lookups) : lookups_(lookups), lock_(lookups.mutex_) {
+  // A failed BEGIN only means each query reads on its own again.
+  begun_ = sqlite3_step(lookups_.begin_->statement()) == SQLITE_DONE;
+  lookups_.begin_->done();
+}
+
+MatchLookups::Snapshot::~Snapshot() {
+  if (!begun_) return;
+  (void)sqlite3_step(lookups_.commit_->statement());
+  lookups_.commit_->done();
+}
+
 MatchLookups::~MatchLookups() {
+  begin_.reset();
+  commit_.reset();
   contact_of_.reset();
   case_row_.reset();
   newest_open_.reset();
@@ -98,6 +113,8 @@ MatchLookups::~MatchLookups() {
 Outcome MatchLookups::prepare() {
   constexpr const char *kCase =
       "SELECT id, attendant_id, contact_id, status, closed_at FROM cases ";
+  begin_ = std::make_unique<Query>(db_, "BEGIN");
+  commit_ = std::make_unique<Query>(db_, "COMMIT");
   contact_of_ = std::make_unique<Query>(
       db_,
       "SELECT contact_id FROM contact_identities WHERE attendant_id = ? AND kind = ? AND value = ?");
@@ -130,7 +147,7 @@ Outcome MatchLookups::prepare() {
       db_,
       "SELECT COUNT(DISTINCT l.case_id) FROM message_links l JOIN messages m ON m.id = "
       "l.message_id WHERE m.account_id = ? AND l.method != 'manual'");
-  for (const auto *q : {contact_of_.get(), case_row_.get(), newest_open_.get(), newest_any_.get(),
+  for (const auto *q : {begin_.get(), commit_.get(), contact_of_.get(), case_row_.get(), newest_open_.get(), newest_any_.get(),
                         message_id_case_.get(), merge_undone_.get(), auto_links_to_case_.get(),
                         auto_linked_cases_.get()}) {
     if (!q->error().empty()) {

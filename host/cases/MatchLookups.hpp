@@ -6,7 +6,12 @@
 // writes still go through the store's Database. Each query resets its statement after use, so
 // no read transaction stays open between calls.
 //
-// Threading: thread-safe (one mutex; each query is a few microseconds).
+// One decision reads inside one Snapshot: a single read transaction for all its queries. Without
+// it each query opens its own, and taking and dropping the WAL read lock (fcntl calls) cost
+// about a tenth of the matcher's time.
+//
+// Threading: thread-safe (one recursive mutex, held by a Snapshot for its whole life; each
+// query is a few microseconds).
 #pragma once
 
 #include <sqlite3.h>
@@ -40,6 +45,21 @@ class MatchLookups {
   MatchLookups(const MatchLookups &) = delete;
   MatchLookups &operator=(const MatchLookups &) = delete;
 
+  // Holds the lookups and one read transaction until destroyed; queries made meanwhile on this
+  // thread all read the same committed state.
+  class Snapshot {
+   public:
+    explicit Snapshot(MatchLookups &lookups);
+    ~Snapshot();
+    Snapshot(const Snapshot &) = delete;
+    Snapshot &operator=(const Snapshot &) = delete;
+
+   private:
+    MatchLookups &lookups_;
+    std::unique_lock<std::recursive_mutex> lock_;
+    bool begun_ = false;
+  };
+
   // The contact of `attendant_id` that an identity reaches (contacts are per attendant).
   std::optional<int64_t> contact_of(std::string_view attendant_id, std::string_view kind,
                                     std::string_view value);
@@ -71,8 +91,8 @@ class MatchLookups {
   Outcome prepare();
 
   sqlite3 *db_;
-  std::mutex mutex_;
-  std::unique_ptr<Query> contact_of_, case_row_, newest_open_, newest_any_, message_id_case_,
+  std::recursive_mutex mutex_;
+  std::unique_ptr<Query> begin_, commit_, contact_of_, case_row_, newest_open_, newest_any_, message_id_case_,
       merge_undone_, auto_links_to_case_, auto_linked_cases_;
 };
 

@@ -6,6 +6,7 @@ namespace connector::embedded {
 extern const char kMigration001[];
 extern const char kMigration002[];
 extern const char kMigration003[];
+extern const char kMigration004[];
 }
 
 namespace connector::store {
@@ -13,7 +14,7 @@ namespace {
 
 // Applied in order; index + 1 is the schema version each one produces.
 const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002,
-                                   embedded::kMigration003};
+                                   embedded::kMigration003, embedded::kMigration004};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 // Finalises a statement whatever way the function that prepared it leaves.
