@@ -371,7 +371,10 @@ async function onLine(line) {
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => { onLine(line); });
+// Nobody reads our stdout any more (the plugin is gone): writing would only fail again.
+process.stdout.on('error', () => process.exit(0));
 process.stdin.on('end', async () => {
+  setTimeout(() => process.exit(0), 5000).unref();  // never outlive the plugin by a stuck stop
   // The plugin is closing: write out what we hold and leave once stdout has drained.
   await Promise.all([...sessions.values()].map((s) => s.stop(false, false).catch(() => {})));
   process.stdout.write('', () => process.exit(0));

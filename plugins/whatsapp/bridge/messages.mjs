@@ -64,7 +64,9 @@ export async function toHostMessage(m, { history, phoneForLid, download }) {
       attachments.push({ data: Buffer.from(bytes).toString('base64'), mime: media.mimetype || 'application/octet-stream',
         name: media.fileName || `${details.media}` });
     } catch (e) {
-      details.media_error = 'download failed: ' + e.message;
+      // fetch hides the reason (certificate, refused connection...) in `cause`.
+      const cause = e.cause ? ` (${e.cause.code || e.cause.message})` : '';
+      details.media_error = 'download failed: ' + e.message + cause;
     }
   }
   if (content.locationMessage) {
