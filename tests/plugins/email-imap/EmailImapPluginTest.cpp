@@ -494,7 +494,7 @@ TEST_F(EmailImapPluginTest, StoresHighestModseqAndSkipsTheSearchWhenNothingChang
   // Restart with the last UID forgotten but UIDNEXT and HIGHESTMODSEQ as stored: a plugin that
   // searched anyway would fetch and emit every mail again; with CONDSTORE it does not search.
   registry_.reset();
-  json tampered = two;
+  json tampered = sync_state(services_, account);  // as the plugin left it when it stopped
   tampered["last_uid"] = 0;
   services_.store_put("email-imap", account, "sync.inbox", tampered.dump(), false);
   services_.clear_events();
@@ -503,9 +503,10 @@ TEST_F(EmailImapPluginTest, StoresHighestModseqAndSkipsTheSearchWhenNothingChang
   ASSERT_TRUE(services_.wait_for([](const json &e) {
     return e.value("type", "") == "log" &&
            e.value("text", "").find("unchanged since the last sync") != std::string::npos;
-  }));
-  for (const auto &m : services_.messages()) {
-    EXPECT_EQ(services_.emits_of(m.value("external_id", "")), 1) << m.value("subject", "");
+  })) << "stored before the restart: "
+      << tampered.dump() << "; now: " << sync_state(services_, account).dump();
+  for (const auto &e : services_.events()) {
+    EXPECT_NE(e.value("type", ""), "message") << "fetched again: " << e.value("subject", "");
   }
 }
 
@@ -593,7 +594,13 @@ TEST_F(EmailImapPluginTest, AUidValidityChangeDuplicatesNothing) {
   const std::string account = connect(form());
   const std::string first = unique("before renumbering");
   servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(first, "1"));
-  ASSERT_TRUE(services_.wait_for_subject(first).has_value());
+  ASSERT_TRUE(services_.wait_for_subject(first).has_value()) << [&] {
+    std::string seen;
+    for (const auto &e : services_.events()) {
+      if (e.value("type", "") != "message") seen += e.dump() + "\n";
+    }
+    return seen;
+  }();
   // The state is stored just after the event (the test once read it too early and crashed).
   ASSERT_TRUE(eventually([&] { return sync_state(services_, account).value("last_uid", 0) > 0; }));
   const json old_state = sync_state(services_, account);
@@ -622,6 +629,66 @@ TEST_F(EmailImapPluginTest, AUidValidityChangeDuplicatesNothing) {
   for (const auto &m : services_.messages()) {
     if (m.value("subject", "") == first) EXPECT_EQ(services_.emits_of(m["external_id"]), 2);
   }
+}
+
+// Known gap: run after the UIDVALIDITY test these two pass, but run BEFORE it (in one process,
+// one mailbox) that test once saw its first mail not arrive within 15 s. Not yet investigated:
+// it may be the plugin (a stalled initial sync over the garbage mail or after two accounts) or
+// the test's timing. They stay after it until that is understood.
+TEST_F(EmailImapPluginTest, AnUnreadableMailIsQuarantinedAndTheNextStillArrives) {
+  load();
+  connect(form());
+  ASSERT_TRUE(services_.wait_for([](const json &e) {
+    return e.value("type", "") == "progress" && e.value("done", -1) == e.value("total", -2);
+  }));
+  // Bytes that are no mail at all, put straight into the Maildir (Postfix would add headers).
+  std::ifstream file(
+      std::string(CONNECTOR_SOURCE_DIR) + "/tests/plugins/email-common/corpus/not-a-mail.bin",
+      std::ios::binary);
+  const std::string garbage((std::istreambuf_iterator<char>(file)), {});
+  const auto maildir = servers->dir() / "mail" / Fixture::kAgent / "Maildir";
+  const auto target = maildir / "new" / ("1796000000." + unique("q").substr(2) + ".garbage");
+  std::ofstream(target, std::ios::binary) << garbage;
+  run_command("chown nobody:nogroup " + target.string());
+  const std::string after = unique("good after garbage");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(after, "fine"));
+
+  auto quarantined = services_.wait_for([](const json &e) {
+    return e.value("type", "") == "message" && e.contains("details") &&
+           e["details"].value("quarantined", false);
+  });
+  ASSERT_TRUE(quarantined.has_value());
+  EXPECT_TRUE(quarantined->value("automatic", false));
+  // The raw bytes are kept as Dovecot serves them (it turns NUL bytes into 0x80).
+  EXPECT_NE(services_.attachment((*quarantined)["details"].value("raw_attachment_id", ""))
+                .find("binary garbage without any header"),
+            std::string::npos);
+  EXPECT_TRUE(services_.wait_for_subject(after).has_value());
+  EXPECT_TRUE(services_.wait_for([](const json &e) {
+    return e.value("type", "") == "log" &&
+           e.value("text", "").find("quarantined") != std::string::npos;
+  }));
+}
+
+TEST_F(EmailImapPluginTest, TwoConnectionsFetchingAtOnceGiveTheMailOneId) {
+  // Two accounts on one mailbox: two IMAP connections with their own sync state fetch the same
+  // mail at the same time. Its content-derived id is the same, so the store keeps it once.
+  load();
+  connect(form());
+  connect(form());
+  ASSERT_TRUE(services_.wait_for_count(
+      [](const json &e) { return e.value("type", "") == "status" && e["state"] == "connected"; },
+      2));
+  const std::string subject = unique("fetched twice");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject, "once"));
+  ASSERT_TRUE(services_.wait_for_count(
+      [&](const json &e) {
+        return e.value("type", "") == "message" && e.value("subject", "") == subject;
+      },
+      2));
+  int stored = 0;
+  for (const auto &m : services_.messages()) stored += m.value("subject", "") == subject;
+  EXPECT_EQ(stored, 1);
 }
 
 }  // namespace
