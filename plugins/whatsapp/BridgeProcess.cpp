@@ -51,7 +51,18 @@ sdk::Status BridgeProcess::start() {
   args.push_back(nullptr);
   // The environment is built before fork: the child of a threaded process may only exec.
   std::vector<char *> env;
-  for (char **e = environ; *e != nullptr; ++e) env.push_back(*e);
+  // A variable we set replaces an inherited one of the same name (the first one found wins in
+  // getenv, so appending would leave e.g. a machine-wide NODE_EXTRA_CA_CERTS in force).
+  auto overridden = [&](const char *entry) {
+    for (const auto &e : extra_env_) {
+      const size_t name = e.find('=') + 1;
+      if (std::strncmp(entry, e.c_str(), name) == 0) return true;
+    }
+    return false;
+  };
+  for (char **e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) env.push_back(*e);
+  }
   for (auto &e : extra_env_) env.push_back(e.data());
   env.push_back(nullptr);
 
