@@ -17,10 +17,21 @@ const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration
                                    embedded::kMigration003, embedded::kMigration004};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
-// Finalises a statement whatever way the function that prepared it leaves.
+constexpr size_t kMaxCachedStatements = 256;
+
+// Gives a statement back whatever way the call that used it leaves: a cached one is reset with
+// its bindings cleared (so it holds no lock and no value), any other one is finalised.
 struct StatementGuard {
   sqlite3_stmt *stmt = nullptr;
-  ~StatementGuard() { sqlite3_finalize(stmt); }
+  bool cached = false;
+  ~StatementGuard() {
+    if (!cached) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+  }
 };
 
 int bind(sqlite3_stmt *stmt, int index, const Value &value) {
@@ -96,7 +107,10 @@ Expected<std::unique_ptr<Database>> Database::open(const std::filesystem::path &
   return db;
 }
 
-Database::~Database() { sqlite3_close(db_); }
+Database::~Database() {
+  for (auto &[sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
 
 Failure Database::error(std::string_view what) const {
   const int code = sqlite3_extended_errcode(db_);
@@ -109,9 +123,22 @@ Outcome Database::run(std::string_view sql, const std::vector<Value> &params,
                       const std::function<void(const Row &)> &on_row) {
   std::lock_guard lock(mutex_);
   StatementGuard guard;
-  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &guard.stmt, nullptr) !=
-      SQLITE_OK) {
-    return error("cannot prepare statement");
+  auto cached = statements_.find(std::string(sql));
+  // A cached statement still running belongs to an outer call with the same SQL (from its
+  // on_row): this call prepares its own.
+  if (cached != statements_.end() && !sqlite3_stmt_busy(cached->second)) {
+    guard.stmt = cached->second;
+    guard.cached = true;
+  } else {
+    if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &guard.stmt,
+                           nullptr) != SQLITE_OK) {
+      return error("cannot prepare statement");
+    }
+    if (guard.stmt != nullptr && cached == statements_.end() &&
+        statements_.size() < kMaxCachedStatements) {
+      statements_.emplace(std::string(sql), guard.stmt);
+      guard.cached = true;
+    }
   }
   for (size_t i = 0; i < params.size(); ++i) {
     if (bind(guard.stmt, static_cast<int>(i + 1), params[i]) != SQLITE_OK) {
