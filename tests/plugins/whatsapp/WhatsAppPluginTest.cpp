@@ -374,11 +374,7 @@ TEST_F(WhatsAppPlugin, PairingByPhoneNumberOffersACode) {
 
 // Every media kind the contact can send arrives with its bytes in the attachment store, fetched
 // from the test server's HTTPS media host and decrypted with the message's media key.
-// Disabled, known shortcoming: through the host every download ends in "fetch failed", while the same media
-// from the same test server downloads and decrypts byte-exactly when the bridge runs with
-// NODE_EXTRA_CA_CERTS set by hand; whether the plugin's test_media_ca_file reaches the bridge is not
-// yet checked.
-TEST_F(WhatsAppPlugin, DISABLED_MediaOfEveryKindIsDownloadedIntoTheAttachmentStore) {
+TEST_F(WhatsAppPlugin, MediaOfEveryKindIsDownloadedIntoTheAttachmentStore) {
   start();
   pair();
   struct Kind {
@@ -410,8 +406,7 @@ TEST_F(WhatsAppPlugin, DISABLED_MediaOfEveryKindIsDownloadedIntoTheAttachmentSto
 
 // A stored attachment sent to a contact is uploaded encrypted to the media host; the test server
 // decrypts it with the key in the message and gets the same bytes.
-// Disabled, known shortcoming: needs the received attachment of the test above.
-TEST_F(WhatsAppPlugin, DISABLED_SentMediaReachesTheContactWithTheSameBytes) {
+TEST_F(WhatsAppPlugin, SentMediaReachesTheContactWithTheSameBytes) {
   start();
   pair();
   const std::string bytes = random_bytes(5000, 42);
