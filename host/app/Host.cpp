@@ -186,5 +186,6 @@ Host::~Host() {
 uint16_t Host::port() const { return parts_->port; }
 const std::string &Host::public_url() const { return parts_->public_url; }
 const std::string &Host::first_login_link() const { return parts_->first_login_link; }
+api::Response Host::handle(const api::Request &request) { return parts_->api->handle(request); }
 
 }  // namespace connector::app

@@ -2,6 +2,7 @@
 // API and server. main() runs one; the tests run several, in-process, against real sockets.
 #pragma once
 
+#include "api/Http.hpp"
 #include "common/Expected.hpp"
 #include "config/Config.hpp"
 
@@ -27,6 +28,10 @@ class Host {
   // On the very first start (no attendant yet) an admin is created; this is their one-time
   // login link. Empty on later starts.
   const std::string &first_login_link() const;
+
+  // Answers one control-API request in-process, as the server's workers do, without a socket
+  // (the API fuzzer drives the host this way).
+  api::Response handle(const api::Request &request);
 
   struct Parts;
 
