@@ -1,6 +1,7 @@
 #include "config/Config.hpp"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <vector>
@@ -445,24 +447,81 @@ Config read_config(const Field &root, const fs::path &base) {
 
 Failure invalid(std::string message) { return failure("invalid_config", std::move(message)); }
 
+// Notes where a YAML document's first value (other than an empty one) sits, if it has any.
+class DocumentProbe final : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> content;
+
+  void OnDocumentStart(const YAML::Mark &) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark &mark, YAML::anchor_t) override { seen(mark); }
+  void OnScalar(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                const std::string &) override {
+    seen(mark);
+  }
+  void OnSequenceStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    seen(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    seen(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void seen(const YAML::Mark &mark) {
+    if (!content) content = mark;
+  }
+};
+
+// Where a second document with content starts, if the text has one. yaml-cpp 0.7's LoadAll()
+// loops forever, allocating as it goes, on some malformed texts (a stray comma at the start), so
+// the documents are walked here, never more than two of them.
+std::optional<YAML::Mark> second_document(const std::string &text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  for (int document = 0; document < 2; ++document) {
+    DocumentProbe probe;
+    if (!parser.HandleNextDocument(probe)) return std::nullopt;
+    if (document == 1 && probe.content) return probe.content;
+  }
+  return std::nullopt;
+}
+
+// True when the text holds anything but blank lines, comments and document markers.
+bool has_content(std::string_view text) {
+  std::istringstream lines{std::string(text)};
+  for (std::string line; std::getline(lines, line);) {
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const std::string_view rest = std::string_view(line).substr(first);
+    const bool marker = (rest.starts_with("---") || rest.starts_with("...")) &&
+                        (rest.size() == 3 || rest[3] == ' ' || rest[3] == '\t' || rest[3] == '\r');
+    if (!marker) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Expected<Config> parse_config(std::string_view text, std::string_view display_name,
                               const fs::path &base_dir) {
   const fs::path base = fs::absolute(base_dir.empty() ? fs::current_path() : base_dir);
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.empty() || documents.front().IsNull()) {
+    const std::string yaml(text);
+    if (auto second = second_document(yaml)) {
+      return invalid(format_error(display_name, *second, {},
+                                  "expected one YAML document, found a second one here"));
+    }
+    const YAML::Node root = YAML::Load(yaml);
+    if (root.IsNull() && !has_content(text)) {
       return invalid(format_error(display_name, YAML::Mark::null_mark(), {},
                                   "the configuration is empty; start from "
                                   "config/connector-host.yaml, where every key is explained"));
     }
-    if (documents.size() > 1) {
-      return invalid(format_error(display_name, documents[1].Mark(), {},
-                                  "expected one YAML document, found a second one here"));
-    }
-
-    const YAML::Node &root = documents.front();
     if (!root.IsMap()) {
       return invalid(format_error(display_name, root.Mark(), {},
                                   "expected a map of keys at the top level, got " + shown(root)));

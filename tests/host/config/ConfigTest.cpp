@@ -289,6 +289,14 @@ TEST(Config, RefusesATopLevelThatIsNotAMap) {
             "test.yaml:3:1: expected one YAML document, found a second one here");
 }
 
+// yaml-cpp 0.7 loops forever, allocating, when asked for every document of these texts (found by
+// fuzz/ConfigFuzz.cpp): the configuration must be refused, not hang the host at start.
+TEST(Config, RefusesTextsThatWouldHangTheYamlLibrary) {
+  const std::string expected = "test.yaml:1:1: expected a map of keys at the top level, got nothing";
+  EXPECT_EQ(error_of(",\n\n"), expected);
+  EXPECT_EQ(error_of(",ive1, 2\nplu{x: *a=\n"), expected);
+}
+
 TEST(Config, ReportsYamlSyntaxErrorsWithTheirPosition) {
   EXPECT_EQ(error_of("listen:\n  port: [1, 2\n"),
             "test.yaml:3:1: YAML syntax error: end of sequence flow not found");
