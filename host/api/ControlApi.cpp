@@ -244,20 +244,26 @@ Response ControlApi::account_route(Call &call, const accounts::Account &account)
 
 Response ControlApi::send_message(Call &call, const accounts::Account &account) {
   const Json &body = call.body;
-  if (auto bad = only_fields(body, {"to", "text", "html", "subject", "case_id", "attachments",
-                                    "reply_to_message_id"})) {
+  if (auto bad = only_fields(body, {"to", "cc", "bcc", "text", "html", "subject", "case_id",
+                                    "attachments", "reply_to_message_id"})) {
     return *bad;
   }
   if (auto bad = string_field(body, "to", true, 1000)) return *bad;
+  for (const char *name : {"cc", "bcc"}) {
+    if (auto bad = string_field(body, name, false, 4000)) return *bad;
+  }
   if (auto bad = string_field(body, "text", false, 1 << 20)) return *bad;
   if (auto bad = string_field(body, "html", false, 1 << 20)) return *bad;
   if (auto bad = string_field(body, "subject", false, 1000)) return *bad;
-  if (body.contains("case_id") && !body["case_id"].is_number_integer()) {
-    return Response::error(400, "invalid_request", "\"case_id\" must be a case id");
+  for (const char *name : {"case_id", "reply_to_message_id"}) {
+    if (body.contains(name) && !body[name].is_number_integer()) {
+      return Response::error(400, "invalid_request",
+                             std::string("\"") + name + "\" must be an integer id");
+    }
   }
 
   // Header injection guard: no recipient or subject may carry a line break into any channel.
-  for (const char *name : {"to", "subject"}) {
+  for (const char *name : {"to", "cc", "bcc", "subject"}) {
     if (body.contains(name) && body[name].get<std::string>().find_first_of("\r\n") !=
                                    std::string::npos) {
       return Response::error(400, "invalid_request",
@@ -266,7 +272,7 @@ Response ControlApi::send_message(Call &call, const accounts::Account &account) 
   }
 
   Json message = {{"to", body["to"]}};
-  for (const char *name : {"text", "html", "subject"}) {
+  for (const char *name : {"cc", "bcc", "text", "html", "subject"}) {
     if (body.contains(name)) message[name] = body[name];
   }
   if (body.contains("attachments")) {
@@ -280,10 +286,42 @@ Response ControlApi::send_message(Call &call, const accounts::Account &account) 
     case_id = body["case_id"].get<int64_t>();
     auto owner = conversations_.case_owner(*case_id);
     if (!owner || *owner != account.attendant_id) return not_found();
+    message["case_id"] = *case_id;
   }
+  auto answered = answered_message(account, body, case_id);
+  if (!answered) return fail(answered.failure());
+  if (!answered->is_null()) message["reply_to"] = std::move(*answered);
+
   auto sent = accounts_.send(account.id, message, case_id, call.who().attendant_id);
   if (!sent) return fail(sent.failure());
   return Response::json(201, *sent);
+}
+
+// The message a send answers, as the plugin needs it to thread the reply (an e-mail's
+// In-Reply-To and References, a WhatsApp quote): the one named by reply_to_message_id, or else
+// the newest message the customer sent through this account on the case. Null when there is none.
+Expected<Json> ControlApi::answered_message(const accounts::Account &account, const Json &body,
+                                            std::optional<int64_t> case_id) {
+  std::optional<Json> answered;
+  if (body.contains("reply_to_message_id")) {
+    auto named = conversations_.message(body["reply_to_message_id"].get<int64_t>());
+    if (!named || (*named)["account_id"] != account.id) {
+      return failure("not_found", "the message to reply to is not one of this account's");
+    }
+    answered = std::move(*named);
+  } else if (case_id) {
+    for (auto &candidate : conversations_.case_messages(*case_id, store::Page{std::nullopt, 200})) {
+      if (candidate["account_id"] == account.id && candidate["direction"] == "inbound") {
+        answered = std::move(candidate);
+        break;
+      }
+    }
+  }
+  if (!answered) return Json(nullptr);
+  return Json{{"external_id", (*answered)["external_id"]},
+              {"from", (*answered)["from"]},
+              {"subject", (*answered)["subject"]},
+              {"link_keys", (*answered)["link_keys"]}};
 }
 
 Response ControlApi::qr_image(const accounts::Account &account, const std::string &format) {

@@ -83,6 +83,8 @@ class ControlApi {
   std::string oauth_redirect_uri() const;
   Response create_account(Call &call);
   Response send_message(Call &call, const accounts::Account &account);
+  Expected<Json> answered_message(const accounts::Account &account, const Json &body,
+                                  std::optional<int64_t> case_id);
   Response qr_image(const accounts::Account &account, const std::string &format);
 
   // The account if the caller may see it.

@@ -411,6 +411,30 @@ std::string strings_joined(const std::vector<std::string> &items) {
   return out;
 }
 
+// The threading headers of a reply, from the message it answers as the host describes it
+// ("reply_to": its external id and link keys): In-Reply-To is that mail's Message-ID, and
+// References is that mail's own chain, oldest first, ending with it. Empty when the answered mail
+// had no Message-ID (its external id is then a content hash).
+Json thread_of_reply(const Json &message) {
+  const Json reply_to = message.value("reply_to", Json::object());
+  if (!reply_to.is_object()) return Json::object();
+  const std::string external_id = reply_to.value("external_id", "");
+  if (external_id.empty() || external_id.rfind("sha256:", 0) == 0) return Json::object();
+  const std::string message_id = external_id.substr(0, external_id.rfind('#'));
+  // The parser lists a mail's references newest first (In-Reply-To, then References from the
+  // right); a References header runs oldest first.
+  Json references = Json::array();
+  const Json refs = reply_to.value("link_keys", Json::object()).value("thread_refs", Json::array());
+  for (auto it = refs.rbegin(); it != refs.rend(); ++it) {
+    if (it->is_string() && *it != message_id &&
+        std::find(references.begin(), references.end(), *it) == references.end()) {
+      references.push_back(*it);
+    }
+  }
+  references.push_back(message_id);
+  return {{"in_reply_to", message_id}, {"references", references}};
+}
+
 // The subject of a mail sent on a case: the case id is added (as subject_case_format says) unless
 // the subject already carries it, so the customer's reply finds the case again.
 std::string subject_with_case_id(const Json &message, const SyncSettings &settings) {
@@ -541,7 +565,8 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   mail.text = message.value("text", "");
   mail.html = message.value("html", "");
   mail.automatic = message.value("automatic", false);
-  const Json thread = message.value("thread", Json::object());
+  const Json thread = message.contains("thread") ? message.value("thread", Json::object())
+                                                 : thread_of_reply(message);
   mail.in_reply_to = thread.value("in_reply_to", "");
   for (const auto &ref : thread.value("references", Json::array())) {
     if (ref.is_string()) mail.references.push_back(ref.get<std::string>());

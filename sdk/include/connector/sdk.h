@@ -216,9 +216,11 @@ typedef struct cn_plugin_api {
 
   /*
    * Sends one message. message_json:
-   *   {"to":"+5511987654321 | address | chat id", "text":"...", "html":"...", "subject":"...",
-   *    "reply_to_external_id":"...", "thread":{"in_reply_to":"...","references":["..."]},
+   *   {"to":"+5511987654321 | address | chat id", "cc":"...", "bcc":"...", "text":"...",
+   *    "html":"...", "subject":"...", "case_id":123,
+   *    "reply_to":{"external_id":"...","from":"...","subject":"...","link_keys":{...}},
    *    "attachments":[{"id":"<sha256>","name":"a.pdf","mime":"application/pdf"}]}
+   * "reply_to" is the stored message this one answers (see docs/sdk.md, "Sending").
    * On success writes {"external_id":"...", "to":"resolved recipient", "status":"sent"} into
    * *result_json. Delivery updates arrive later as "delivery" events.
    */

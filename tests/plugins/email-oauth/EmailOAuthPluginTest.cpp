@@ -369,6 +369,57 @@ TEST_F(EmailOAuthTest, SendsMailThroughSmtpWithOAuth) {
   EXPECT_TRUE(found);
 }
 
+// The host tells the shared mail engine which mail a reply on a case answers, so the customer's
+// mail program threads it and the case id travels in the subject (the same for both e-mail
+// plugins: the engine is shared).
+TEST_F(EmailOAuthTest, AReplyOnACaseThroughTheHostIsThreadedAndCarriesTheCaseId) {
+  connect();
+  HttpResult opened = api_.post("/api/v1/cases", {{"title", "Pedido atrasado"},
+                                                  {"addresses", {Fixture::kCustomer}}});
+  ASSERT_EQ(opened.status, 201) << opened.body;
+  const int64_t case_id = opened.json()["id"];
+  const std::string subject = unique("Pedido atrasado");
+  const std::string message_id = "reply-test-" + std::to_string(std::random_device{}()) + "@customer.test";
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\nTo: " +
+                       Fixture::kAgent + "\r\nSubject: " + subject +
+                       "\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <" + message_id +
+                       ">\r\nReferences: <older@customer.test>\r\n"
+                       "In-Reply-To: <older@customer.test>\r\n\r\nOnde está?\r\n");
+  ASSERT_TRUE(received(subject));
+  ASSERT_TRUE(eventually([&] {
+    const Json answer = api_.get("/api/v1/accounts/" + account_ + "/messages").json();
+    for (const auto &m : answer["items"]) {
+      if (m["subject"] == subject) return m["case"].is_object() && m["case"]["id"] == case_id;
+    }
+    return false;
+  }, std::chrono::seconds(10))) << "the customer's mail did not land on their case: "
+                                 << api_.get("/api/v1/accounts/" + account_ + "/messages").body;
+
+  const std::string reply_subject = "Re: " + subject;
+  HttpResult sent = api_.post("/api/v1/accounts/" + account_ + "/messages",
+                              {{"to", Fixture::kCustomer}, {"subject", reply_subject},
+                               {"text", "Chega amanhã."}, {"case_id", case_id}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  servers->wait_for_queue_empty();
+  std::string reply;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+      if (mail.find(reply_subject) != std::string::npos) reply = mail;
+    }
+    return !reply.empty();
+  }, std::chrono::seconds(15)));
+  EXPECT_NE(reply.find("In-Reply-To: <" + message_id + ">"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("<older@customer.test> <" + message_id + ">"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("[#" + std::to_string(case_id) + "]"), std::string::npos) << reply;
+
+  // A message of another account cannot be named as the one answered.
+  HttpResult foreign = api_.post("/api/v1/accounts/" + account_ + "/messages",
+                                 {{"to", Fixture::kCustomer}, {"text", "x"},
+                                  {"reply_to_message_id", 999999}});
+  EXPECT_EQ(foreign.status, 404) << foreign.body;
+}
+
 TEST_F(EmailOAuthTest, DisconnectRevokesAtTheProviderAndForgetsTheTokens) {
   connect();
   const int revocations_before = control().value("revocations", 0);
