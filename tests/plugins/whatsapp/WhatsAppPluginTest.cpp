@@ -117,7 +117,9 @@ class WhatsAppPlugin : public ::testing::Test {
 
   int copies_of(const std::string &text) {
     int copies = 0;
-    for (const auto &m : host_->admin().get(path("/messages")).json()["items"]) {
+    // Held in a variable: a range-for over a member of the temporary answer would dangle.
+    const Json answer = host_->admin().get(path("/messages")).json();
+    for (const auto &m : answer["items"]) {
       if (m["text"] == text) ++copies;
     }
     return copies;
@@ -318,10 +320,7 @@ TEST_F(WhatsAppPlugin, BrazilianNumberReachesTheIdTheServerResolves) {
   }, 20s));
 }
 
-// Disabled, known shortcoming: copies_of() counted 0 copies even of a message the host had pushed, so the read of
-// GET /accounts/{id}/messages in this test is wrong (not yet found); de-duplication itself is checked
-// at bridge level (the echo arrives, and is dropped by sentByUs).
-TEST_F(WhatsAppPlugin, DISABLED_SentMessageIsStoredOnceDespiteItsEcho) {
+TEST_F(WhatsAppPlugin, SentMessageIsStoredOnceDespiteItsEcho) {
   start();
   pair();
   server_->call("POST", "/contact", {{"phone", kContactPhone}});
@@ -495,7 +494,7 @@ TEST_F(WhatsAppPlugin, GroupMessagesAreLinkedWhenConfigured) {
   EXPECT_FALSE((*group)["case"].is_null()) << *group;
 }
 
-// Disabled, known shortcoming: uses copies_of(), see SentMessageIsStoredOnceDespiteItsEcho.
+// Disabled, known shortcoming: it kills the bridge, and a session resumed after that is not yet seen by the test server (see BridgeKilledMidSessionResumesWithoutNewScan).
 TEST_F(WhatsAppPlugin, DISABLED_ReplayAfterReconnectIsStoredOnce) {
   start();
   pair();
