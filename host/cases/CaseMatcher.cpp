@@ -66,6 +66,11 @@ Decision CaseMatcher::decide(const std::string &attendant_id, const store::NewMe
   } else if (message.automatic) {
     decision.why += (decision.why.empty() ? "" : "; ") +
                     std::string("no case found, and automatic mail never opens one");
+  } else if (decision.identities.empty()) {
+    // Nobody to open it for (a group message kept off cases, a sender the plugin could not
+    // read): a case without a contact would never be found again.
+    decision.why += (decision.why.empty() ? "" : "; ") +
+                    std::string("no case found, and the message names no one to open one for");
   } else if (settings_.no_match == "new_case") {
     decision.verdict = Decision::Verdict::kNewCase;
     decision.method = "new_case";

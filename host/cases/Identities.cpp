@@ -129,15 +129,15 @@ std::vector<Identity> IdentityReader::of_message(const store::NewMessage &messag
   for (const auto &raw : strings_of(keys, "phones")) add_unique(out, phone(raw));
   for (const auto &raw : strings_of(keys, "whatsapp_ids")) add_unique(out, whatsapp_id(raw));
   for (const auto &raw : strings_of(keys, "emails")) add_unique(out, email(raw));
-  // The sender stands in only when the plugin named nobody at all; a group or broadcast id
-  // (named, but no person) must not turn into an address.
-  const auto named = [&] {
-    return !strings_of(keys, "phones").empty() || !strings_of(keys, "whatsapp_ids").empty() ||
-           !strings_of(keys, "emails").empty();
-  };
+  // The sender stands in only when the plugin stated no identity lists at all. A plugin that
+  // states them has said whom to link, also when they are empty (a group message it keeps off
+  // cases) or name no person (a group or broadcast id): then no one.
+  const bool stated = keys.is_object() &&
+                      (keys.contains("phones") || keys.contains("whatsapp_ids") ||
+                       keys.contains("emails"));
   // An outbound message names the person written to: its recipient stands in instead.
   const std::string &sender = message.direction == "outbound" ? message.recipient : message.sender;
-  if (out.empty() && !sender.empty() && !named()) {
+  if (out.empty() && !sender.empty() && !stated) {
     if (is_whatsapp_server(sender)) {
       add_unique(out, whatsapp_id(sender));
     } else if (sender.find('@') != std::string::npos) {

@@ -202,8 +202,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
   // The keys the host links a message by: the sender's phone and WhatsApp ids (LID and phone JID),
   // the phone added from the LID mapping when the bridge learned it; none for a group message
   // unless link_groups is set.
-  // KNOWN GAP: empty keys are not enough today: the case engine then links a group message by its
-  // "from" phone anyway (test DISABLED_GroupMessagesAreStoredMarkedAndNotLinked).
+  // Empty lists, stated, tell the case engine to link the message to no one.
   Json link_keys(const Json &message) {
     const bool group = message.value("details", Json::object()).contains("group");
     if (group && !settings_.value("link_groups", false)) {

@@ -484,6 +484,26 @@ TEST_F(CaseMatching, OutboundNeverOpensNorReopensACase) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM message_links"), 0);
 }
 
+// A plugin that states empty identity lists (the WhatsApp plugin does for a group message unless
+// link_groups is set) links the message to no one: the sender does not stand in.
+TEST_F(CaseMatching, EmptyStatedKeysLinkTheMessageToNoOne) {
+  start();
+  const int64_t open_case = new_case(kAna, {.phones = Strings{"+5511987654321"}});
+  store::NewMessage group = whatsapp({}, "no grupo");
+  group.sender = "5511987654321@s.whatsapp.net";
+  group.link_keys = {{"phones", Json::array()}, {"whatsapp_ids", Json::array()}};
+  Decision kept_off = receive(kAnaWhatsApp, group);
+  EXPECT_EQ(kept_off.verdict, Verdict::kUnassigned) << kept_off.why;
+  EXPECT_TRUE(kept_off.identities.empty());
+
+  store::NewMessage unstated = whatsapp({}, "sem chaves");
+  unstated.sender = "5511987654321@s.whatsapp.net";
+  unstated.link_keys = Json::object();
+  Decision by_sender = receive(kAnaWhatsApp, unstated);
+  EXPECT_EQ(by_sender.verdict, Verdict::kLink) << by_sender.why;
+  EXPECT_EQ(by_sender.case_id, open_case);
+}
+
 TEST_F(CaseMatching, OutboundMailInAClosedCasesThreadIsFiledThereWithoutReopeningIt) {
   settings_.closed_case = "reopen";
   start();

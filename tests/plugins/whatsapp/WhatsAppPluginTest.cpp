@@ -461,9 +461,7 @@ TEST_F(WhatsAppPlugin, LocationContactCardAndQuotedReplyArrive) {
   EXPECT_EQ((*reply)["details"]["quoted"]["text"], "onde fica?");
 }
 
-// Disabled, known shortcoming: the plugin gives a group message empty link keys, but the case
-// engine then links it by its "from" phone anyway (case method "phone"); fails as written.
-TEST_F(WhatsAppPlugin, DISABLED_GroupMessagesAreStoredMarkedAndNotLinked) {
+TEST_F(WhatsAppPlugin, GroupMessagesAreStoredMarkedAndNotLinked) {
   start();
   pair();
   // The same contact writes 1:1 first (which opens a case), then in a group.
