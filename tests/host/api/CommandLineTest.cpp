@@ -87,7 +87,7 @@ TEST(CommandLineTest, HelpAndVersion) {
   EXPECT_NE(help.output.find("--check-config FILE"), std::string::npos);
   auto version = run("--version");
   EXPECT_EQ(version.exit_code, 0);
-  EXPECT_EQ(version.output, "connector-host " CONNECTOR_HOST_VERSION " (connector SDK 1.0)\n");
+  EXPECT_EQ(version.output, "connector-host " CONNECTOR_HOST_VERSION " (connector SDK 1.1)\n");
   auto unknown = run("--frobnicate");
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.output.find("unknown option --frobnicate"), std::string::npos);
