@@ -87,6 +87,11 @@ Response ControlApi::handle(const Request &request) {
   }
 
   if (!request.body.empty()) {
+    // JSON text never holds a raw NUL byte, and the parser would stop reading at one and accept
+    // what came before it.
+    if (request.body.find('\0') != std::string::npos) {
+      return Response::error(400, "invalid_json", "the body is not valid JSON (it holds a NUL byte)");
+    }
     if (!json_depth_within(request.body, settings_.max_json_depth)) {
       return Response::error(400, "invalid_json", "the JSON body nests too deeply");
     }

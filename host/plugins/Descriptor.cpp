@@ -137,8 +137,10 @@ Expected<json> validate_settings(const json &descriptor, const json &given) {
   json result = json::object();
   const json entries = given.is_null() ? json::object() : given;
   for (const auto &[key, value] : entries.items()) {
-    const auto it = std::find_if(declared.begin(), declared.end(),
-                                 [&](const json &setting) { return setting["key"] == key; });
+    // An init-capture: clang 14 cannot capture a structured binding directly.
+    const auto it =
+        std::find_if(declared.begin(), declared.end(),
+                     [&, &key = key](const json &setting) { return setting["key"] == key; });
     if (it == declared.end()) {
       problems.push_back("unknown setting \"" + key + "\" for plugin " + plugin + ": " +
                          (valid_keys.empty() ? "it declares no settings"

@@ -66,6 +66,12 @@ TEST_F(BadInputTest, MalformedJsonAndUnknownFieldsAreRefusedWithAStableCode) {
   EXPECT_EQ(deep.status, 400);
   EXPECT_EQ(deep.json()["error"]["message"], "the JSON body nests too deeply");
 
+  // The parser alone would stop at the NUL and take the object before it.
+  auto nul = admin.request("POST", "/api/v1/accounts",
+                           std::string("{\"plugin\": \"loopback\"}\0trailing", 31));
+  EXPECT_EQ(nul.status, 400) << nul.body;
+  EXPECT_EQ(nul.error_code(), "invalid_json");
+
   auto unknown = admin.post("/api/v1/accounts", {{"plugin", "loopback"}, {"colour", "blue"}});
   EXPECT_EQ(unknown.status, 400);
   EXPECT_EQ(unknown.error_code(), "unknown_field");
