@@ -238,6 +238,12 @@ Outcome AccountService::refresh_qr(const std::string &account_id) {
   return (*plugin)->refresh_qr(account_id);
 }
 
+std::string AccountService::reason_code(const std::string &account_id) {
+  std::lock_guard lock(mutex_);
+  auto it = reason_codes_.find(account_id);
+  return it == reason_codes_.end() ? std::string() : it->second;
+}
+
 std::optional<QrCode> AccountService::qr(const std::string &account_id) {
   std::lock_guard lock(mutex_);
   auto it = qr_codes_.find(account_id);
@@ -434,10 +440,20 @@ cn_result AccountService::on_status(const Account &account, const Json &event) {
   const std::string name =
       event.contains("account") ? string_member(event, "account", 320) : account.account_name;
   const std::string detail = log::mask(string_member(event, "detail", kMaxLogText));
+  // A reason code is a plain token (docs/sdk.md); anything else is dropped, the detail stays.
+  std::string reason = string_member(event, "reason_code", 64);
+  if (reason.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
+    reason.clear();
+  }
   if (auto saved = save_state(account.id, state, name, detail); !saved) return CN_ERR_STORAGE;
-  if (state != "awaiting_qr") {
+  {
     std::lock_guard lock(mutex_);
-    qr_codes_.erase(account.id);
+    if (state != "awaiting_qr") qr_codes_.erase(account.id);
+    if (reason.empty()) {
+      reason_codes_.erase(account.id);
+    } else {
+      reason_codes_[account.id] = reason;
+    }
   }
 
   // The integration log keeps connections, disconnections and errors, not every step between.
@@ -459,7 +475,8 @@ cn_result AccountService::on_status(const Account &account, const Json &event) {
                   {{"account_id", account.id},
                    {"state", state},
                    {"account", name},
-                   {"detail", detail}});
+                   {"detail", detail},
+                   {"reason_code", reason}});
   return CN_OK;
 }
 

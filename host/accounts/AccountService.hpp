@@ -92,6 +92,9 @@ class AccountService final : public plugins::PluginServices {
   Outcome disconnect(const std::string &account_id);
   Outcome refresh_qr(const std::string &account_id);
   std::optional<QrCode> qr(const std::string &account_id);
+  // The machine-readable reason of the account's last error status (a plugin's reason_code,
+  // e.g. "auth_failed"); empty when none. Kept in memory: after a restart only the detail is left.
+  std::string reason_code(const std::string &account_id);
 
   // Sends through the account's plugin and stores the sent message; returns it as the API shows
   // it. `case_id`, when given, links the sent message to that case, by `sent_by`.
@@ -165,9 +168,10 @@ class AccountService final : public plugins::PluginServices {
   PluginDirectory *plugins_ = nullptr;
   MessageObserver observer_;
 
-  std::mutex mutex_;  // guards the two maps below
+  std::mutex mutex_;  // guards the three maps below
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
   std::map<std::string, QrCode> qr_codes_;
+  std::map<std::string, std::string> reason_codes_;
   OAuthAttempts oauth_attempts_;
 };
 

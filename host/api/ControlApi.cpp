@@ -352,6 +352,7 @@ std::optional<accounts::Account> ControlApi::visible_account(const Call &call,
 Json ControlApi::account_json(const accounts::Account &account) {
   Json json = accounts::to_json(account);
   json["auto_linked_cases"] = conversations_.auto_linked_cases(account.id);
+  json["reason_code"] = accounts_.reason_code(account.id);
   if (auto code = accounts_.qr(account.id)) {
     json["qr"] = {{"expires_at", code->expires_at},
                   {"png", "/api/v1/accounts/" + account.id + "/qr.png"},
@@ -381,17 +382,54 @@ std::string html_escaped(const std::string &text) {
   return out;
 }
 
+// The language of the page a browser shows directly (the OAuth return): the screen's own choice
+// (its "connector_lang" cookie) when it made one, else the browser's first of Portuguese or
+// English in Accept-Language, else Brazilian Portuguese, the screen's default.
+bool wants_english(const Request &request) {
+  const std::string &cookie = request.cookie;
+  for (size_t at = cookie.find("connector_lang="); at != std::string::npos;
+       at = cookie.find("connector_lang=", at + 1)) {
+    if (at != 0 && cookie[at - 1] != ' ' && cookie[at - 1] != ';') continue;
+    const std::string value = cookie.substr(at + 15, cookie.find(';', at) - at - 15);
+    if (value == "en") return true;
+    if (value == "pt-BR") return false;
+  }
+  std::string lower;
+  for (char c : request.accept_language) {
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  const size_t en = lower.find("en");
+  const size_t pt = lower.find("pt");
+  return en != std::string::npos && (pt == std::string::npos || en < pt);
+}
+
 // The small page the attendant's browser shows after the provider sent it back.
-Response oauth_page(int status, const std::string &title, const std::string &text) {
+Response oauth_page(int status, bool english, const std::string &title, const std::string &text) {
   Response page;
   page.status = status;
   page.content_type = "text/html; charset=utf-8";
-  page.body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" +
-              html_escaped(title) + "</title></head><body><h1>" + html_escaped(title) +
-              "</h1><p>" + html_escaped(text) + "</p></body></html>\n";
+  page.body = std::string("<!doctype html>\n<html lang=\"") + (english ? "en" : "pt-BR") +
+              "\"><head><meta charset=\"utf-8\"><title>" + html_escaped(title) +
+              "</title></head><body><h1>" + html_escaped(title) + "</h1><p>" +
+              html_escaped(text) + "</p></body></html>\n";
   page.headers.emplace_back("Cache-Control", "no-store");
   page.headers.emplace_back("Referrer-Policy", "no-referrer");
+  page.headers.emplace_back("Content-Language", english ? "en" : "pt-BR");
+  page.headers.emplace_back("Vary", "Accept-Language, Cookie");
   return page;
+}
+
+// Why a sign-in was not completed, in the page's language. The host's own reasons are known by
+// their stable codes; a plugin's or the provider's own words are not ours to translate and are
+// kept as they are, after a sentence in the page's language.
+std::string oauth_failure_text(const Failure &failure, bool english) {
+  if (english) return failure.message;
+  if (failure.code == "invalid_oauth_state") {
+    return "Este retorno de login é desconhecido, expirou ou já foi usado. Comece o login de "
+           "novo pela tela de conexão.";
+  }
+  if (failure.code == "not_found") return "A conta deste login não existe mais.";
+  return "Não foi possível concluir o login: " + failure.message;
 }
 
 std::string query_value(const Request &request, const char *name) {
@@ -429,13 +467,17 @@ Response ControlApi::oauth_callback(Call &call) {
   } catch (const std::exception &e) {
     log::error({"api"}, std::string("OAuth callback failed: ") + e.what());
   }
+  const bool english = wants_english(call.request);
   if (!done) {
-    return oauth_page(status_for(done.failure()), "Sign-in not completed",
-                      done.failure().message);
+    return oauth_page(status_for(done.failure()), english,
+                      english ? "Sign-in not completed" : "Login não concluído",
+                      oauth_failure_text(done.failure(), english));
   }
   const std::string name = done->account_name.empty() ? done->label : done->account_name;
-  return oauth_page(200, "Signed in",
-                    "The mailbox " + name + " is connecting. You can close this window.");
+  return oauth_page(200, english, english ? "Signed in" : "Login concluído",
+                    english ? "The mailbox " + name + " is connecting. You can close this window."
+                            : "A caixa de e-mail " + name +
+                                  " está conectando. Você pode fechar esta janela.");
 }
 
 // Cases, messages and merges: CasesRoutes.cpp.
@@ -456,13 +498,18 @@ Response ControlApi::redeem_login_link(Call &call) {
 Response ControlApi::attendants_route(Call &call) {
   const auth::Principal &who = call.who();
 
-  // Anyone may revoke their own tokens; admins may revoke any.
+  // Anyone may revoke their own tokens; admins may revoke any. "current" is the token of the
+  // request itself: signing out. Either way its open WebSockets are closed at once.
   if (call.at(0) == "tokens") {
     if (call.size() != 2) return not_found();
     if (!call.is("DELETE")) return method_not_allowed();
-    auto done = people_.revoke_token(call.at(1), who.admin() ? std::nullopt
-                                                             : std::optional(who.attendant_id));
-    return done ? Response::json(200, {{"revoked", call.at(1)}}) : fail(done.failure());
+    const std::string token_id = call.at(1) == "current" ? who.token_id : call.at(1);
+    auto done = people_.revoke_token(token_id, who.admin() ? std::nullopt
+                                                           : std::optional(who.attendant_id));
+    if (!done) return fail(done.failure());
+    log::info({"api"}, "token " + token_id + " revoked");
+    if (token_revoked_) token_revoked_(token_id);
+    return Response::json(200, {{"revoked", token_id}});
   }
   if (!who.admin()) return Response::error(403, "forbidden", "only admins manage attendants");
 

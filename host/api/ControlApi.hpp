@@ -44,6 +44,13 @@ class ControlApi {
   // those answer 503. Must be set before the server starts.
   void set_casework(cases::Casework *casework) { casework_ = casework; }
 
+  // Called with a token's id once it is revoked through the API (signing out, DELETE
+  // /tokens/{id}), so the server can close that token's open WebSockets at once. Must be set
+  // before the server starts.
+  void on_token_revoked(std::function<void(const std::string &token_id)> listener) {
+    token_revoked_ = std::move(listener);
+  }
+
   // The principal of a token, for the WebSocket upgrade (which does not go through handle()).
   std::optional<auth::Principal> authenticate(const std::string &token) {
     return people_.authenticate(token);
@@ -97,6 +104,7 @@ class ControlApi {
   store::Conversations &conversations_;
   std::function<Json()> plugins_;
   cases::Casework *casework_ = nullptr;
+  std::function<void(const std::string &)> token_revoked_;
 };
 
 // The HTTP status that goes with a Failure's code.

@@ -20,6 +20,8 @@ struct Request {
   std::map<std::string, std::string> query;
   std::string bearer_token;  // from "Authorization: Bearer …"; empty when absent
   std::string content_type;
+  std::string accept_language;  // the browser's languages, for pages a browser shows directly
+  std::string cookie;           // the Cookie header (only the screen's language choice is read)
   std::string body;
 };
 

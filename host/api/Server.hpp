@@ -25,6 +25,9 @@ struct ServerSettings {
   int64_t request_timeout_ms = 30000;
   size_t websocket_max_message_bytes = 64 << 10;
   size_t websocket_queue_limit = 1024;
+  // How often an open WebSocket's token is checked again. Revocations through the API close the
+  // token's WebSockets at once; this catches those made elsewhere (the command line).
+  int64_t websocket_token_check_seconds = 5;
   int worker_threads = 4;
   std::filesystem::path static_dir;  // the connection screen's files; empty: none
 };

@@ -134,6 +134,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   server_settings.request_timeout_ms = config.api.request_timeout_ms;
   server_settings.websocket_max_message_bytes = config.api.websocket_max_message_bytes;
   server_settings.websocket_queue_limit = config.api.websocket_queue_limit;
+  server_settings.websocket_token_check_seconds = config.api.websocket_token_check_seconds;
   server_settings.static_dir = config.ui_dir;
 
   api::ApiSettings api_settings;

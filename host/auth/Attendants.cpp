@@ -126,7 +126,8 @@ std::optional<Principal> Attendants::authenticate(std::string_view token) {
       {hash(token)}, [&](const Row &row) {
         token_id = row.text(0);
         principal = Principal{row.text(1), row.text(2),
-                              role_from_string(row.text(3)).value_or(Role::kAttendant)};
+                              role_from_string(row.text(3)).value_or(Role::kAttendant),
+                              row.text(0)};
       });
   if (principal) {
     (void)db_.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", {now_ms(), token_id});

@@ -22,6 +22,7 @@ struct Principal {
   std::string attendant_id;
   std::string name;
   Role role = Role::kAttendant;
+  std::string token_id;  // the token the caller signed in with
   bool admin() const { return role == Role::kAdmin; }
 };
 

@@ -275,9 +275,12 @@ void read_api(const Field &section, Api &api) {
   };
   for (const Field &field :
        entries(section, {"max_body_bytes", "request_timeout_ms", "max_header_bytes",
-                         "websocket_max_message_bytes", "websocket_queue_limit"})) {
+                         "websocket_max_message_bytes", "websocket_queue_limit",
+                         "websocket_token_check_seconds"})) {
     if (field.key == "request_timeout_ms") {
       api.request_timeout_ms = read_integer(field, "a number of milliseconds", 1, kMaxInt);
+    } else if (field.key == "websocket_token_check_seconds") {
+      api.websocket_token_check_seconds = read_integer(field, "a number of seconds", 1, kMaxInt);
     } else if (field.key == "websocket_queue_limit") {
       api.websocket_queue_limit =
           static_cast<std::size_t>(read_integer(field, "a number of messages", 1, kMaxInt));

@@ -42,6 +42,8 @@ struct Api {
   std::size_t websocket_max_message_bytes = 64 * 1024;
   // Messages queued for one WebSocket client; a client that falls this far behind is dropped.
   std::size_t websocket_queue_limit = 1024;
+  // How often an open WebSocket's token is checked again (revocations made outside the API).
+  std::int64_t websocket_token_check_seconds = 5;
 };
 
 struct Auth {

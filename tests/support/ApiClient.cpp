@@ -77,6 +77,7 @@ struct EventStream::Impl {
   std::condition_variable arrived;
   std::deque<Json> events;
   bool closed = false;
+  std::optional<int> close_code;
 
   void read_loop() {
     for (;;) {
@@ -85,6 +86,7 @@ struct EventStream::Impl {
       ws.read(buffer, ec);
       std::lock_guard lock(mutex);
       if (ec) {
+        if (ec == websocket::error::closed) close_code = static_cast<int>(ws.reason().code);
         closed = true;
         arrived.notify_all();
         return;
@@ -159,6 +161,11 @@ std::optional<Json> EventStream::wait_for_type(const std::string &type,
 bool EventStream::closed_within(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mutex);
   return impl_->arrived.wait_for(lock, timeout, [&] { return impl_->closed; });
+}
+
+std::optional<int> EventStream::close_code() {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->close_code;
 }
 
 int websocket_upgrade_status(uint16_t port, const std::string &token) {

@@ -62,6 +62,9 @@ class EventStream {
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Whether the host closes the stream within `timeout` (events still queued are skipped).
   bool closed_within(std::chrono::milliseconds timeout);
+  // The code of the host's close frame once the stream is closed; nullopt when the connection
+  // ended without one (or is still open).
+  std::optional<int> close_code();
 
   std::optional<Json> wait_for_type(const std::string &type,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -26,6 +26,8 @@ Request to_request(const http::request<http::string_body> &in,
   request.path = std::move(target.first);
   request.query = std::move(target.second);
   request.content_type = std::string(to_std(in[http::field::content_type]));
+  request.accept_language = std::string(to_std(in[http::field::accept_language]));
+  request.cookie = std::string(to_std(in[http::field::cookie]));
   request.body = in.body();
   // Only the Authorization header counts here; the subprotocol form is for WebSockets.
   if (in[http::field::sec_websocket_protocol].empty()) request.bearer_token = bearer_token(in);

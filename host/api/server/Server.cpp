@@ -5,9 +5,16 @@
 namespace connector::api {
 
 Server::Server(ServerSettings settings, ControlApi &api, accounts::EventHub &events)
-    : impl_(std::make_unique<Impl>(std::move(settings), api, events)) {}
+    : impl_(std::make_unique<Impl>(std::move(settings), api, events)) {
+  api.on_token_revoked([impl = impl_.get()](const std::string &token_id) {
+    impl->token_revoked(token_id);
+  });
+}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+  impl_->api.on_token_revoked({});
+}
 
 Expected<uint16_t> Server::start() {
   auto &impl = *impl_;
@@ -55,6 +62,18 @@ void Server::stop() {
   impl.workers.join();
   impl.io.stop();
   if (impl.io_thread.joinable()) impl.io_thread.join();
+}
+
+void Server::Impl::token_revoked(const std::string &token_id) {
+  std::vector<std::shared_ptr<WebSocketSession>> open;
+  {
+    std::lock_guard lock(sockets_mutex);
+    auto [first, last] = sockets.equal_range(token_id);
+    for (auto it = first; it != last; ++it) {
+      if (auto session = it->second.lock()) open.push_back(std::move(session));
+    }
+  }
+  for (auto &session : open) session->close_with(WebSocketSession::kTokenRevoked, "token revoked");
 }
 
 void Server::Impl::accept() {

@@ -1,6 +1,8 @@
 // Internal to the server: the listener and the two kinds of session, on Beast.
 #pragma once
 
+#include <map>
+
 #include <utility>  // Asio's coroutine support on g++ 12 needs this first
 
 #include "api/Server.hpp"
@@ -23,6 +25,8 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 
+class WebSocketSession;
+
 // What every session needs from the server.
 struct Server::Impl {
   ServerSettings settings;
@@ -34,10 +38,16 @@ struct Server::Impl {
   std::thread io_thread;
   std::atomic<bool> stopping{false};
 
+  // The open WebSockets by the id of the token they signed in with, so revoking a token closes
+  // them at once.
+  std::mutex sockets_mutex;
+  std::multimap<std::string, std::weak_ptr<WebSocketSession>> sockets;
+
   Impl(ServerSettings s, ControlApi &a, accounts::EventHub &e)
       : settings(std::move(s)), api(a), events(e), workers(settings.worker_threads) {}
 
   void accept();
+  void token_revoked(const std::string &token_id);
 };
 
 // Reads HTTP requests on one connection and answers them, in order, until the client closes,
@@ -69,6 +79,12 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
                    std::string token);
   void run(http::request<http::string_body> request);
 
+  // The close code a client gets when its token is revoked (a private-use code, 4000–4999).
+  static constexpr uint16_t kTokenRevoked = 4401;
+
+  // Ends the session with a close frame: the client learns why. Called on its strand.
+  void close_with(uint16_t code, const std::string &reason);
+
  private:
   void on_accept(beast::error_code ec);
   void read();
@@ -77,6 +93,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void write_next();
   void on_write(beast::error_code ec);
   void close();
+  void forget();
   void schedule_token_check();
 
   websocket::stream<beast::tcp_stream> ws_;

@@ -4,13 +4,6 @@
 
 namespace connector::api {
 
-namespace {
-
-// How often an open WebSocket's token is checked again, so revoking it ends the stream soon.
-constexpr auto kTokenCheckInterval = std::chrono::seconds(5);
-
-}  // namespace
-
 WebSocketSession::WebSocketSession(beast::tcp_stream &&stream, Server::Impl &server,
                                    auth::Principal who, std::string token)
     : ws_(std::move(stream)),
@@ -51,6 +44,11 @@ void WebSocketSession::on_accept(beast::error_code ec) {
         return true;
       });
 
+  {
+    std::lock_guard lock(server_.sockets_mutex);
+    server_.sockets.emplace(who_.token_id, weak);
+  }
+
   nlohmann::json hello = {{"type", "hello"},
                           {"attendant_id", who_.attendant_id},
                           {"role", auth::to_string(who_.role)}};
@@ -60,7 +58,7 @@ void WebSocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebSocketSession::schedule_token_check() {
-  token_check_.expires_after(kTokenCheckInterval);
+  token_check_.expires_after(std::chrono::seconds(server_.settings.websocket_token_check_seconds));
   token_check_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->closed_) return;
 
@@ -68,10 +66,7 @@ void WebSocketSession::schedule_token_check() {
     net::post(self->server_.workers, [self] {
       const bool valid = self->server_.api.authenticate(self->token_).has_value();
       net::post(self->ws_.get_executor(), [self, valid] {
-        if (!valid) {
-          log::info({"api"}, "a WebSocket whose token was revoked was closed");
-          return self->close();
-        }
+        if (!valid) return self->close_with(kTokenRevoked, "token revoked");
         self->schedule_token_check();
       });
     });
@@ -121,12 +116,40 @@ void WebSocketSession::on_write(beast::error_code ec) {
 
 void WebSocketSession::close() {
   if (closed_.exchange(true)) return;
-  server_.events.unsubscribe(subscription_);
-  token_check_.cancel();
-  queue_.clear();
+  forget();
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
   beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+void WebSocketSession::close_with(uint16_t code, const std::string &reason) {
+  net::dispatch(ws_.get_executor(), [self = shared_from_this(), code, reason] {
+    if (self->closed_.exchange(true)) return;
+    log::info({"api"}, "a WebSocket was closed: " + reason);
+    self->forget();
+    // The close handshake waits for a write in progress; its own timeout bounds a client that
+    // never answers. The socket is shut either way.
+    const websocket::close_reason why(static_cast<websocket::close_code>(code), reason);
+    self->ws_.async_close(why, [self](beast::error_code) {
+      beast::error_code ignored;
+      auto &socket = beast::get_lowest_layer(self->ws_).socket();
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
+    });
+  });
+}
+
+// Stops events and the token check, and leaves the server's list of open WebSockets.
+void WebSocketSession::forget() {
+  server_.events.unsubscribe(subscription_);
+  token_check_.cancel();
+  queue_.clear();
+  std::lock_guard lock(server_.sockets_mutex);
+  auto [first, last] = server_.sockets.equal_range(who_.token_id);
+  for (auto it = first; it != last;) {
+    auto session = it->second.lock();
+    it = !session || session.get() == this ? server_.sockets.erase(it) : std::next(it);
+  }
 }
 
 }  // namespace connector::api

@@ -164,8 +164,61 @@ TEST_F(AuthTest, RevokingATokenClosesItsOpenEventStream) {
   ASSERT_EQ(tokens.size(), 1u);
   ASSERT_EQ(host_.admin().del("/api/v1/tokens/" + tokens[0]["id"].get<std::string>()).status, 200);
 
-  // The stream ends; nothing Maria's accounts do afterwards reaches it.
+  // The stream ends with a close frame that says why; nothing Maria's accounts do afterwards
+  // reaches it.
   EXPECT_TRUE(events.closed_within(std::chrono::seconds(20)));
+  EXPECT_EQ(events.close_code(), 4401);
+}
+
+// With the periodic token check an hour apart, only the revocation itself can close the streams.
+class RevocationTest : public ::testing::Test {
+ protected:
+  TestHost host_{{}, "api:\n  websocket_token_check_seconds: 3600\n"};
+};
+
+TEST_F(RevocationTest, RevokingThroughTheApiClosesTheTokensStreamsAtOnce) {
+  auto maria = host_.add_attendant("Maria");
+  EventStream events(host_.port(), maria.token);
+  EventStream browser(host_.port(), maria.token, EventStream::TokenVia::kSubprotocol);
+  EventStream admin(host_.port(), host_.admin_token());
+  ASSERT_TRUE(events.wait_for_type("hello"));
+  ASSERT_TRUE(browser.wait_for_type("hello"));
+  ASSERT_TRUE(admin.wait_for_type("hello"));
+  auto tokens = host_.admin().get("/api/v1/attendants/" + maria.id + "/tokens").json()["items"];
+  ASSERT_EQ(host_.admin().del("/api/v1/tokens/" + tokens[0]["id"].get<std::string>()).status, 200);
+
+  EXPECT_TRUE(events.closed_within(std::chrono::seconds(20)));
+  EXPECT_TRUE(browser.closed_within(std::chrono::seconds(20)));
+  EXPECT_EQ(events.close_code(), 4401);
+  EXPECT_EQ(browser.close_code(), 4401);
+  // Another token's stream stays open.
+  EXPECT_FALSE(admin.closed_within(std::chrono::milliseconds(300)));
+}
+
+TEST_F(RevocationTest, SigningOutRevokesTheCallersOwnTokenEverywhere) {
+  auto maria = host_.add_attendant("Maria");
+  auto other = host_.admin().post("/api/v1/attendants/" + maria.id + "/tokens", {{"label", "b"}});
+  ASSERT_EQ(other.status, 201);
+  const std::string second = other.json()["token"];
+  EventStream events(host_.port(), maria.token, EventStream::TokenVia::kSubprotocol);
+  ASSERT_TRUE(events.wait_for_type("hello"));
+
+  ApiClient as_maria(host_.port(), maria.token);
+  auto out = as_maria.del("/api/v1/tokens/current");
+  ASSERT_EQ(out.status, 200) << out.body;
+  EXPECT_EQ(out.json()["revoked"].get<std::string>().rfind("tok", 0), 0u) << out.body;
+
+  // The token gets 401 everywhere and its stream is closed with the code the screen knows.
+  for (const auto &[method, route] : kProtectedRoutes) {
+    auto answer = as_maria.request(method, fill(route, "acc_x", maria.id), "{}");
+    EXPECT_EQ(answer.status, 401) << method << " " << route;
+  }
+  EXPECT_EQ(websocket_upgrade_status(host_.port(), maria.token), 401);
+  EXPECT_TRUE(events.closed_within(std::chrono::seconds(20)));
+  EXPECT_EQ(events.close_code(), 4401);
+  // Signing out twice is refused; Maria's other token still works.
+  EXPECT_EQ(as_maria.del("/api/v1/tokens/current").status, 401);
+  EXPECT_EQ(ApiClient(host_.port(), second).get("/api/v1/me").status, 200);
 }
 
 TEST_F(AuthTest, NamesWithControlCharactersAreRefused) {

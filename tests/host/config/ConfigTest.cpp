@@ -199,7 +199,7 @@ TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
   EXPECT_EQ(error_of("api:\n  max_body: 1\n"),
             "test.yaml:2:3: api.max_body: unknown key; valid keys are: max_body_bytes, "
             "request_timeout_ms, max_header_bytes, websocket_max_message_bytes, "
-            "websocket_queue_limit");
+            "websocket_queue_limit, websocket_token_check_seconds");
   EXPECT_EQ(error_of("log:\n  levle: info\n"),
             "test.yaml:2:3: log.levle: unknown key; valid keys are: level, file");
   EXPECT_EQ(error_of("auth:\n  ttl: 5\n"),
