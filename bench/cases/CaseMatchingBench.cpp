@@ -333,9 +333,12 @@ int main(int argc, char **argv) {
     store::Conversations conversations(**db);
     accounts::AccountService accounts(**db, values, attachments, conversations, events);
     cases::Casework *engine = work->get();
-    accounts.set_message_observer(
-        [engine](const accounts::Account &account, int64_t id, const store::NewMessage &m) {
-          (void)engine->ingest(account.id, account.attendant_id, id, m);
+    accounts.set_message_filer(
+        [engine](const accounts::Account &account,
+                 const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
+          auto filed = engine->ingest(account.id, account.attendant_id, m);
+          if (!filed) return filed.failure();
+          return store::Conversations::Stored{filed->message_id, filed->inserted};
         });
     bench_ingest(file, **db, **work, accounts, contacts, ingests);
     std::printf("  live events delivered: %lld\n", static_cast<long long>(notified.load()));

@@ -539,17 +539,15 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
                              string_member(a, "mime", 255), string_member(a, "content_id", 255)});
   }
 
-  auto stored = conversations_.insert(m);
+  // Outbound messages the plugin reports itself go to the case engine too (it files them by
+  // their recipient and never opens or reopens a case for them).
+  auto stored = filer_ ? filer_(account, m) : conversations_.insert(m);
   if (!stored) {
     log::error({account.plugin_id, account.id},
                "message could not be stored: " + stored.failure().message);
     return CN_ERR_STORAGE;
   }
   if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
-
-  // Outbound messages the plugin reports itself go to the case engine too (it files them by
-  // their recipient and never opens or reopens a case for them).
-  if (observer_) observer_(account, stored->id, m);
   if (auto shown = conversations_.message(stored->id)) {
     events_.publish(account.attendant_id, "message.new", {{"message", *shown}});
   }

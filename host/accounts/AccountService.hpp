@@ -65,11 +65,11 @@ class PluginDirectory {
   virtual std::optional<std::string> refusal(const std::string &plugin_id) = 0;
 };
 
-// Called after a new message a plugin reported (inbound, or outbound sent outside the host) is
-// stored, so the case matcher can link it. Runs on the plugin's calling thread before emit
-// returns.
-using MessageObserver =
-    std::function<void(const Account &account, int64_t message_id, const store::NewMessage &)>;
+// Stores a message a plugin reported (inbound, or outbound sent outside the host) and files it
+// on its case in one transaction: the case engine. Runs on the plugin's calling thread before
+// emit returns. Without one, messages are only stored.
+using MessageFiler = std::function<Expected<store::Conversations::Stored>(
+    const Account &account, const store::NewMessage &message)>;
 
 class AccountService final : public plugins::PluginServices {
  public:
@@ -79,7 +79,7 @@ class AccountService final : public plugins::PluginServices {
 
   // Must be called before plugins are loaded or accounts resumed.
   void set_plugins(PluginDirectory *plugins) { plugins_ = plugins; }
-  void set_message_observer(MessageObserver observer) { observer_ = std::move(observer); }
+  void set_message_filer(MessageFiler filer) { filer_ = std::move(filer); }
 
   Expected<Account> create(const std::string &attendant_id, const std::string &plugin_id,
                            const std::string &label);
@@ -166,7 +166,7 @@ class AccountService final : public plugins::PluginServices {
   store::Conversations &conversations_;
   EventHub &events_;
   PluginDirectory *plugins_ = nullptr;
-  MessageObserver observer_;
+  MessageFiler filer_;
 
   std::mutex mutex_;  // guards the three maps below
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;

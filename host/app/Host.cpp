@@ -106,19 +106,17 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   p.accounts = std::make_unique<accounts::AccountService>(*p.db, *p.values, *p.attachments,
                                                           *p.conversations, p.events);
 
-  // Every new inbound message goes to its case before the plugin's emit returns.
+  // Every new message a plugin reports is stored and filed on its case in one transaction,
+  // before the plugin's emit returns.
   auto casework = cases::Casework::open(*p.db, p.events, config.matching);
   if (!casework) return casework.failure();
   p.casework = std::move(*casework);
-  p.accounts->set_message_observer([work = p.casework.get()](const accounts::Account &account,
-                                                             int64_t message_id,
-                                                             const store::NewMessage &message) {
-    auto linked = work->ingest(account.id, account.attendant_id, message_id, message);
-    if (!linked) {
-      log::error({account.plugin_id, account.id},
-                 "message " + std::to_string(message_id) +
-                     " is stored but could not be linked to a case: " + linked.failure().message);
-    }
+  p.accounts->set_message_filer([work = p.casework.get()](const accounts::Account &account,
+                                                          const store::NewMessage &message)
+                                    -> Expected<store::Conversations::Stored> {
+    auto filed = work->ingest(account.id, account.attendant_id, message);
+    if (!filed) return filed.failure();
+    return store::Conversations::Stored{filed->message_id, filed->inserted};
   });
 
   p.registry = std::make_unique<plugins::PluginRegistry>(plugin_specs(config), *p.accounts);

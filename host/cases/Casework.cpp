@@ -35,13 +35,23 @@ Casework::Casework(store::Database &db, accounts::EventHub &events,
       matcher_(std::make_unique<CaseMatcher>(settings, *lookups_)),
       contacts_(db) {}
 
-Expected<Decision> Casework::ingest(const std::string &account_id, const std::string &attendant_id,
-                                    int64_t message_id, const store::NewMessage &message) {
+Expected<Ingested> Casework::ingest(const std::string &account_id, const std::string &attendant_id,
+                                    store::NewMessage message) {
+  message.account_id = account_id;
   std::lock_guard lock(mutex_);
   const int64_t now = store::now_ms();
-  Decision decision = matcher_->decide(attendant_id, message, now);
+  Ingested out;
+  out.decision = matcher_->decide(attendant_id, message, now);
+  Decision &decision = out.decision;
+  bool reopened = false, opened_case = false;
 
   auto applied = db_.transaction([&]() -> Outcome {
+    auto stored = conversations_.insert_in_transaction(message);
+    if (!stored) return stored.failure();
+    out.message_id = stored->id;
+    out.inserted = stored->inserted;
+    if (!stored->inserted) return Ok{};  // a replay: stored and filed the first time
+
     std::optional<int64_t> contact = decision.contact_id;
     if (!contact && !decision.identities.empty()) {
       auto created = contacts_.create(attendant_id, decision.identities);
@@ -65,6 +75,7 @@ Expected<Decision> Casework::ingest(const std::string &account_id, const std::st
       auto opened = open_case(attendant_id, contact, title_for(message, decision), std::nullopt);
       if (!opened) return opened.failure();
       decision.case_id = *opened;
+      opened_case = true;
     } else {
       auto touched = db_.run(
           decision.reopen
@@ -72,18 +83,27 @@ Expected<Decision> Casework::ingest(const std::string &account_id, const std::st
               : "UPDATE cases SET updated_at = ? WHERE id = ?",
           {now, *decision.case_id});
       if (!touched) return touched;
+      reopened = decision.reopen;
     }
     return db_.run(
-        "INSERT OR IGNORE INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+        "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
         "VALUES (?, ?, ?, '', ?)",
-        {message_id, *decision.case_id, decision.method, now});
+        {out.message_id, *decision.case_id, decision.method, now});
   });
   if (!applied) return applied.failure();
+  if (!out.inserted) return out;
 
   log::debug({message.channel, account_id},
-             "message " + std::to_string(message_id) + ": " + decision.why);
-  if (decision.case_id) count_new_link(account_id, attendant_id, *decision.case_id);
-  return decision;
+             "message " + std::to_string(out.message_id) + ": " + decision.why);
+  if (decision.case_id) {
+    if (opened_case || reopened) {
+      if (auto e = case_event(*decision.case_id)) {
+        events_.publish(attendant_id, opened_case ? "case.created" : "case.updated", std::move(*e));
+      }
+    }
+    count_new_link(account_id, attendant_id, *decision.case_id);
+  }
+  return out;
 }
 
 std::string Casework::title_for(const store::NewMessage &message, const Decision &decision) const {
@@ -234,6 +254,7 @@ Expected<int64_t> Casework::create_case(const std::string &attendant_id, const C
     return Ok{};
   });
   if (!done) return done.failure();
+  if (auto e = case_event(case_id)) events_.publish(attendant_id, "case.created", std::move(*e));
   return case_id;
 }
 
@@ -259,9 +280,9 @@ Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const s
     return failure("invalid_request", "\"status\" is \"open\" or \"closed\"");
   }
   std::lock_guard lock(mutex_);
-  return db_.transaction([&]() -> Outcome {
-    std::optional<int64_t> contact;
-    std::string owner;
+  std::optional<int64_t> contact;
+  std::string owner;
+  auto done = db_.transaction([&]() -> Outcome {
     bool exists = false;
     auto read = db_.run("SELECT contact_id, attendant_id FROM cases WHERE id = ?", {case_id},
                         [&](const store::Row &row) {
@@ -305,6 +326,20 @@ Outcome Casework::update_case(int64_t case_id, const CaseFields &fields, const s
     }
     return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, case_id});
   });
+  if (!done) return done;
+
+  // The contact every case of this contact shows changed too.
+  std::vector<int64_t> changed = {case_id};
+  if (contact && (fields.phones || fields.addresses || fields.whatsapp_ids)) {
+    (void)db_.run(
+        "SELECT id FROM cases WHERE contact_id = ? AND attendant_id = ? AND id != ? "
+        "ORDER BY id DESC LIMIT 99",
+        {*contact, owner, case_id}, [&](const store::Row &row) { changed.push_back(row.integer(0)); });
+  }
+  for (int64_t id : changed) {
+    if (auto e = case_event(id)) events_.publish(owner, "case.updated", std::move(*e));
+  }
+  return Ok{};
 }
 
 Outcome Casework::move_message(int64_t message_id, std::optional<int64_t> case_id,
@@ -321,10 +356,21 @@ Outcome Casework::move_message(int64_t message_id, std::optional<int64_t> case_i
   if (account_id.empty()) return failure("not_found", "no message " + std::to_string(message_id));
 
   std::lock_guard lock(mutex_);
+  std::optional<int64_t> previous;
+  std::string previous_owner, new_owner;
   auto done = db_.transaction([&]() -> Outcome {
+    auto read = db_.run(
+        "SELECT l.case_id, c.attendant_id FROM message_links l JOIN cases c ON c.id = l.case_id "
+        "WHERE l.message_id = ?",
+        {message_id}, [&](const store::Row &row) {
+          previous = row.integer(0);
+          previous_owner = row.text(1);
+        });
+    if (!read) return read;
     if (!case_id) return db_.run("DELETE FROM message_links WHERE message_id = ?", {message_id});
-    auto exists = conversations_.case_owner(*case_id);
-    if (!exists) return exists.failure();
+    auto owner = conversations_.case_owner(*case_id);
+    if (!owner) return owner.failure();
+    new_owner = *owner;
     const int64_t now = store::now_ms();
     auto linked = db_.run(
         "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
@@ -336,6 +382,29 @@ Outcome Casework::move_message(int64_t message_id, std::optional<int64_t> case_i
     return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, *case_id});
   });
   if (!done) return done;
+
+  // The message's attendant, and the attendant of the case it went to (an admin may file it on
+  // another attendant's case, where that attendant sees it), each hear of the move; a case id
+  // is named only to its own attendant. The attendant of the case it left sees only that case
+  // change: the message is no longer theirs to see.
+  if (auto shown = conversations_.message(message_id)) {
+    std::vector<std::string> told = {attendant_id};
+    if (case_id && new_owner != attendant_id) told.push_back(new_owner);
+    for (const auto &who : told) {
+      Json message = *shown;
+      if (case_id && new_owner != who) message["case"]["id"] = nullptr;
+      events_.publish(who, "message.linked",
+                      {{"message", std::move(message)},
+                       {"previous_case_id",
+                        previous && previous_owner == who ? Json(*previous) : Json(nullptr)}});
+    }
+  }
+  if (previous && previous != case_id) {
+    if (auto e = case_event(*previous)) events_.publish(previous_owner, "case.updated", std::move(*e));
+  }
+  if (case_id) {
+    if (auto e = case_event(*case_id)) events_.publish(new_owner, "case.updated", std::move(*e));
+  }
   // The case the message left may have lost its last automatic link from this account.
   recount(account_id, attendant_id);
   return Ok{};
@@ -380,6 +449,14 @@ void Casework::recount(const std::string &account_id, const std::string &attenda
   if (known != auto_linked_.end() && known->second == cases) return;
   auto_linked_[account_id] = cases;
   publish_count(account_id, attendant_id, cases);
+}
+
+// {"case": …} for a case.* event, published after the change is committed to the case's
+// attendant (and admins) only: EventHub never hands it to another attendant.
+std::optional<Json> Casework::case_event(int64_t case_id) {
+  auto shown = case_json(case_id);
+  if (!shown) return std::nullopt;
+  return Json{{"case", std::move(*shown)}};
 }
 
 void Casework::publish_count(const std::string &account_id, const std::string &attendant_id,

@@ -5,9 +5,18 @@
 //                   one transaction: new contact or merged contacts, new or reopened case, link.
 //   create_case(), update_case(), move_message(), undo_merge()   the control API's verbs.
 //
-// Each automatic link that makes an account's count of automatically linked cases change is
-// pushed live as {"type":"account.auto_linked","account_id":…,"cases":N} to the account's
-// attendant (and admins).
+// Live events (EventHub: to the case's attendant and to admins, never to another attendant):
+//   case.created    {"case": <case as GET /cases/{id} shows it>}  a case made through the API or
+//                   opened by an inbound message
+//   case.updated    {"case": …}  title, status (close, reopen, and a reopen by a new message),
+//                   identities of its contact, or its messages changed by a manual move. An
+//                   identity change pushes every case of that contact (up to 100, newest first).
+//   message.linked  {"message": <message as GET /messages/{id} shows it, with its "case">,
+//                   "previous_case_id": N | null}  a message filed (or unfiled) by hand; to the
+//                   message's attendant and to the attendant of the case it went to. A case id
+//                   of another attendant is given as null.
+//   account.auto_linked {"account_id": …, "cases": N}  the account's count of automatically
+//                   linked cases changed
 //
 // Threading: thread-safe. Writes are serialised by one lock, so two messages of one new contact
 // arriving at once on two threads still make one contact.
@@ -48,16 +57,25 @@ struct CaseFields {
   std::optional<std::vector<std::string>> whatsapp_ids;
 };
 
+// What ingest() did: the stored message (inserted false: it was stored before, a replay, and
+// nothing was done) and the decision applied to it.
+struct Ingested {
+  int64_t message_id = 0;
+  bool inserted = false;
+  Decision decision;
+};
+
 class Casework {
  public:
   static Expected<std::unique_ptr<Casework>> open(store::Database &db, accounts::EventHub &events,
                                                   const config::Matching &settings);
 
-  // Links a newly stored message (Conversations::insert said inserted) to its case: an inbound
-  // one, or an outbound one the plugin reported itself (see CaseMatcher.hpp for how those are
-  // matched). Returns the decision that was applied.
-  Expected<Decision> ingest(const std::string &account_id, const std::string &attendant_id,
-                            int64_t message_id, const store::NewMessage &message);
+  // Stores a message a plugin reported (inbound, or outbound sent outside the host; see
+  // CaseMatcher.hpp for how those are matched) and files it on its case, in one transaction:
+  // the message, a new or merged contact, a new or reopened case and the link are all written or
+  // none is. A message already stored (same account and external id) is left as it is.
+  Expected<Ingested> ingest(const std::string &account_id, const std::string &attendant_id,
+                            store::NewMessage message);
 
   // A new case of `attendant_id`; returns its id. "conflict" when the id is taken,
   // "invalid_request" for an id outside 1..kMaxCaseId or a phone or address that cannot be read
@@ -96,6 +114,7 @@ class Casework {
   void count_new_link(const std::string &account_id, const std::string &attendant_id,
                       int64_t case_id);
   void recount(const std::string &account_id, const std::string &attendant_id);
+  std::optional<Json> case_event(int64_t case_id);
   void publish_count(const std::string &account_id, const std::string &attendant_id, int64_t cases);
 
   store::Database &db_;

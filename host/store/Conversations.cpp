@@ -47,8 +47,18 @@ Value page_before(const Page &page) {
 }  // namespace
 
 Expected<Conversations::Stored> Conversations::insert(const NewMessage &m) {
-  Stored stored;
+  Expected<Stored> stored = failure("storage", "not stored");
   auto done = db_.transaction([&]() -> Outcome {
+    stored = insert_in_transaction(m);
+    return stored ? Outcome(Ok{}) : Outcome(stored.failure());
+  });
+  if (!done) return done.failure();
+  return stored;
+}
+
+Expected<Conversations::Stored> Conversations::insert_in_transaction(const NewMessage &m) {
+  Stored stored;
+  auto done = [&]() -> Outcome {
     auto inserted = db_.run(
         "INSERT INTO messages (account_id, channel, direction, external_id, sender, recipient, "
         "subject, text_body, html_body, sent_at, stored_at, delivery_status, automatic, "
@@ -74,7 +84,7 @@ Expected<Conversations::Stored> Conversations::insert(const NewMessage &m) {
       if (!attached) return attached;
     }
     return Ok{};
-  });
+  }();
   if (!done) return done.failure();
   return stored;
 }

@@ -59,6 +59,8 @@ class Conversations {
     bool inserted = false;
   };
   Expected<Stored> insert(const NewMessage &message);
+  // The same inside a transaction the caller holds (Casework stores and links a message in one).
+  Expected<Stored> insert_in_transaction(const NewMessage &message);
 
   // Sets the delivery status of a message the account sent; returns its id, or "not_found".
   Expected<int64_t> set_delivery(const std::string &account_id, const std::string &external_id,

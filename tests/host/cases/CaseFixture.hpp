@@ -89,16 +89,15 @@ class CaseFixture : public ::testing::Test {
     return m;
   }
 
-  // Stores the message as AccountService does, then matches it.
+  // Stores and files the message as AccountService does.
   Decision receive(const std::string &account, store::NewMessage m) {
-    m.account_id = account;
     m.external_id = "ext-" + std::to_string(++next_external_);
-    auto stored = conversations_->insert(m);
-    EXPECT_TRUE(stored) << stored.failure().message;
-    last_message_ = stored->id;
-    auto decision = work_->ingest(account, owner_of(account), stored->id, m);
-    EXPECT_TRUE(decision) << decision.failure().message;
-    return decision ? *decision : Decision{};
+    auto filed = work_->ingest(account, owner_of(account), m);
+    EXPECT_TRUE(filed) << filed.failure().message;
+    if (!filed) return Decision{};
+    EXPECT_TRUE(filed->inserted);
+    last_message_ = filed->message_id;
+    return filed->decision;
   }
 
   // Stores an outbound mail with this Message-ID, filed on `case_id` as a sent reply is.

@@ -158,9 +158,12 @@ TEST_F(CasesApi, NoAnswerShowsAnotherAttendantsContact) {
 }
 
 TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
-  accounts_->set_message_observer(
-      [this](const accounts::Account &account, int64_t id, const store::NewMessage &m) {
-        (void)work_->ingest(account.id, account.attendant_id, id, m);
+  accounts_->set_message_filer(
+      [this](const accounts::Account &account,
+             const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
+        auto filed = work_->ingest(account.id, account.attendant_id, m);
+        if (!filed) return filed.failure();
+        return store::Conversations::Stored{filed->message_id, filed->inserted};
       });
   const int64_t case_id = new_case(kAna, {.phones = Strings{"+5511987654321"}});
   const Json event = {{"type", "message"},
