@@ -186,22 +186,37 @@ awaitable<void> ImapConnection::login(const Credentials &credentials) {
     }
     fail(FailureKind::kWrongCredentials, "IMAP: the server refused the address or password");
   }
-  learn_capabilities(reply.text);
-  if (reply.text.find("[CAPABILITY") == std::string::npos) {
-    ImapReply caps = co_await command("CAPABILITY");
-    capabilities_.clear();
-    for (const auto &line : caps.untagged) learn_capabilities(line.text);
+
+  // Capabilities may change once logged in (RFC 3501, 6.2.3): the list announced now, with the
+  // tagged OK or in an untagged CAPABILITY line, replaces the one from before the login.
+  std::vector<std::string> announced;
+  if (reply.text.rfind("[CAPABILITY ", 0) == 0) announced.push_back(reply.text);
+  for (const auto &line : reply.untagged) {
+    if (line.text.rfind("* CAPABILITY ", 0) == 0) announced.push_back(line.text);
   }
+  if (announced.empty()) {
+    ImapReply caps = co_await command("CAPABILITY");
+    for (const auto &line : caps.untagged) {
+      if (line.text.rfind("* CAPABILITY ", 0) == 0) announced.push_back(line.text);
+    }
+  }
+  capabilities_.clear();
+  for (const auto &text : announced) learn_capabilities(text);
 }
 
+// Reads "CAPABILITY a b c" from an untagged line, or "[CAPABILITY a b c] text" from a response
+// code, where the list ends at the closing bracket.
 void ImapConnection::learn_capabilities(const std::string &text) {
   size_t at = text.find("CAPABILITY ");
   if (at == std::string::npos) return;
+  const bool bracketed = at > 0 && text[at - 1] == '[';
   std::istringstream words(text.substr(at + 11));
   std::string word;
   while (words >> word) {
-    if (!word.empty() && word.back() == ']') word.pop_back();
-    capabilities_.insert(word);
+    const bool last = bracketed && word.back() == ']';
+    if (last) word.pop_back();
+    if (!word.empty()) capabilities_.insert(word);
+    if (last) break;
   }
 }
 
