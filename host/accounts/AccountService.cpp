@@ -293,7 +293,12 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   stored.external_id = external_id;
   stored.sender = account->account_name;
   stored.recipient = sent->value("to", message.value("to", ""));
-  stored.subject = message.value("subject", "");
+  // The channel may have changed the subject on its way out (the e-mail plugins add the case
+  // id); the copy kept is what the recipient got.
+  const auto sent_subject = sent->find("subject");
+  stored.subject = sent_subject != sent->end() && sent_subject->is_string()
+                       ? sent_subject->get<std::string>()
+                       : message.value("subject", "");
   stored.text = message.value("text", "");
   stored.html = message.value("html", "");
   stored.sent_at = now_ms();

@@ -629,8 +629,10 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
                      std::string("sent, but no copy could be filed in Sent: ") + e.what());
     }
   }
-  return Json{
-      {"external_id", ready.message_id}, {"to", strings_joined(mail.to)}, {"status", "sent"}};
+  return Json{{"external_id", ready.message_id},
+              {"to", strings_joined(mail.to)},
+              {"subject", mail.subject},
+              {"status", "sent"}};
 }
 
 sdk::LinkKeys MailEngine::link_keys(const Json &message) const {

@@ -222,7 +222,8 @@ typedef struct cn_plugin_api {
    *    "attachments":[{"id":"<sha256>","name":"a.pdf","mime":"application/pdf"}]}
    * "reply_to" is the stored message this one answers (see docs/sdk.md, "Sending").
    * On success writes {"external_id":"...", "to":"resolved recipient", "status":"sent"} into
-   * *result_json. Delivery updates arrive later as "delivery" events.
+   * *result_json, plus "subject" when the channel changed the subject on the way out (the host
+   * stores the one given there). Delivery updates arrive later as "delivery" events.
    */
   cn_result (*send)(void *plugin, const char *account_id, const char *message_json,
                     char **result_json, char **error);

@@ -13,6 +13,7 @@
 
 #include "MailParser.hpp"
 #include "RecordingServices.hpp"
+#include "TestHost.hpp"
 #include "mail/MailServerFixture.hpp"
 #include "plugins/PluginRegistry.hpp"
 
@@ -629,6 +630,47 @@ TEST_F(EmailImapPluginTest, AUidValidityChangeDuplicatesNothing) {
   for (const auto &m : services_.messages()) {
     if (m.value("subject", "") == first) EXPECT_EQ(services_.emits_of(m["external_id"]), 2);
   }
+}
+
+// Through the real host: the API's answer and the stored copy of a reply on a case carry the
+// subject the customer received, with the case id the plugin added.
+TEST(EmailImapThroughTheHost, AReplyIsStoredWithTheSubjectActuallySent) {
+  TestHost host("plugins:\n  email-imap:\n    library: " + plugin_library().string() +
+                "\n    settings:\n      timeout_s: 10\n");
+  const TestHost::Person ana = host.add_attendant("Ana");
+  const ApiClient client(host.port(), ana.token);
+  const std::string account = TestHost::create_account(client, "email-imap");
+  auto connected = client.post("/api/v1/accounts/" + account + "/connect", {{"values", form()}});
+  ASSERT_LT(connected.status, 300) << connected.body;
+  auto created =
+      client.post("/api/v1/cases", {{"title", "Pedido"}, {"addresses", {Fixture::kCustomer}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const int64_t case_id = created.json()["id"];
+
+  const std::string typed = unique("Sobre seu pedido");
+  auto sent = client.post("/api/v1/accounts/" + account + "/messages",
+                          {{"to", Fixture::kCustomer},
+                           {"subject", typed},
+                           {"text", "Enviamos hoje."},
+                           {"case_id", case_id}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  const std::string expected = typed + " [#" + std::to_string(case_id) + "]";
+  EXPECT_EQ(sent.json().value("subject", ""), expected);
+
+  auto filed = client.get("/api/v1/cases/" + std::to_string(case_id) + "/messages").json();
+  ASSERT_EQ(filed["items"].size(), 1u) << filed.dump();
+  EXPECT_EQ(filed["items"][0].value("subject", ""), expected);
+  EXPECT_EQ(filed["items"][0].value("direction", ""), "outbound");
+
+  servers->wait_for_queue_empty();
+  std::optional<email::ParsedMail> received;
+  for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+    if (mail.find(sent.json().value("external_id", "")) != std::string::npos) {
+      received = email::parse_mail(mail);
+    }
+  }
+  ASSERT_TRUE(received.has_value()) << "the reply did not reach the customer";
+  EXPECT_EQ(received->subject, expected);
 }
 
 // Disabled (both pass run alone: --gtest_also_run_disabled_tests --gtest_filter='*Unreadable*'):
