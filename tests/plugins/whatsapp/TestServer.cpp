@@ -82,8 +82,14 @@ Json WhatsAppTestServer::scan(const std::string &qr, const std::string &phone) c
 
 Json WhatsAppTestServer::send(const Json &message) const { return call("POST", "/send", message); }
 
+Json WhatsAppTestServer::devices() const {
+  // By value: a range-for over a member of the temporary answer would dangle.
+  Json answer = info();
+  return answer["devices"];
+}
+
 bool WhatsAppTestServer::device_connected(const std::string &phone) const {
-  for (const auto &device : info()["devices"]) {
+  for (const auto &device : devices()) {
     if (device["phone"] == phone && device["connected"].get<bool>()) return true;
   }
   return false;

@@ -33,6 +33,8 @@ class WhatsAppTestServer {
   Json send(const Json &message) const;
   Json received() const { return call("GET", "/received"); }
   Json info() const { return call("GET", "/info"); }
+  // The paired devices (GET /info's "devices"), held by value.
+  Json devices() const;
   bool device_connected(const std::string &phone) const;
   int kick(const std::string &phone, int code) const;
 
