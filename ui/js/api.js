@@ -38,7 +38,11 @@ export class Api {
   }
 
   async send(method, path, body) {
-    const headers = {Authorization: `Bearer ${this.session.token()}`};
+    const token = this.session.token() ?? '';
+    // A header can carry only Latin-1; fetch would refuse anything else as if the network
+    // failed. Tokens are plain ASCII, so anything else is the token's fault, said as such.
+    if (!isTokenText(token)) throw new ApiError(0, 'token_text', 'the token has invalid characters');
+    const headers = {Authorization: `Bearer ${token}`};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
@@ -57,6 +61,12 @@ export class Api {
     const error = json && json.error ? json.error : {};
     return new ApiError(status, error.code ?? 'http_' + status, error.message ?? `HTTP ${status}`);
   }
+}
+
+// What a token can be made of: visible ASCII characters, no spaces (tokens are "cht_" and
+// URL-safe base64).
+export function isTokenText(text) {
+  return /^[\x21-\x7e]*$/.test(text);
 }
 
 // Signing in needs no token: it turns the one-time code of a login link into one.

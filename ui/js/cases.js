@@ -339,7 +339,56 @@ function deliveryText(status) {
   return text.startsWith('delivery.') ? status : text;
 }
 
-function plainTextOf(html) {
+// Elements that start a new line of their own; the text between them is kept as it reads.
+const kBlocks = new Set(['P', 'DIV', 'LI', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'TR', 'UL', 'OL',
+                         'TABLE', 'BLOCKQUOTE', 'PRE', 'ADDRESS', 'SECTION', 'ARTICLE', 'HEADER',
+                         'FOOTER', 'DL', 'DT', 'DD', 'HR', 'FIGURE']);
+const kParagraphs = new Set(['P', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'BLOCKQUOTE', 'PRE', 'TABLE',
+                             'UL', 'OL']);
+const kSkipped = new Set(['SCRIPT', 'STYLE', 'HEAD', 'TITLE', 'TEMPLATE', 'NOSCRIPT']);
+
+// The text of a mail's HTML, read from an inert document (DOMParser runs no scripts and loads
+// nothing): paragraphs and headings become blank lines, <br>, list items, table rows and other
+// blocks line breaks, table cells a tab. Only text comes out; no markup reaches this page.
+export function plainTextOf(html) {
   const doc = new DOMParser().parseFromString(html, 'text/html');
-  return (doc.body ? doc.body.textContent : '').replace(/\n{3,}/g, '\n\n').trim();
+  const parts = [];
+  const breakLine = (count) => parts.push({lines: count});
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      const inPre = node.parentElement && node.parentElement.closest('pre');
+      parts.push(inPre ? node.textContent : node.textContent.replace(/\s+/g, ' '));
+      return;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE || kSkipped.has(node.tagName)) return;
+    if (node.tagName === 'BR') {
+      breakLine(1);
+      return;
+    }
+    const block = kBlocks.has(node.tagName);
+    const gap = kParagraphs.has(node.tagName) ? 2 : 1;
+    if (block) breakLine(gap);
+    if (node.tagName === 'LI') parts.push('• ');
+    for (const child of node.childNodes) walk(child);
+    if (node.tagName === 'TD' || node.tagName === 'TH') parts.push('\t');
+    if (block) breakLine(gap);
+  };
+  if (doc.body) walk(doc.body);
+
+  // Joins the pieces: runs of breaks collapse to the largest asked for, spaces at line ends go.
+  let text = '';
+  let pending = 0;
+  for (const part of parts) {
+    if (typeof part !== 'string') {
+      pending = Math.max(pending, part.lines);
+      continue;
+    }
+    if (part === '' || (part.trim() === '' && (pending > 0 || text === '' || text.endsWith('\n')))) {
+      continue;
+    }
+    if (pending > 0 && text !== '') text = text.replace(/[ \t]+$/, '') + '\n'.repeat(pending);
+    pending = 0;
+    text += text === '' || text.endsWith('\n') ? part.replace(/^ +/, '') : part;
+  }
+  return text.split('\n').map((line) => line.replace(/[ \t]+$/, '')).join('\n').trim();
 }

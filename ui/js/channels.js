@@ -6,9 +6,23 @@ import {t, localized, formatTime} from './i18n.js';
 
 const kLogLimit = 10;
 
-// What the error text of a failed call should say: the host's own message, or "no answer".
+// What the error text of a failed call should say, in the screen's language: the host's errors
+// carry stable codes, translated here; a code the screen does not know (a plugin's own failure)
+// keeps the message it came with.
 export function reasonOf(error) {
-  return error.code === 'network' ? t('error.network') : error.message;
+  if (error.code === 'network') return t('error.network');
+  const key = `error.code.${error.code}`;
+  const text = t(key);
+  return text === key ? error.message : text;
+}
+
+// A status detail with the plugin's optional machine-readable reason_code: the reason in the
+// screen's language, the plugin's own words kept as the technical detail.
+export function detailOf(detail, reasonCode) {
+  const key = `reason.${reasonCode}`;
+  const reason = reasonCode ? t(key) : key;
+  if (reason === key) return detail;
+  return detail ? `${reason} ${t('reason.detail', {detail})}` : reason;
 }
 
 export class ChannelsView {
@@ -71,8 +85,13 @@ export class ChannelsView {
     const list = h('div', {class: 'accounts'});
     const empty = h('p', {class: 'note', text: t('channels.no_accounts')});
     if (record.state !== 'loaded') {
+      // The host's refusal code, translated; its English words stay as the detail.
+      const key = `plugin.code.${record.code}`;
+      const known = record.code ? t(key) : key;
+      const reason = known === key ? record.reason
+          : record.reason ? `${known} ${t('reason.detail', {detail: record.reason})}` : known;
       element.append(h('p', {class: 'error-text', role: 'alert',
-                             text: t('channels.refused', {reason: record.reason})}));
+                             text: t('channels.refused', {reason})}));
       return {element, list, empty};
     }
     const add = h('button', {type: 'button', class: 'secondary add-account',
@@ -109,18 +128,22 @@ export class ChannelsView {
     if (!section || !record) return null;  // a plugin no longer enabled: nothing to show
     const number = section.list.children.length + 1;
     card = new AccountCard(account, record.descriptor, number, this.api, this.confirm,
-                           () => this.removed(account.id));
+                           () => this.removed(account.id, account.plugin));
     this.cards.set(account.id, card);
     section.list.append(card.element);
     return card;
   }
 
   // After a removal from this screen: the focus goes to the section's "Add account" button
-  // rather than getting lost with the card.
-  removed(accountId) {
-    const card = this.cards.get(accountId);
-    const section = card ? this.sections.get(card.account.plugin) : null;
+  // rather than getting lost with the card. The host's "account.removed" event may have taken
+  // the card away already, so the section is known by the plugin, not looked up on the card.
+  removed(accountId, pluginId) {
     this.drop(accountId);
+    this.focusAdd(pluginId);
+  }
+
+  focusAdd(pluginId) {
+    const section = this.sections.get(pluginId);
     const add = section ? section.element.querySelector('.add-account') : null;
     if (add) add.focus();
   }
@@ -128,9 +151,11 @@ export class ChannelsView {
   drop(accountId) {
     const card = this.cards.get(accountId);
     if (!card) return;
+    const hadFocus = card.element.contains(document.activeElement);
     card.dispose();
     this.cards.delete(accountId);
     this.refreshEmptyNotes();
+    if (hadFocus) this.focusAdd(card.account.plugin);
   }
 
   refreshEmptyNotes() {
@@ -261,7 +286,8 @@ class AccountCard {
   handle(event) {
     switch (event.type) {
       case 'account.status': {
-        const next = {state: event.state, detail: event.detail ?? ''};
+        const next = {state: event.state, detail: event.detail ?? '',
+                      reason_code: event.reason_code ?? ''};
         if ('account' in event) next.account = event.account;
         if (event.state !== 'awaiting_qr') next.qr = null;
         this.update(next);
@@ -299,7 +325,8 @@ class AccountCard {
   // --- Status and count ------------------------------------------------------------------------
 
   statusText() {
-    const {state, account, detail} = this.account;
+    const {state, account} = this.account;
+    const detail = detailOf(this.account.detail, this.account.reason_code);
     switch (state) {
       case 'connected':
         return account ? t('state.connected', {account}) : t('state.connected_anon');
@@ -421,7 +448,7 @@ class AccountCard {
       buttons.push(this.oauthButton);
     }
     this.formErrorEl = h('p', {class: 'error-text form-error', role: 'alert',
-                               'data-testid': 'form-error'});
+                               id: uniqueId('form-error'), 'data-testid': 'form-error'});
     this.oauthNote = h('p', {class: 'note', role: 'status'});
     form.append(this.actionRow(...buttons), this.formErrorEl, this.oauthNote);
     form.addEventListener('submit', (event) => {
@@ -452,6 +479,8 @@ class AccountCard {
     } else {
       const type = ['email', 'password', 'number'].includes(field.type) ? field.type : 'text';
       control = h('input', {id, name: field.name, type, required: field.required,
+                            min: type === 'number' ? field.min : null,
+                            max: type === 'number' ? field.max : null,
                             autocomplete: type === 'password' ? 'new-password' :
                                           type === 'email' ? 'email' : 'off',
                             value: field.secret ? null
@@ -474,7 +503,49 @@ class AccountCard {
     return values;
   }
 
+  // What is wrong with the form before anything is sent, in words, with the control to fix;
+  // null when it can be sent. The host and the plugin check again.
+  problem(form) {
+    for (const field of this.descriptor.connect_fields ?? []) {
+      const control = form.querySelector(`[name="${CSS.escape(field.name)}"]`);
+      if (!control || field.type === 'checkbox') continue;
+      const name = localized(field.label) || field.name;
+      if (field.type === 'number' && control.validity && control.validity.badInput) {
+        return {control, text: t('connect.field_not_number', {field: name})};
+      }
+      if (control.value === '') {
+        const needed = field.required && field.default == null;
+        if (needed) return {control, text: t('connect.field_required', {field: name})};
+        continue;
+      }
+      if (field.type === 'number') {
+        const n = Number(control.value);
+        const min = field.min ?? -Infinity;
+        const max = field.max ?? Infinity;
+        if (!Number.isInteger(n) || n < min || n > max) {
+          return {control, text: field.min != null && field.max != null
+              ? t('connect.field_number', {field: name, min: field.min, max: field.max})
+              : t('connect.field_not_number', {field: name})};
+        }
+      }
+    }
+    return null;
+  }
+
   async connect(form, submit) {
+    const problem = this.problem(form);
+    if (problem) {
+      this.formError = problem.text;
+      this.renderFormError();
+      problem.control.setAttribute('aria-invalid', 'true');
+      problem.control.setAttribute('aria-describedby', this.formErrorEl.id);
+      problem.control.focus();
+      return;
+    }
+    for (const control of form.querySelectorAll('[aria-invalid]')) {
+      control.removeAttribute('aria-invalid');
+      control.removeAttribute('aria-describedby');
+    }
     const values = this.values(form);
     const secrets = new Set((this.descriptor.connect_fields ?? [])
                                 .filter((f) => f.secret || f.type === 'password')
@@ -499,7 +570,8 @@ class AccountCard {
   // account's error detail from the host.
   renderFormError() {
     if (!this.formErrorEl) return;
-    const {state, detail} = this.account;
+    const {state} = this.account;
+    const detail = detailOf(this.account.detail, this.account.reason_code);
     let text = this.formError;
     if (!text && (state === 'error' || state === 'reauth_needed') && detail) {
       text = t('connect.failed', {reason: detail});

@@ -1,16 +1,20 @@
 // The live event stream. Browsers cannot set headers on a WebSocket, so the token travels as a
 // subprotocol ("bearer.<token>") beside "connector.v1". When the socket drops (the host
 // restarted, the network blinked) it reconnects by itself with a growing pause, and on every
-// (re)open the screen reloads its state, since events sent while away are lost.
+// (re)open the screen reloads its state, since events sent while away are lost. The host closes
+// the socket with code 4401 when its token is revoked (signed out elsewhere, revoked by an
+// admin): then there is nothing to reconnect with, and the screen asks to sign in again.
 const kMinDelayMs = 500;
 const kMaxDelayMs = 5000;
+export const kTokenRevoked = 4401;
 
 export class EventStream {
-  constructor(session, {onEvent, onOpen, onState}) {
+  constructor(session, {onEvent, onOpen, onState, onRevoked}) {
     this.session = session;
     this.onEvent = onEvent;
     this.onOpen = onOpen;
     this.onState = onState;
+    this.onRevoked = onRevoked;
     this.delay = kMinDelayMs;
     this.socket = null;
     this.timer = null;
@@ -51,10 +55,15 @@ export class EventStream {
       }
       this.onEvent(event);
     });
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (closed) => {
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.stopped) return;
+      if (closed.code === kTokenRevoked) {
+        this.stopped = true;
+        this.onRevoked();
+        return;
+      }
       this.onState('offline');
       this.timer = setTimeout(() => this.open(), this.delay);
       this.delay = Math.min(this.delay * 2, kMaxDelayMs);

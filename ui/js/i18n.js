@@ -15,11 +15,19 @@ let current = kCatalogs[localStorage.getItem(kStorageKey)] ? localStorage.getIte
 
 export function language() { return current; }
 
+// The host's own pages that a browser opens directly (the answer after an OAuth sign-in) read
+// the choice from this cookie.
+function shareWithHost() {
+  document.cookie = `connector_lang=${current}; path=/; SameSite=Lax`;
+}
+shareWithHost();
+
 export function setLanguage(code) {
   if (!kCatalogs[code]) return;
   current = code;
   localStorage.setItem(kStorageKey, code);
   document.documentElement.lang = code;
+  shareWithHost();
 }
 
 // t('state.connected', {account: 'ana'}) → "Conectado como ana". A missing key falls back to

@@ -1,5 +1,5 @@
 // The connection screen: signs in, then shows the channels and cases and keeps them live.
-import {Api, redeemLoginCode} from './api.js';
+import {Api, isTokenText, redeemLoginCode} from './api.js';
 import {CasesView} from './cases.js';
 import {ChannelsView, reasonOf} from './channels.js';
 import {h, replaceChildren, uniqueId} from './dom.js';
@@ -96,6 +96,11 @@ function showLogin(message = '') {
     event.preventDefault();
     const token = input.value.trim();
     if (!token) return;
+    if (!isTokenText(token)) {
+      error.textContent = t('login.token_bad_chars');
+      showLoginError(error);
+      return;
+    }
     session.keep(token);
     try {
       await api.get('/me');
@@ -115,6 +120,25 @@ function showLoginError(error) {
   $('login').hidden = false;
   $('workspace').hidden = true;
   error.focus();
+}
+
+// "Sair": the token is revoked on the host (which also closes its WebSockets), not only
+// forgotten here, so a copy of it left in this browser is worth nothing.
+async function signOutAndRevoke() {
+  const button = $('sign-out');
+  button.disabled = true;
+  if (events) events.stop();
+  events = null;
+  let message = t('login.signed_out');
+  try {
+    await api.delete('/tokens/current');
+  } catch (failure) {
+    // 401: already revoked elsewhere, which is what was wanted.
+    if (failure.status !== 401) message = t('login.signout_failed', {reason: reasonOf(failure)});
+  } finally {
+    button.disabled = false;
+  }
+  signOut(message);
 }
 
 function signOut(message = '') {
@@ -146,6 +170,7 @@ async function enter() {
       // A socket that keeps failing may mean the token was revoked; the API call tells.
       if (state === 'offline') api.get('/me').catch(() => {});
     },
+    onRevoked: () => signOut(t('login.revoked')),
   });
   setLiveState('connecting');
   await reload();
@@ -198,7 +223,7 @@ async function onHashChange() {
 async function start() {
   labelShell();
   setupLanguage();
-  $('sign-out').addEventListener('click', () => signOut());
+  $('sign-out').addEventListener('click', () => signOutAndRevoke());
   window.addEventListener('hashchange', onHashChange);
 
   const code = takeLoginCode();
