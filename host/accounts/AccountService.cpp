@@ -275,11 +275,19 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
     }
   }
 
-  Expected<Json> sent = failure("internal", "not sent");
-  {
-    std::lock_guard verbs(verb_lock(account_id));
-    sent = (*plugin)->send(account_id, message);
+  // A client's retry: the lookup, the send and the store happen under the account's verb lock,
+  // so two tries with the same key cannot both send.
+  const std::string client_id = message.value("client_id", "");
+  std::unique_lock verbs(verb_lock(account_id));
+  if (!client_id.empty()) {
+    auto earlier = conversations_.by_client_id(account_id, client_id);
+    if (!earlier) return earlier.failure();
+    if (*earlier) return resend(*account, **earlier, message, **plugin);
   }
+  Expected<Json> sent = (*plugin)->send(account_id, message);
+  // Without a key nothing below depends on the lock; with one, it is held until the message is
+  // stored under that key.
+  if (client_id.empty()) verbs.unlock();
   if (!sent) return sent.failure();
   const std::string external_id = string_member(*sent, "external_id", kMaxExternalId);
   if (external_id.empty()) {
@@ -303,6 +311,7 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   stored.html = message.value("html", "");
   stored.sent_at = now_ms();
   stored.delivery_status = sent->value("status", "sent");
+  stored.client_id = client_id;
   for (const auto &a : message.value("attachments", Json::array())) {
     stored.attachments.push_back({a.value("id", ""), a.value("name", ""), a.value("mime", ""), ""});
   }
@@ -318,6 +327,35 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   if (!shown) return shown.failure();
   events_.publish(account->attendant_id, "message.new", {{"message", *shown}});
   return *shown;
+}
+
+Expected<Json> AccountService::resend(const Account &account, int64_t message_id,
+                                      const Json &message, plugins::LoadedPlugin &plugin) {
+  auto earlier = conversations_.message(message_id);
+  if (!earlier) return earlier.failure();
+  if ((*earlier)["delivery_status"] != "failed") return *earlier;
+  Json again = message;
+  again["external_id"] = (*earlier)["external_id"];
+  auto sent = plugin.send(account.id, again);
+  if (!sent) return sent.failure();
+  const std::string external_id = (*earlier)["external_id"];
+  if (string_member(*sent, "external_id", kMaxExternalId) != external_id) {
+    // The channel could not send under the first id: the retry went out as a new message, which
+    // the stored one now stands for.
+    log::warn({account.plugin_id, account.id},
+              "a retried send got a new id from the channel; the stored message keeps the first");
+  }
+  const std::string status = sent->value("status", "sent");
+  if (auto updated = conversations_.set_delivery(account.id, external_id, status); !updated) {
+    return updated.failure();
+  }
+  events_.publish(account.attendant_id, "message.delivery",
+                  {{"account_id", account.id},
+                   {"message_id", message_id},
+                   {"external_id", external_id},
+                   {"status", status},
+                   {"detail", "sent again"}});
+  return conversations_.message(message_id);
 }
 
 std::vector<Json> AccountService::log_entries(const std::string &account_id,

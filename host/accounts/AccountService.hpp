@@ -98,6 +98,10 @@ class AccountService final : public plugins::PluginServices {
 
   // Sends through the account's plugin and stores the sent message; returns it as the API shows
   // it. `case_id`, when given, links the sent message to that case, by `sent_by`.
+  // A message carrying a "client_id" the account already sent under is not sent again: the
+  // stored message is returned, and only a failed one is handed to the plugin once more, under
+  // its first external id (for WhatsApp, the same message id, which the server never delivers
+  // twice).
   Expected<Json> send(const std::string &account_id, const Json &message,
                       std::optional<int64_t> case_id, const std::string &sent_by);
 
@@ -150,6 +154,9 @@ class AccountService final : public plugins::PluginServices {
   // The account if it exists and belongs to `plugin`.
   std::optional<Account> owned_by(std::string_view plugin, std::string_view account_id);
   Expected<plugins::LoadedPlugin *> plugin_of(const Account &account);
+  // A send retried under a client id already stored as message `message_id` (see send).
+  Expected<Json> resend(const Account &account, int64_t message_id, const Json &message,
+                        plugins::LoadedPlugin &plugin);
   std::mutex &verb_lock(const std::string &account_id);
   Outcome save_state(const std::string &account_id, const std::string &state,
                      const std::string &account_name, const std::string &detail);

@@ -5,6 +5,7 @@
 #include "log/Log.hpp"
 #include "qr/QrImage.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace connector::embedded {
@@ -250,8 +251,18 @@ Response ControlApi::account_route(Call &call, const accounts::Account &account)
 Response ControlApi::send_message(Call &call, const accounts::Account &account) {
   const Json &body = call.body;
   if (auto bad = only_fields(body, {"to", "cc", "bcc", "text", "html", "subject", "case_id",
-                                    "attachments", "reply_to_message_id"})) {
+                                    "attachments", "reply_to_message_id", "client_id"})) {
     return *bad;
+  }
+  // The client's idempotency key: a retry under the same key never sends twice.
+  if (auto bad = string_field(body, "client_id", false, 200)) return *bad;
+  if (body.contains("client_id")) {
+    const std::string &key = body["client_id"].get_ref<const std::string &>();
+    if (key.empty() || std::any_of(key.begin(), key.end(),
+                                   [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      return Response::error(400, "invalid_request",
+                             "\"client_id\" must be 1 to 200 characters without control characters");
+    }
   }
   if (auto bad = string_field(body, "to", true, 1000)) return *bad;
   for (const char *name : {"cc", "bcc"}) {
@@ -277,7 +288,7 @@ Response ControlApi::send_message(Call &call, const accounts::Account &account) 
   }
 
   Json message = {{"to", body["to"]}};
-  for (const char *name : {"cc", "bcc", "text", "html", "subject"}) {
+  for (const char *name : {"cc", "bcc", "text", "html", "subject", "client_id"}) {
     if (body.contains(name)) message[name] = body[name];
   }
   if (body.contains("attachments")) {

@@ -6,7 +6,7 @@ namespace {
 constexpr const char *kMessageColumns =
     "SELECT m.id, m.account_id, m.channel, m.direction, m.external_id, m.sender, m.recipient, "
     "m.subject, m.text_body, m.html_body, m.sent_at, m.stored_at, m.delivery_status, m.automatic, "
-    "m.link_keys, m.details, l.case_id, l.method, l.linked_by FROM messages m "
+    "m.link_keys, m.details, l.case_id, l.method, l.linked_by, m.client_id FROM messages m "
     "LEFT JOIN message_links l ON l.message_id = m.id ";
 
 Json parse_or_empty(const std::string &text) {
@@ -37,6 +37,7 @@ Json message_from(const Row &row) {
   } else {
     message["case"] = {{"id", row.integer(16)}, {"method", row.text(17)}, {"by", row.text(18)}};
   }
+  if (!row.is_null(19)) message["client_id"] = row.text(19);
   return message;
 }
 
@@ -62,11 +63,12 @@ Expected<Conversations::Stored> Conversations::insert_in_transaction(const NewMe
     auto inserted = db_.run(
         "INSERT INTO messages (account_id, channel, direction, external_id, sender, recipient, "
         "subject, text_body, html_body, sent_at, stored_at, delivery_status, automatic, "
-        "link_keys, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "link_keys, details, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (account_id, external_id) DO NOTHING",
         {m.account_id, m.channel, m.direction, m.external_id, m.sender, m.recipient, m.subject,
          m.text, m.html, m.sent_at ? Value(*m.sent_at) : Value(), now_ms(), m.delivery_status,
-         int64_t{m.automatic ? 1 : 0}, m.link_keys.dump(), m.details.dump()});
+         int64_t{m.automatic ? 1 : 0}, m.link_keys.dump(), m.details.dump(),
+         m.client_id.empty() ? Value() : Value(m.client_id)});
     if (!inserted) return inserted;
     if (db_.changes() == 0) {
       return db_.run("SELECT id FROM messages WHERE account_id = ? AND external_id = ?",
@@ -100,6 +102,15 @@ Expected<int64_t> Conversations::set_delivery(const std::string &account_id,
   if (!done) return done.failure();
   if (!id) return failure("not_found", "no message " + external_id + " on this account");
   return *id;
+}
+
+Expected<std::optional<int64_t>> Conversations::by_client_id(const std::string &account_id,
+                                                             const std::string &client_id) {
+  std::optional<int64_t> id;
+  auto read = db_.run("SELECT id FROM messages WHERE account_id = ? AND client_id = ?",
+                      {account_id, client_id}, [&](const Row &row) { id = row.integer(0); });
+  if (!read) return read.failure();
+  return id;
 }
 
 Expected<Json> Conversations::message(int64_t id) {

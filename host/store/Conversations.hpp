@@ -40,6 +40,7 @@ struct NewMessage {
   bool automatic = false;
   Json link_keys = Json::object();
   Json details = Json::object();  // channel-specific extras: quoted message, media kind, …
+  std::string client_id;          // outbound: the client's idempotency key, empty when none
   std::vector<AttachmentRef> attachments;
 };
 
@@ -65,6 +66,10 @@ class Conversations {
   // Sets the delivery status of a message the account sent; returns its id, or "not_found".
   Expected<int64_t> set_delivery(const std::string &account_id, const std::string &external_id,
                                  const std::string &status);
+
+  // The message the account sent under the client's idempotency key `client_id`, if any.
+  Expected<std::optional<int64_t>> by_client_id(const std::string &account_id,
+                                                const std::string &client_id);
 
   // One message as the API shows it, with attachments and its case link.
   Expected<Json> message(int64_t id);

@@ -177,6 +177,14 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (message.contains("reply_to_external_id")) {
       request["quoted_id"] = message["reply_to_external_id"];
     }
+    // The client's idempotency key; a retry of a failed send names the id it first went out
+    // under, so WhatsApp gets the same message id again and shows it once.
+    if (message.contains("client_id") && message["client_id"].is_string()) {
+      request["client_id"] = message["client_id"];
+    }
+    if (message.contains("external_id") && message["external_id"].is_string()) {
+      request["message_id"] = message["external_id"];
+    }
     const Json attachments = message.value("attachments", Json::array());
     if (attachments.size() > 1) {
       return fail(CN_ERR_INVALID_ARGUMENT, "WhatsApp sends one attachment per message");

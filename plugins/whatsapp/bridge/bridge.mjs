@@ -83,6 +83,7 @@ class Session {
     this.seen = new Set();      // message ids already handed over (replays after reconnect)
     this.sentByUs = new Set();  // ids we sent: their fromMe echo is not a new message
     this.pendingSends = new Map();
+    this.sentByClientId = new Map();  // client id → { result, failed } of its send
     this.timer = null;
     this.lastQrAt = 0;
   }
@@ -245,25 +246,37 @@ class Session {
     return found.jid;
   }
 
-  async send({ to, text, media, quoted_id: quotedId, client_id: clientId }) {
+  // `client_id`: the same client id never sends twice. A second request with it answers what the
+  // first one did, unless that send failed (no acknowledgement): then it goes out once more under
+  // the same WhatsApp message id, which the server and the contact's phone never show twice.
+  // `message_id`: the id a retry goes out under, when the host knows it and we no longer do (a
+  // bridge restarted since the first try).
+  async send({ to, text, media, quoted_id: quotedId, client_id: clientId, message_id: retryId }) {
     if (!this.sock || !this.auth.state.creds.me) throw new Error('the account is not connected');
-    if (clientId && this.sentByClientId?.has(clientId)) return this.sentByClientId.get(clientId);
+    const earlier = clientId ? this.sentByClientId.get(clientId) : undefined;
+    if (earlier && !earlier.failed) return earlier.result;
+    const messageId = retryId || earlier?.result.external_id;
     const jid = await this.resolve(to);
     const content = media ? await mediaContent(media, text) : { text };
     const options = quotedId ? { quoted: { key: { id: quotedId, remoteJid: jid, fromMe: false }, message: {} } } : {};
+    if (messageId) options.messageId = messageId;
     const sent = await this.sock.sendMessage(jid, content, options);
     const id = sent.key.id;
     remember(this.sentByUs, id, 5000);
-    // No server acknowledgement in time: the message failed (a retry is a new send by the host).
+    const result = { external_id: id, to: jid, phone: phoneOf(jid) };
+    const entry = { result, failed: false };
+    if (clientId) {
+      this.sentByClientId.set(clientId, entry);
+      if (this.sentByClientId.size > 5000) this.sentByClientId.delete(this.sentByClientId.keys().next().value);
+    }
+    // No server acknowledgement in time: the message failed (a retry with its client id may send
+    // it again, under the same id).
+    clearTimeout(this.pendingSends.get(id));
     this.pendingSends.set(id, setTimeout(() => {
       this.pendingSends.delete(id);
+      entry.failed = true;
       event('delivery', this.account, { external_id: id, status: 'failed', detail: 'no acknowledgement from WhatsApp' });
     }, settings.sendTimeoutMs));
-    const result = { external_id: id, to: jid, phone: phoneOf(jid) };
-    if (clientId) {
-      this.sentByClientId = this.sentByClientId || new Map();
-      this.sentByClientId.set(clientId, result);
-    }
     return result;
   }
 

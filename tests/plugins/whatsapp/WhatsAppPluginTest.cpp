@@ -525,6 +525,69 @@ TEST_F(WhatsAppPlugin, SendWithoutAcknowledgementBecomesFailed) {
   EXPECT_NE((*failed)["detail"].get<std::string>().find("acknowledgement"), std::string::npos);
 }
 
+// A client that retries with its client_id never sends twice: the retry of a send that failed
+// (no acknowledgement) goes out under the same WhatsApp id, which the contact sees once; a retry
+// of a send that went through sends nothing at all. The host keeps one message either way.
+TEST_F(WhatsAppPlugin, RetryWithTheSameClientIdSendsOnce) {
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  host_ = std::make_unique<TestHost>(whatsapp_plugin_yaml(*server_, 0, "      send_timeout_ms: 1500\n"));
+  events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
+  account_ = TestHost::create_account(host_->admin(), "whatsapp", "attendant's WhatsApp");
+  pair();
+  server_->call("POST", "/contact", {{"phone", kContactPhone}});
+  const Json request = {{"to", "+" + std::string(kContactPhone)}, {"text", "tentativa"},
+                        {"client_id", "pedido-7"}};
+  auto received_of = [&](const std::string &text) {
+    Json found = Json::array();
+    for (const auto &m : server_->received()) {
+      if (m["text"] == text) found.push_back(m);
+    }
+    return found;
+  };
+
+  server_->call("POST", "/acks-off", {{"off", true}});
+  auto first = host_->admin().post(path("/messages"), request);
+  ASSERT_EQ(first.status, 201) << first.body;
+  const std::string external_id = first.json()["external_id"];
+  EXPECT_EQ(first.json()["client_id"], "pedido-7");
+  ASSERT_TRUE(wait_event("message.delivery", [&](const Json &e) {
+    return e["external_id"] == external_id && e["status"] == "failed";
+  }, 20s)) << "the unacknowledged send did not fail";
+
+  server_->call("POST", "/acks-off", {{"off", false}});
+  auto retry = host_->admin().post(path("/messages"), request);
+  ASSERT_EQ(retry.status, 201) << retry.body;
+  EXPECT_EQ(retry.json()["id"], first.json()["id"]);
+  EXPECT_EQ(retry.json()["external_id"], external_id);
+  ASSERT_TRUE(wait_event("message.delivery", [&](const Json &e) {
+    return e["external_id"] == external_id && (e["status"] == "delivered" || e["status"] == "read");
+  }, 20s)) << "the retried send was not delivered";
+  Json got = received_of("tentativa");
+  ASSERT_EQ(got.size(), 1u) << got;
+  EXPECT_EQ(got[0]["id"], external_id);
+  EXPECT_EQ(got[0]["repeats"], 1) << "the retry did not go out under the first id";
+
+  // Delivered now: the same key once more sends nothing. A later message overtakes nothing on
+  // the one socket, so once it arrived a send of the retry would have arrived too.
+  auto third = host_->admin().post(path("/messages"), request);
+  ASSERT_EQ(third.status, 201) << third.body;
+  EXPECT_EQ(third.json()["id"], first.json()["id"]);
+  EXPECT_NE(third.json()["delivery_status"], "failed");
+  auto later = host_->admin().post(path("/messages"), {{"to", "+" + std::string(kContactPhone)},
+                                                      {"text", "depois"}});
+  ASSERT_EQ(later.status, 201) << later.body;
+  ASSERT_TRUE(eventually([&] { return received_of("depois").size() == 1; }, 20s));
+  got = received_of("tentativa");
+  ASSERT_EQ(got.size(), 1u) << got;
+  EXPECT_EQ(got[0]["repeats"], 1) << "a delivered message was sent again";
+  EXPECT_EQ(copies_of("tentativa"), 1);
+
+  // A key is a short printable text.
+  auto empty = host_->admin().post(path("/messages"), {{"to", "+" + std::string(kContactPhone)},
+                                                      {"text", "x"}, {"client_id", ""}});
+  EXPECT_EQ(empty.status, 400) << empty.body;
+}
+
 TEST_F(WhatsAppPlugin, ConnectingDoesNotMarkTheAttendantOnline) {
   start();
   pair();

@@ -20,7 +20,9 @@
 //                                            HTTPS media host, encrypted as WhatsApp does
 //   POST /contact  {phone, lid?, push_name?} a number that exists on WhatsApp
 //   GET  /received                           messages the clients sent (decrypted; media fetched
-//                                            back from the media host and decrypted, base64)
+//                                            back from the media host and decrypted, base64);
+//                                            one entry per message id, `repeats` counting the
+//                                            times the same id came again
 //   GET  /receipts                           receipts the clients sent
 //   POST /kick     {phone, code}             ends the session: 401, 440, 515, 503..., 0 = drop
 //   POST /min-version {version:[a,b,c]|null} older clients are refused with 405

@@ -719,8 +719,14 @@ export class WhatsAppTestServer {
       quotedId = msg.extendedTextMessage?.contextInfo?.stanzaId || null;
       text = text ?? media?.caption ?? null;
     }
-    this.received.push({ id, from: d?.phone, to: this.phoneOfUser(userOf(to)) || userOf(to), text, media, quoted_id: quotedId, at: Date.now() });
-    if (this.echoSends) setTimeout(() => this.echo(this.received.at(-1)).catch((e) => this.log('echo: ' + e.message)), 100);
+    // A message id the server already has from this device is acknowledged again but reaches the
+    // contact only once, as on WhatsApp (a client's retry after a lost acknowledgement).
+    const again = this.received.find((m) => m.id === id && m.from === d?.phone);
+    if (again) again.repeats++;
+    else {
+      this.received.push({ id, from: d?.phone, to: this.phoneOfUser(userOf(to)) || userOf(to), text, media, quoted_id: quotedId, repeats: 0, at: Date.now() });
+      if (this.echoSends) setTimeout(() => this.echo(this.received.at(-1)).catch((e) => this.log('echo: ' + e.message)), 100);
+    }
     if (this.acksOff) return;  // a message WhatsApp never acknowledges
     this.sendNode(conn, { tag: 'ack', attrs: { class: 'message', id, from: to, t: nowSeconds() } });
     if (this.receiptsOff) return;
