@@ -87,13 +87,14 @@ double time_mbsync(const MailServerFixture &servers) {
 
 // The real host in this process with the e-mail plugin: from the connect request to the host's
 // WebSocket pushing message.new for the last mail (each one fetched, parsed, stored and linked).
-std::string plugin_yaml() {
+std::string plugin_yaml(const MailServerFixture &servers) {
   return "plugins:\n  email-imap:\n    library: " CONNECTOR_PLUGIN_DIR
-         "/libconnector_email_imap.so\n    settings:\n      timeout_s: 30\n";
+         "/libconnector_email_imap.so\n    settings:\n      timeout_s: 30\n      ca_dir: " +
+         (servers.dir() / "tls").string() + "\n";
 }
 
 double time_plugin(int count, const MailServerFixture &servers) {
-  TestHost host(plugin_yaml());
+  TestHost host(plugin_yaml(servers));
   EventStream events(host.port(), host.admin_token());
   const std::string account = TestHost::create_account(host.admin(), "email-imap");
   const auto start = Clock::now();
@@ -135,7 +136,7 @@ int sync_bench(int count) {
 // when the host's WebSocket pushes message.new for the mail.
 int latency_bench(int count) {
   MailServerFixture servers;
-  TestHost host(plugin_yaml());
+  TestHost host(plugin_yaml(servers));
   EventStream events(host.port(), host.admin_token());
   const std::string account = TestHost::create_account(host.admin(), "email-imap");
   host.admin().post("/api/v1/accounts/" + account + "/connect", {{"values", form(servers)}});

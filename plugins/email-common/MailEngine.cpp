@@ -175,11 +175,13 @@ class Session {
         const bool reauthorise = failure.kind == FailureKind::kReauthorisationNeeded;
         const bool final = failure.kind == FailureKind::kWrongCredentials || reauthorise ||
                            (account_->give_up_on_failure && !ever_connected);
-        host_.emit_log(account_->id, "error", failure.detail);
         if (final) {
-          set_state(reauthorise ? "reauth_needed" : "error", failure.detail);
+          // The status's error is the integration log's entry: logged once, by the host.
+          set_state(reauthorise ? "reauth_needed" : "error", failure.detail,
+                    reason_code(failure.kind));
           break;
         }
+        host_.emit_log(account_->id, "error", failure.detail);
         set_state("connecting", "reconnecting: " + failure.detail);
       }
       account_->connection = nullptr;
@@ -376,14 +378,30 @@ class Session {
                {{"type", "progress"}, {"phase", "initial_sync"}, {"done", done}, {"total", total}});
   }
 
-  void set_state(const std::string &state, const std::string &detail) {
+  void set_state(const std::string &state, const std::string &detail,
+                 const std::string &reason = {}) {
     {
       std::lock_guard lock(account_->mutex);
       if (account_->state == state && account_->detail == detail) return;
       account_->state = state;
       account_->detail = detail;
     }
-    host_.emit_status(account_->id, state, account_->servers.address, detail);
+    host_.emit_status(account_->id, state, account_->servers.address, detail, reason);
+  }
+
+  // The status's machine-readable reason (docs/sdk.md), which the screen translates.
+  static std::string reason_code(FailureKind kind) {
+    switch (kind) {
+      case FailureKind::kWrongCredentials: return "auth_failed";
+      case FailureKind::kTlsHandshake: return "tls_handshake_failed";
+      case FailureKind::kUntrustedCertificate: return "untrusted_certificate";
+      case FailureKind::kUnreachable: return "unreachable";
+      case FailureKind::kTimeout: return "timeout";
+      case FailureKind::kReauthorisationNeeded: return "reauth_needed";
+      case FailureKind::kProtocol: return "protocol";
+      case FailureKind::kStopped: return {};
+    }
+    return {};
   }
 
   sdk::Host host_;

@@ -3,6 +3,8 @@
 // Everything mail-specific lives in the shared engine (plugins/email-common), which the OAuth
 // plugin links too; this file is the connect form, the stored credentials and the SDK verbs.
 #include <connector/sdk.hpp>
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <regex>
 
@@ -35,6 +37,13 @@ Json field(const char *name, const char *type, Json text, bool required, bool se
           {"secret", secret}};
 }
 
+Json port_field(const char *name, Json text) {
+  Json f = field(name, "number", std::move(text), false);
+  f["min"] = 1;
+  f["max"] = 65535;
+  return f;
+}
+
 Json security_field(const char *name, Json text) {
   Json f = field(name, "select", std::move(text), false);
   f["default"] = "tls";
@@ -56,9 +65,36 @@ std::string text_value(const Json &values, const char *name) {
   return {};
 }
 
+// The CA file an attendant named in the form. Opening any path on the host would let an
+// attendant probe the host's files, so it must be a regular file inside the folder the admin
+// named in the plugin's `ca_dir` setting (a plain name is taken inside it; links are resolved
+// before the check). Without `ca_dir` only the admin's own `ca_file` setting applies.
+Result<std::string> attendant_ca_file(const std::string &named, const std::string &ca_dir) {
+  namespace fs = std::filesystem;
+  if (ca_dir.empty()) {
+    return fail(CN_ERR_INVALID_ARGUMENT,
+                "an extra CA file cannot be chosen here: the admin has not named a folder of CA "
+                "files (the plugin's ca_dir setting)");
+  }
+  std::error_code ec;
+  const fs::path base = fs::canonical(ca_dir, ec);
+  if (ec) return fail(CN_ERR_INVALID_ARGUMENT, "the admin's folder of CA files does not exist");
+  const fs::path wanted = fs::path(named).is_absolute() ? fs::path(named) : base / named;
+  const fs::path file = fs::weakly_canonical(wanted, ec);
+  const auto [end, unused] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
+  (void)unused;
+  if (ec || end != base.end() || !fs::is_regular_file(file, ec)) {
+    return fail(CN_ERR_INVALID_ARGUMENT,
+                "the extra CA file must be a file in the folder the admin allows (" +
+                    base.string() + ")");
+  }
+  return file.string();
+}
+
 // Reads the form (or the stored copy of it) into server settings. Presets fill in the servers
 // of Gmail and Outlook; "imap" takes them from the form.
-Result<MailServers> servers_from(const Json &values, const std::string &default_ca_file) {
+Result<MailServers> servers_from(const Json &values, const std::string &default_ca_file,
+                                 const std::string &ca_dir) {
   MailServers servers;
   servers.address = text_value(values, "address");
   if (servers.address.find('@') == std::string::npos) {
@@ -78,10 +114,13 @@ Result<MailServers> servers_from(const Json &values, const std::string &default_
     auto security = [&](const char *name) {
       return text_value(values, name) == "starttls" ? Security::kStartTls : Security::kImplicitTls;
     };
-    auto port = [&](const char *name, int fallback) {
+    // A port is a whole number from 1 to 65535; 0 stands for anything else.
+    auto port = [&](const char *name, int fallback) -> uint16_t {
       const std::string text = text_value(values, name);
-      const int value = text.empty() ? fallback : std::atoi(text.c_str());
-      return static_cast<uint16_t>(value > 0 && value < 65536 ? value : 0);
+      if (text.empty()) return static_cast<uint16_t>(fallback);
+      if (text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
+      const int value = std::stoi(text);
+      return static_cast<uint16_t>(value >= 1 && value <= 65535 ? value : 0);
     };
     const Security imap_security = security("imap_security");
     const Security smtp_security = security("smtp_security");
@@ -91,15 +130,27 @@ Result<MailServers> servers_from(const Json &values, const std::string &default_
     servers.smtp = {text_value(values, "smtp_host"),
                     port("smtp_port", smtp_security == Security::kImplicitTls ? 465 : 587),
                     smtp_security};
-    if (servers.imap.host.empty() || servers.smtp.host.empty() || servers.imap.port == 0 ||
-        servers.smtp.port == 0) {
-      return fail(CN_ERR_INVALID_ARGUMENT, "the IMAP and SMTP servers and ports are required");
+    if (servers.imap.host.empty()) return fail(CN_ERR_INVALID_ARGUMENT, "the IMAP server is required");
+    if (servers.smtp.host.empty()) return fail(CN_ERR_INVALID_ARGUMENT, "the SMTP server is required");
+    if (servers.imap.port == 0) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "the IMAP port must be a whole number from 1 to 65535 (\"" +
+                      text_value(values, "imap_port") + "\" is not)");
+    }
+    if (servers.smtp.port == 0) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "the SMTP port must be a whole number from 1 to 65535 (\"" +
+                      text_value(values, "smtp_port") + "\" is not)");
     }
   } else {
     return fail(CN_ERR_INVALID_ARGUMENT, "unknown provider \"" + provider + "\"");
   }
-  servers.ca_file = text_value(values, "ca_file");
-  if (servers.ca_file.empty()) servers.ca_file = default_ca_file;
+  servers.ca_file = default_ca_file;
+  if (const std::string named = text_value(values, "ca_file"); !named.empty()) {
+    auto allowed = attendant_ca_file(named, ca_dir);
+    if (!allowed) return allowed.error();
+    servers.ca_file = allowed.value();
+  }
   return servers;
 }
 
@@ -123,12 +174,14 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
           field("password", "password", label("Password or app password", "Senha ou senha de app"),
                 true, true),
           field("imap_host", "text", label("IMAP server", "Servidor IMAP"), false),
-          field("imap_port", "number", label("IMAP port", "Porta IMAP"), false),
+          port_field("imap_port", label("IMAP port", "Porta IMAP")),
           security_field("imap_security", label("IMAP security", "Segurança IMAP")),
           field("smtp_host", "text", label("SMTP server", "Servidor SMTP"), false),
-          field("smtp_port", "number", label("SMTP port", "Porta SMTP"), false),
+          port_field("smtp_port", label("SMTP port", "Porta SMTP")),
           security_field("smtp_security", label("SMTP security", "Segurança SMTP")),
-          field("ca_file", "text", label("Extra CA file to trust", "Arquivo de CA adicional"),
+          field("ca_file", "text",
+                label("Extra CA file to trust (in the admin's CA folder)",
+                      "Arquivo de CA adicional (na pasta de CAs do administrador)"),
                 false)}},
         {"settings",
          {setting("initial_sync_days", "integer", 30,
@@ -144,7 +197,10 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
           setting("subject_case_format", "string", "[#{id}]",
                   "How a case id is added to the subject of a mail sent on a case ({id}: the id)."),
           setting("ca_file", "string", "",
-                  "A CA file every account trusts in addition to the system's.")}}};
+                  "A CA file every account trusts in addition to the system's."),
+          setting("ca_dir", "string", "",
+                  "A folder of CA files attendants may choose from in the connect form "
+                  "(ca_file); without it the form's ca_file is refused.")}}};
   }
 
   Status configure(const Json &s) override {
@@ -167,6 +223,7 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
       return fail(CN_ERR_INVALID_ARGUMENT, "case_id_pattern is not a valid regular expression");
     }
     default_ca_file_ = s.value("ca_file", std::string());
+    ca_dir_ = s.value("ca_dir", std::string());
     engine_ = std::make_unique<MailEngine>(host(), settings);
     return connector::sdk::ok();
   }
@@ -175,7 +232,7 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
     if (!engine_) return fail(CN_ERR_STATE, "the plugin is not configured");
     if (params.value("resume", false)) return resume(id);
     Json values = params.value("values", Json::object());
-    auto servers = servers_from(values, default_ca_file_);
+    auto servers = servers_from(values, default_ca_file_, ca_dir_);
     if (!servers) return servers.error();
     servers.value().credentials.password = text_value(values, "password");
     if (servers.value().credentials.password.empty()) {
@@ -227,7 +284,8 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
       return fail(CN_ERR_AUTH, "no stored credentials: connect again");
     }
     Json values = Json::parse(*stored, nullptr, false);
-    auto servers = servers_from(values.is_object() ? values : Json::object(), default_ca_file_);
+    auto servers = servers_from(values.is_object() ? values : Json::object(), default_ca_file_,
+                                ca_dir_);
     if (!servers) return servers.error();
     servers.value().credentials.password = *password;
     engine_->start(id, servers.value(), false);
@@ -235,6 +293,7 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
   }
 
   std::string default_ca_file_;
+  std::string ca_dir_;
   std::unique_ptr<MailEngine> engine_;  // last: stopped before the rest goes away
 };
 

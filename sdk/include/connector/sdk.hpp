@@ -90,6 +90,16 @@ class Host {
     if (!detail.empty()) event["detail"] = detail;
     return emit(account_id, event);
   }
+  // The same with a machine-readable reason_code beside the detail (docs/sdk.md, "status").
+  cn_result emit_status(const std::string &account_id, std::string_view state,
+                        std::string_view account_name, std::string_view detail,
+                        std::string_view reason_code) const {
+    Json event = {{"type", "status"}, {"state", state}};
+    if (!account_name.empty()) event["account"] = account_name;
+    if (!detail.empty()) event["detail"] = detail;
+    if (!reason_code.empty()) event["reason_code"] = reason_code;
+    return emit(account_id, event);
+  }
   cn_result emit_log(const std::string &account_id, std::string_view level,
                      std::string_view text) const {
     return emit(account_id, {{"type", "log"}, {"level", level}, {"text", text}});

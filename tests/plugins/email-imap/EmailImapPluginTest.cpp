@@ -115,6 +115,8 @@ class EmailImapPluginTest : public ::testing::Test {
   void load(json settings = json::object()) {
     registry_.reset();
     if (!settings.contains("timeout_s")) settings["timeout_s"] = 5;
+    // The forms name the test servers' CA files, which are in this folder.
+    if (!settings.contains("ca_dir")) settings["ca_dir"] = (servers->dir() / "tls").string();
     registry_ = std::make_unique<plugins::PluginRegistry>(
         std::vector<plugins::PluginSpec>{{"email-imap", plugin_library(), settings}}, services_);
     plugin_ = registry_->find("email-imap");
@@ -167,11 +169,14 @@ TEST_F(EmailImapPluginTest, ReportsWrongCredentials) {
   load();
   const std::string account = connect(form("not-the-password"));
   EXPECT_NE(error_detail(account).find("refused the address or password"), std::string::npos);
-  auto logged = services_.wait_for([](const json &e) {
-    return e.value("type", "") == "log" && e.value("level", "") == "error";
-  });
-  EXPECT_TRUE(logged.has_value());
-  for (const auto &e : services_.events()) EXPECT_NE(e.value("state", ""), "connected");
+  auto error = services_.wait_for_status("error");
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->value("reason_code", ""), "auth_failed");
+  // The error status is what the host logs; the plugin does not log the same failure again.
+  for (const auto &e : services_.events()) {
+    EXPECT_NE(e.value("state", ""), "connected");
+    EXPECT_FALSE(e.value("type", "") == "log" && e.value("level", "") == "error") << e.dump();
+  }
 }
 
 TEST_F(EmailImapPluginTest, ReportsAnUntrustedCertificate) {
@@ -180,6 +185,46 @@ TEST_F(EmailImapPluginTest, ReportsAnUntrustedCertificate) {
   values["ca_file"] = servers->other_ca_file();
   const std::string account = connect(values);
   EXPECT_NE(error_detail(account).find("certificate is not trusted"), std::string::npos);
+  EXPECT_EQ(services_.wait_for_status("error")->value("reason_code", ""), "untrusted_certificate");
+}
+
+// The form's CA file can only name a file in the folder the admin allows (ca_dir): not any
+// path on the host, not a way out of the folder, and nothing at all without ca_dir.
+TEST_F(EmailImapPluginTest, TheFormsCaFileStaysInTheAdminsFolder) {
+  const std::string tls = (servers->dir() / "tls").string();
+  for (const std::string &path : {std::string("/etc/passwd"), tls + "/../tls/../mail",
+                                  std::string("../../../../etc/hostname")}) {
+    load();
+    json values = form();
+    values["ca_file"] = path;
+    auto refused = plugin_->connect(unique("acct").substr(5), {{"values", values}});
+    ASSERT_FALSE(refused) << path;
+    EXPECT_NE(refused.failure().message.find("folder the admin allows"), std::string::npos)
+        << refused.failure().message;
+  }
+  load(json{{"ca_dir", ""}});
+  auto refused = plugin_->connect(unique("acct").substr(5), {{"values", form()}});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.failure().message.find("ca_dir"), std::string::npos);
+
+  // A plain name is taken inside the folder.
+  load();
+  json values = form();
+  values["ca_file"] = "ca.pem";
+  connect(values);
+  EXPECT_TRUE(services_.wait_for_status("connected").has_value());
+}
+
+TEST_F(EmailImapPluginTest, APortOutOfRangeIsRefusedInWords) {
+  load();
+  for (const json &port : {json(70000), json("99999"), json("abc"), json(0)}) {
+    json values = form();
+    values["imap_port"] = port;
+    auto refused = plugin_->connect(unique("acct").substr(5), {{"values", values}});
+    ASSERT_FALSE(refused) << port.dump();
+    EXPECT_NE(refused.failure().message.find("IMAP port must be a whole number from 1 to 65535"),
+              std::string::npos) << refused.failure().message;
+  }
 }
 
 TEST_F(EmailImapPluginTest, ReportsATlsHandshakeFailure) {
