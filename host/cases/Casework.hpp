@@ -112,7 +112,7 @@ class Casework {
                                         const std::string &by);
   std::string title_for(const store::NewMessage &message, const Decision &decision) const;
   void count_new_link(const std::string &account_id, const std::string &attendant_id,
-                      int64_t case_id);
+                      bool first_for_account);
   void recount(const std::string &account_id, const std::string &attendant_id);
   std::optional<Json> case_event(int64_t case_id);
   void publish_count(const std::string &account_id, const std::string &attendant_id, int64_t cases);

@@ -105,7 +105,6 @@ MatchLookups::~MatchLookups() {
   newest_any_.reset();
   message_id_case_.reset();
   merge_undone_.reset();
-  auto_links_to_case_.reset();
   auto_linked_cases_.reset();
   sqlite3_close(db_);
 }
@@ -136,19 +135,12 @@ Outcome MatchLookups::prepare() {
       db_,
       "SELECT 1 FROM contact_merges WHERE undone_at IS NOT NULL AND ((kept_id = ?1 AND "
       "merged_id = ?2) OR (kept_id = ?2 AND merged_id = ?1)) LIMIT 1");
-  // CROSS JOIN keeps message_links outside: without it the planner may walk every message of
-  // the account (messages_account) and probe each link, which cost ~18 ms a message once an
-  // account had 20,000 messages. This way it reads the links of one case, up to two.
-  auto_links_to_case_ = std::make_unique<Query>(
-      db_,
-      "SELECT COUNT(*) FROM (SELECT 1 FROM message_links l CROSS JOIN messages m ON m.id = "
-      "l.message_id WHERE l.case_id = ? AND m.account_id = ? AND l.method != 'manual' LIMIT 2)");
   auto_linked_cases_ = std::make_unique<Query>(
       db_,
       "SELECT COUNT(DISTINCT l.case_id) FROM message_links l JOIN messages m ON m.id = "
       "l.message_id WHERE m.account_id = ? AND l.method != 'manual'");
   for (const auto *q : {begin_.get(), commit_.get(), contact_of_.get(), case_row_.get(), newest_open_.get(), newest_any_.get(),
-                        message_id_case_.get(), merge_undone_.get(), auto_links_to_case_.get(),
+                        message_id_case_.get(), merge_undone_.get(),
                         auto_linked_cases_.get()}) {
     if (!q->error().empty()) {
       return failure("storage", "the case matcher cannot prepare its queries: " + q->error());
@@ -201,14 +193,6 @@ bool MatchLookups::merge_was_undone(int64_t a, int64_t b) {
   const bool found = q.row();
   q.done();
   return found;
-}
-
-int64_t MatchLookups::auto_links_to_case(std::string_view account_id, int64_t case_id) {
-  std::lock_guard lock(mutex_);
-  Query &q = auto_links_to_case_->bind(1, case_id).bind(2, account_id);
-  const int64_t count = q.row() ? q.integer(0) : 0;
-  q.done();
-  return count;
 }
 
 int64_t MatchLookups::auto_linked_cases(std::string_view account_id) {

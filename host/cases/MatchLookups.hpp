@@ -78,10 +78,6 @@ class MatchLookups {
   // must not merge them again by itself.
   bool merge_was_undone(int64_t a, int64_t b);
 
-  // How many of the account's messages are linked automatically to this case, counted up to 2
-  // (enough to tell the first link from a later one).
-  int64_t auto_links_to_case(std::string_view account_id, int64_t case_id);
-
   // The figure Conversations::auto_linked_cases gives, read on this connection.
   int64_t auto_linked_cases(std::string_view account_id);
 
@@ -93,7 +89,7 @@ class MatchLookups {
   sqlite3 *db_;
   std::recursive_mutex mutex_;
   std::unique_ptr<Query> begin_, commit_, contact_of_, case_row_, newest_open_, newest_any_, message_id_case_,
-      merge_undone_, auto_links_to_case_, auto_linked_cases_;
+      merge_undone_, auto_linked_cases_;
 };
 
 }  // namespace connector::cases
