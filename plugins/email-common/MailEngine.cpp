@@ -1,6 +1,7 @@
 #include "MailEngine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -48,6 +49,9 @@ struct MailEngine::Account {
   MailServers servers;
   bool give_up_on_failure = false;
   bool smtp_checked = false;
+  // SMTP refused AUTH for the whole mailbox (535 5.7.139) and the plugin offers another way of
+  // sending: every send takes that way. Set by the connect check or by a send, read by sends.
+  std::atomic<bool> smtp_auth_disabled{false};
 
   // Touched on the loop thread only.
   bool stopped = false;
@@ -205,6 +209,14 @@ class Session {
     co_await connection.login(account_->servers.credentials);
     if (!account_->smtp_checked) {
       auto failure = co_await smtp_check_on(workers_, account_->servers);
+      if (failure && failure->smtp_auth_disabled && account_->servers.alternate_sender) {
+        // The mailbox can still send, the other way: connected, and the reason on record.
+        account_->smtp_auth_disabled = true;
+        host_.emit_log(account_->id, "warn",
+                       failure->detail + ". Until then mail is sent through the provider's "
+                                         "API (Microsoft Graph sendMail)");
+        failure.reset();
+      }
       if (failure) throw MailError(*failure);
       account_->smtp_checked = true;
     }
@@ -614,28 +626,46 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   std::vector<std::string> recipients = mail.to;
   recipients.insert(recipients.end(), mail.cc.begin(), mail.cc.end());
   recipients.insert(recipients.end(), bcc.begin(), bcc.end());
-  // OAuth: a current token for this send (the session's may be close to expiring).
   MailServers servers;
   {
     std::lock_guard lock(account->mutex);
     servers = account->servers;
   }
-  if (servers.credentials.access_token_source) {
-    auto token = servers.credentials.access_token_source();
-    if (auto *failure = std::get_if<MailFailure>(&token)) {
-      host_.emit_log(account_id, "error", "sending failed: " + failure->detail);
-      return sdk::fail(CN_ERR_AUTH, failure->detail);
+  bool alternate = servers.alternate_sender && account->smtp_auth_disabled;
+  std::optional<MailFailure> failure;
+  if (!alternate) {
+    // OAuth: a current token for this send (the session's may be close to expiring).
+    if (servers.credentials.access_token_source) {
+      auto token = servers.credentials.access_token_source();
+      if (auto *none = std::get_if<MailFailure>(&token)) {
+        host_.emit_log(account_id, "error", "sending failed: " + none->detail);
+        return sdk::fail(CN_ERR_AUTH, none->detail);
+      }
+      servers.credentials.oauth_token = std::get<std::string>(token);
     }
-    servers.credentials.oauth_token = std::get<std::string>(token);
+    failure = send_smtp(servers, recipients, ready.bytes);
+    if (failure && failure->smtp_auth_disabled && servers.alternate_sender) {
+      account->smtp_auth_disabled = true;
+      host_.emit_log(account_id, "warn", failure->detail + ". Sending through the provider's API "
+                                                           "(Microsoft Graph sendMail) instead");
+      alternate = true;
+    }
   }
-  if (auto failure = send_smtp(servers, recipients, ready.bytes)) {
+  if (alternate) {
+    // The other way reads the recipients from the headers: Bcc goes in as a header there, and
+    // the provider takes it out before delivery.
+    failure = servers.alternate_sender(bcc.empty() ? ready.bytes
+                                                   : "Bcc: " + strings_joined(bcc) + "\r\n" +
+                                                         ready.bytes);
+  }
+  if (failure) {
     const cn_result code =
         failure->kind == FailureKind::kWrongCredentials ? CN_ERR_AUTH : CN_ERR_NETWORK;
     host_.emit_log(account_id, "error", "sending failed: " + failure->detail);
     return sdk::fail(code, failure->detail);
   }
 
-  if (!account->servers.server_saves_sent) {
+  if (!alternate && !account->servers.server_saves_sent) {
     auto filed =
         asio::co_spawn(loop_->io, append_to_sent(servers, ready.bytes, settings_.timeout),
                        asio::use_future);

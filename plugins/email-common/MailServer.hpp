@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -25,6 +26,13 @@ struct MailFailure;
 // kReauthorisationNeeded puts the account in "reauth_needed".
 using AccessTokenSource = std::function<std::variant<std::string, MailFailure>()>;
 
+// Another way to send, for mailboxes whose SMTP server refuses AUTH altogether (Microsoft 365
+// tenants without SMTP AUTH answer 535 5.7.139): the OAuth plugin's Microsoft Graph sendMail.
+// Gets the complete composed mail with a Bcc header added when there are Bcc recipients (Graph
+// reads every recipient from the headers and takes Bcc out before delivery). Returns nullopt
+// when the mail went out. Blocking: called from a verb thread.
+using AlternateSender = std::function<std::optional<MailFailure>(const std::string &mime)>;
+
 // How to authenticate: a password (LOGIN / AUTH PLAIN) or an OAuth access token (OAUTHBEARER or
 // XOAUTH2).
 struct Credentials {
@@ -41,6 +49,9 @@ struct MailServers {
   std::string ca_file;  // extra CA to trust; verification is never turned off
   Credentials credentials;
   bool server_saves_sent = false;  // Gmail files sent mail in Sent by itself
+  // Used when SMTP refuses AUTH for the mailbox (see AlternateSender); the mail it sends is
+  // filed in Sent by the provider.
+  AlternateSender alternate_sender;
 };
 
 // Why talking to a server failed, in categories an attendant can act on.
@@ -58,6 +69,9 @@ enum class FailureKind {
 struct MailFailure {
   FailureKind kind = FailureKind::kProtocol;
   std::string detail;  // words for the attendant, never a secret
+  // The SMTP server refuses AUTH for this whole mailbox or tenant (535 5.7.139), whatever the
+  // credentials: only another way of sending (MailServers::alternate_sender) can help.
+  bool smtp_auth_disabled = false;
 };
 
 // A sentence an attendant understands, e.g. "IMAP: the server refused the address or password".

@@ -49,10 +49,13 @@ void listen_to_server(CURL *c, std::string &said) {
 // Microsoft 365 tenants (or mailboxes) with SMTP AUTH turned off refuse every token with this.
 std::optional<MailFailure> smtp_auth_disabled(CURLcode code, const std::string &said) {
   if (code != CURLE_LOGIN_DENIED || said.find("5.7.139") == std::string::npos) return std::nullopt;
-  return MailFailure{FailureKind::kWrongCredentials,
-                     "SMTP: Microsoft 365 refused to send because SMTP AUTH is turned off for this "
-                     "mailbox or tenant (535 5.7.139). An Exchange admin must enable "
-                     "\"Authenticated SMTP\" for the mailbox (or the tenant) before it can send"};
+  MailFailure failure{FailureKind::kWrongCredentials,
+                      "SMTP: Microsoft 365 refused to send because SMTP AUTH is turned off for "
+                      "this mailbox or tenant (535 5.7.139). An Exchange admin must enable "
+                      "\"Authenticated SMTP\" for the mailbox (or the tenant), or allow sending "
+                      "through Microsoft Graph (graph_send), before it can send"};
+  failure.smtp_auth_disabled = true;
+  return failure;
 }
 
 std::unique_ptr<CURL, CurlDeleter> session(const MailServers &servers, long timeout_ms) {

@@ -6,6 +6,10 @@
 // token before every login and send, and this plugin refreshes it shortly before it expires,
 // saving the rotated refresh token every time. A refused refresh puts the account in
 // "reauth_needed" with the provider's reason in the integration log.
+//
+// Microsoft 365 tenants may turn SMTP AUTH off (535 5.7.139). With graph_send the sign-in also
+// asks for Graph's Mail.Send, and such a mailbox sends through Graph sendMail instead: the whole
+// MIME message, with a Graph token of its own got from the same refresh token.
 #include <connector/sdk.hpp>
 
 #include <chrono>
@@ -43,6 +47,9 @@ using connector::sdk::Status;
 const char *kPendingKey = "oauth.pending";  // secret: state, PKCE verifier, provider
 const char *kTokensKey = "oauth.tokens";    // secret: access and refresh token, expiry
 const char *kMailboxKey = "oauth.mailbox";  // provider and address (not secret)
+const char *kGraphTokenKey = "oauth.graph";  // secret: Microsoft Graph access token, expiry
+
+const char *kGraphMailSend = "https://graph.microsoft.com/Mail.Send";
 
 Json label(const char *en, const char *pt) { return {{"en", en}, {"pt-BR", pt}}; }
 
@@ -94,9 +101,15 @@ struct ProviderSetup {
   ServerAddress imap;
   ServerAddress smtp;
   bool server_saves_sent = true;
-  // Not done yet: Microsoft tenants that disable SMTP AUTH (535 5.7.139) cannot send, and the
-  // fallback to Graph sendMail (scope Mail.Send, a token for graph.microsoft.com) is missing.
+  // Microsoft with graph_send: Graph's sendMail, used when SMTP AUTH is off; empty otherwise.
+  std::string graph_send_url;
 };
+
+// A Microsoft tenant as Entra names it: common, organizations, consumers, a GUID or a domain.
+bool valid_tenant(const std::string &tenant) {
+  static const std::regex kTenant(R"(^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$)");
+  return std::regex_match(tenant, kTenant);
+}
 
 class EmailOAuthPlugin final : public connector::sdk::Plugin {
  public:
@@ -148,6 +161,11 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
                   "Microsoft identity platform."),
           setting("microsoft_userinfo_url", "string", "https://graph.microsoft.com/oidc/userinfo",
                   "Microsoft's user info."),
+          setting("graph_send", "boolean", false,
+                  "Microsoft: also ask for Graph's Mail.Send, and send through Graph sendMail "
+                  "when the tenant has SMTP AUTH turned off (535 5.7.139)."),
+          setting("microsoft_graph_url", "string", "https://graph.microsoft.com",
+                  "Microsoft Graph's base address."),
           setting("microsoft_imap", "string", "imaps://outlook.office365.com:993",
                   "Microsoft 365 IMAP server."),
           setting("microsoft_smtp", "string", "smtp://smtp.office365.com:587",
@@ -179,6 +197,7 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
       return fail(CN_ERR_INVALID_ARGUMENT, "case_id_pattern is not a valid regular expression");
     }
     ca_file_ = s.value("ca_file", std::string());
+    send_timeout_ms_ = static_cast<long>(sync.timeout.count()) * 2;
     refresh_margin_ms_ = int64_t{s.value("refresh_margin_s", 300)} * 1000;
 
     ProviderSetup google;
@@ -202,8 +221,13 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     google.smtp = *google_smtp;
 
     ProviderSetup microsoft;
-    const std::string authority = s.value("microsoft_authority", std::string()) + "/" +
-                                  s.value("microsoft_tenant", std::string("common"));
+    const std::string tenant = s.value("microsoft_tenant", std::string("common"));
+    if (!valid_tenant(tenant)) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "microsoft_tenant must be common, organizations, consumers, the tenant's id "
+                  "(a GUID) or its domain");
+    }
+    const std::string authority = s.value("microsoft_authority", std::string()) + "/" + tenant;
     microsoft.oauth.id = "microsoft";
     microsoft.oauth.client_id = s.value("microsoft_client_id", std::string());
     microsoft.oauth.client_secret = secret_from(s, "microsoft_client_secret");
@@ -213,6 +237,17 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     microsoft.oauth.scopes = {"https://outlook.office.com/IMAP.AccessAsUser.All",
                               "https://outlook.office.com/SMTP.Send", "offline_access", "openid",
                               "email"};
+    // Microsoft gives one token per resource: refreshes name the mail scopes, so the token for
+    // IMAP and SMTP never turns into a Graph token.
+    microsoft.oauth.refresh_scope =
+        "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send "
+        "offline_access";
+    if (s.value("graph_send", false)) {
+      microsoft.oauth.scopes.push_back(kGraphMailSend);
+      microsoft.graph_send_url =
+          s.value("microsoft_graph_url", std::string("https://graph.microsoft.com")) +
+          "/v1.0/me/sendMail";
+    }
     microsoft.oauth.authorize_extras = {{"prompt", "select_account"}};
     auto ms_imap = server_of(s.value("microsoft_imap", std::string()));
     auto ms_smtp = server_of(s.value("microsoft_smtp", std::string()));
@@ -280,7 +315,7 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
           }
         }
       }
-      for (const char *key : {kTokensKey, kPendingKey, kMailboxKey, "sync.inbox"}) {
+      for (const char *key : {kTokensKey, kGraphTokenKey, kPendingKey, kMailboxKey, "sync.inbox"}) {
         host().erase(id, key);
       }
     }
@@ -392,7 +427,112 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     servers.credentials.access_token_source = [this, id, provider_id] {
       return current_token(id, provider_id);
     };
+    if (!setup.graph_send_url.empty()) {
+      servers.alternate_sender = [this, id, provider_id](const std::string &mime) {
+        return send_through_graph(id, provider_id, mime);
+      };
+    }
     return servers;
+  }
+
+  // Graph sendMail with the whole message (threading headers, Cc, Bcc, attachments and our
+  // Message-ID travel inside it). A refused token (401) is refreshed and tried once more.
+  std::optional<MailFailure> send_through_graph(const std::string &id,
+                                                const std::string &provider_id,
+                                                const std::string &mime) {
+    auto provider = providers_.find(provider_id);
+    if (provider == providers_.end() || provider->second.graph_send_url.empty()) {
+      return MailFailure{FailureKind::kProtocol, "Microsoft Graph is not set up for " + provider_id};
+    }
+    const ProviderSetup &setup = provider->second;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto token = graph_token(id, setup, attempt > 0);
+      if (auto *none = std::get_if<MailFailure>(&token)) return *none;
+      auto sent = connector::email_oauth::graph_send_mime(
+          setup.graph_send_url, std::get<std::string>(token), mime, ca_file_, send_timeout_ms_);
+      if (auto *failure = std::get_if<OAuthFailure>(&sent)) {
+        return MailFailure{FailureKind::kUnreachable,
+                           "Microsoft Graph: cannot send (" + failure->text() + ")"};
+      }
+      const auto &answer = std::get<connector::email_oauth::HttpAnswer>(sent);
+      if (answer.status == 202 || answer.status == 200) {
+        host().emit_log(id, "info", "sent through Microsoft Graph (SMTP AUTH is off)");
+        return std::nullopt;
+      }
+      const std::string reason = connector::email_oauth::graph_reason(answer);
+      if (answer.status == 401 && attempt == 0) {
+        host().debug(id, "Microsoft Graph refused the access token (" + reason +
+                             "); refreshing it once");
+        continue;
+      }
+      if (answer.status == 401) {
+        return MailFailure{FailureKind::kWrongCredentials,
+                           "Microsoft Graph refused the sign-in even with a fresh token (" +
+                               reason + "): connect again"};
+      }
+      if (answer.status == 403) {
+        return MailFailure{FailureKind::kWrongCredentials,
+                           "Microsoft Graph refused to send from this mailbox (" + reason +
+                               "): the sign-in lacks the Mail.Send permission. An admin must "
+                               "grant Mail.Send (Microsoft Graph, delegated) to the app "
+                               "registration; then connect the mailbox again"};
+      }
+      if (answer.status == 429) {
+        return MailFailure{FailureKind::kUnreachable,
+                           "Microsoft Graph is throttling this mailbox (" + reason +
+                               "): the mail was not sent, try again later"};
+      }
+      if (answer.status >= 500) {
+        return MailFailure{FailureKind::kUnreachable,
+                           "Microsoft Graph failed (" + reason +
+                               "): the mail was not sent, try again later"};
+      }
+      return MailFailure{FailureKind::kProtocol,
+                         "Microsoft Graph did not accept the mail (" + reason + ")"};
+    }
+    return MailFailure{FailureKind::kProtocol, "Microsoft Graph: no answer"};
+  }
+
+  // A Graph access token (scope Mail.Send), kept apart from the mail token: Microsoft issues one
+  // per resource. Got by refreshing with Graph's scope; the rotated refresh token is saved.
+  std::variant<std::string, MailFailure> graph_token(const std::string &id,
+                                                     const ProviderSetup &setup, bool fresh) {
+    std::lock_guard lock(refresh_mutex_);
+    if (!fresh) {
+      if (auto text = host().get(id, kGraphTokenKey)) {
+        Json cached = Json::parse(*text, nullptr, false);
+        if (cached.is_object() &&
+            cached.value("expires_at_ms", int64_t{0}) - refresh_margin_ms_ > now_ms()) {
+          return cached.value("access_token", "");
+        }
+      }
+    }
+    auto tokens = tokens_of(id);
+    if (!tokens) {
+      return MailFailure{FailureKind::kReauthorisationNeeded,
+                         "No stored sign-in: reauthorisation needed, connect again"};
+    }
+    auto refreshed = connector::email_oauth::refresh_tokens(
+        setup.oauth, tokens->refresh_token, std::string(kGraphMailSend) + " offline_access");
+    if (auto *failure = std::get_if<OAuthFailure>(&refreshed)) {
+      host().emit_log(id, "error",
+                      "Microsoft gave no token for Graph sendMail (" + failure->text() + ")");
+      return MailFailure{failure->refused ? FailureKind::kWrongCredentials
+                                          : FailureKind::kUnreachable,
+                         "Microsoft Graph: no token for sending (" + failure->text() +
+                             (failure->refused ? "); an admin must grant Mail.Send and the "
+                                                 "mailbox connect again"
+                                               : ")")};
+    }
+    const Tokens &graph = std::get<Tokens>(refreshed);
+    tokens->refresh_token = graph.refresh_token;  // rotated: the old one no longer works
+    const Json cached = {{"access_token", graph.access_token},
+                         {"expires_at_ms", graph.expires_at_ms}};
+    if (!save_tokens(id, *tokens) || host().put(id, kGraphTokenKey, cached.dump(), true) != CN_OK) {
+      host().emit_log(id, "error", "could not store the refreshed tokens");
+    }
+    host().debug(id, "Microsoft Graph token refreshed");
+    return graph.access_token;
   }
 
   // The engine's AccessTokenSource: the stored access token while it has more than the margin
@@ -462,6 +602,7 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
   std::map<std::string, ProviderSetup> providers_;
   std::string ca_file_;
   int64_t refresh_margin_ms_ = 300000;
+  long send_timeout_ms_ = 60000;
   std::mutex refresh_mutex_;  // one refresh at a time: a rotated token must not be used twice
   std::unique_ptr<MailEngine> engine_;  // last: stopped before the rest goes away
 };

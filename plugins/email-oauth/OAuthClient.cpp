@@ -1,6 +1,7 @@
 #include "OAuthClient.hpp"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include <chrono>
 #include <memory>
@@ -41,11 +42,6 @@ int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-struct HttpAnswer {
-  long status = 0;
-  std::string body;
-};
 
 // One HTTP request. `body` empty and `content_type` empty: a GET.
 OAuthResult<HttpAnswer> http(const std::string &url, const std::string &content_type,
@@ -157,7 +153,8 @@ OAuthResult<Tokens> refresh_tokens(const Provider &provider, const std::string &
   auto fields = client_fields(provider);
   fields["grant_type"] = "refresh_token";
   fields["refresh_token"] = refresh_token;
-  if (!scope.empty()) fields["scope"] = scope;
+  const std::string asked = scope.empty() ? provider.refresh_scope : scope;
+  if (!asked.empty()) fields["scope"] = asked;
   auto result = token_answer(http(provider.token_url, "application/x-www-form-urlencoded",
                                   form_of(fields), "", provider.ca_file, provider.timeout_ms));
   if (auto *tokens = std::get_if<Tokens>(&result); tokens && tokens->refresh_token.empty()) {
@@ -178,6 +175,34 @@ std::optional<OAuthFailure> revoke_token(const Provider &provider, const std::st
     return OAuthFailure{false, "revocation answered HTTP " + std::to_string(answer.status), ""};
   }
   return std::nullopt;
+}
+
+OAuthResult<HttpAnswer> graph_send_mime(const std::string &send_url, const std::string &token,
+                                        const std::string &mime, const std::string &ca_file,
+                                        long timeout_ms) {
+  std::string encoded(4 * ((mime.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(encoded.data()),
+                                reinterpret_cast<const unsigned char *>(mime.data()),
+                                static_cast<int>(mime.size()));
+  encoded.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return http(send_url, "text/plain", encoded, token, ca_file, timeout_ms);
+}
+
+std::string graph_reason(const HttpAnswer &answer) {
+  std::string reason = "HTTP " + std::to_string(answer.status);
+  Json json = Json::parse(answer.body, nullptr, false);
+  if (json.is_object() && json.contains("error") && json["error"].is_object()) {
+    const Json &error = json["error"];
+    const std::string code = error.value("code", "");
+    const std::string message = error.value("message", "");
+    if (!code.empty()) reason += " " + code;
+    if (!message.empty()) reason += ": " + message;
+  }
+  for (char &c : reason) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  if (reason.size() > 400) reason.resize(400);
+  return reason;
 }
 
 OAuthResult<std::string> mailbox_address(const Provider &provider, const Tokens &tokens) {

@@ -24,6 +24,9 @@ struct Provider {
   std::string revoke_url;    // empty: the provider cannot revoke (Microsoft)
   std::string userinfo_url;  // used when the ID token names no address
   std::vector<std::string> scopes;
+  // Asked for on every refresh of the mail token; empty: the grant's own. Microsoft hands out one
+  // token per resource, so a grant that also covers Graph must name the mail scopes here.
+  std::string refresh_scope;
   std::map<std::string, std::string> authorize_extras;  // access_type=offline, prompt=consent
   std::string ca_file;                                  // extra CA for the HTTPS endpoints
   long timeout_ms = 15000;
@@ -50,6 +53,11 @@ struct OAuthFailure {
 template <typename T>
 using OAuthResult = std::variant<T, OAuthFailure>;
 
+struct HttpAnswer {
+  long status = 0;
+  std::string body;
+};
+
 std::string authorization_url(const Provider &provider, const std::string &redirect_uri,
                               const std::string &state, const std::string &code_challenge);
 
@@ -57,6 +65,7 @@ OAuthResult<Tokens> exchange_code(const Provider &provider, const std::string &c
                                   const std::string &verifier, const std::string &redirect_uri);
 
 // The new tokens; refresh_token is the rotated one when the provider sent one, else the old.
+// `scope` empty: the provider's refresh_scope.
 OAuthResult<Tokens> refresh_tokens(const Provider &provider, const std::string &refresh_token,
                                    const std::string &scope = {});
 
@@ -66,5 +75,14 @@ std::optional<OAuthFailure> revoke_token(const Provider &provider, const std::st
 // The mailbox address: the ID token's claims (email, then preferred_username), else user info.
 OAuthResult<std::string> mailbox_address(const Provider &provider, const Tokens &tokens);
 
+// Microsoft Graph sendMail with a whole MIME message: POST to `send_url` (…/v1.0/me/sendMail)
+// with the message base64-encoded as text/plain. Graph's answer as it came (202: accepted), or
+// a failure when Graph could not be reached.
+OAuthResult<HttpAnswer> graph_send_mime(const std::string &send_url, const std::string &token,
+                                        const std::string &mime, const std::string &ca_file,
+                                        long timeout_ms);
+
+// Graph's error answer in words: "HTTP 403 ErrorAccessDenied: Access is denied…".
+std::string graph_reason(const HttpAnswer &answer);
 
 }  // namespace connector::email_oauth

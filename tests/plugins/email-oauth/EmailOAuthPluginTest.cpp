@@ -9,7 +9,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -75,9 +77,13 @@ class OAuthServer {
 Fixture *servers = nullptr;
 OAuthServer *oauth = nullptr;
 
+const char *kGoogleMailScope = "https://mail.google.com/";
+const char *kMicrosoftImapScope = "https://outlook.office.com/IMAP.AccessAsUser.All";
+
 // Dovecot's oauth2 passdb against our server's introspection endpoint; the password passdb
-// stays for the other users.
-std::string dovecot_oauth_settings() {
+// stays for the other users. Dovecot wants every scope it is given in each token, so it plays
+// one provider at a time: Gmail's scope, or Microsoft's IMAP scope.
+std::string dovecot_oauth_settings(const std::string &scope = kGoogleMailScope) {
   const fs::path ext = servers->dir() / "dovecot" / "oauth2.conf.ext";
   std::ofstream(ext) << "introspection_mode = post\n"
                      << "introspection_url = " << oauth->url("/introspect") << "\n"
@@ -85,7 +91,7 @@ std::string dovecot_oauth_settings() {
                      << "username_attribute = username\n"
                      << "active_attribute = active\n"
                      << "active_value = true\n"
-                     << "scope = https://mail.google.com/\n";
+                     << "scope = " << scope << "\n";
   return "auth_mechanisms = plain login xoauth2 oauthbearer\n"
          "passdb {\n"
          "  driver = oauth2\n"
@@ -100,6 +106,10 @@ class Environment : public ::testing::Environment {
     servers = new Fixture();
     oauth = new OAuthServer(servers->dir() / "tls");
     servers->restart_dovecot_with(dovecot_oauth_settings());
+    // Dovecot is restarted between Gmail and Microsoft tests: one SMTP session per smtpd
+    // process, so no process keeps a connection to an auth server that is gone.
+    const std::string etc = (servers->dir() / "postfix" / "etc").string();
+    run_command("postconf -c " + etc + " -e max_use=1 && postfix -c " + etc + " reload 2>&1");
   }
   void TearDown() override {
     delete oauth;
@@ -150,7 +160,8 @@ Json control(const Json &change = nullptr) {
   return Json::parse(answer.body, nullptr, false);
 }
 
-std::string plugin_yaml(const fs::path &secret_file, std::string smtp = {}) {
+std::string plugin_yaml(const fs::path &secret_file, std::string smtp = {},
+                        const std::string &more_settings = {}) {
   std::ofstream(secret_file) << kClientSecret << "\n";
   const std::string imap = "imap://127.0.0.1:" + std::to_string(servers->imap_starttls_port());
   if (smtp.empty()) smtp = "smtp://127.0.0.1:" + std::to_string(servers->submission_port());
@@ -168,7 +179,51 @@ std::string plugin_yaml(const fs::path &secret_file, std::string smtp = {}) {
          "      google_smtp: " + smtp + "\n" +
          "      ca_file: " + servers->ca_file() + "\n" +
          "      refresh_margin_s: 1\n"
-         "      timeout_s: 10\n";
+         "      timeout_s: 10\n" +
+         more_settings;
+}
+
+// The same server playing Microsoft: the tenant's endpoints under the authority, user info that
+// does not answer (the address must come from the ID token), Graph on loopback.
+std::string microsoft_settings(const fs::path &secret_file, const std::string &tenant,
+                               const std::string &smtp, bool graph_send) {
+  const std::string imap = "imap://127.0.0.1:" + std::to_string(servers->imap_starttls_port());
+  return "      microsoft_client_id: " + std::string(kClientId) + "\n" +
+         "      microsoft_client_secret_file: " + secret_file.string() + "\n" +
+         "      microsoft_tenant: " + tenant + "\n" +
+         "      microsoft_authority: " + oauth->url("") + "\n" +
+         "      microsoft_userinfo_url: " + oauth->url("/no-userinfo-here") + "\n" +
+         "      microsoft_imap: " + imap + "\n" +
+         "      microsoft_smtp: " + smtp + "\n" +
+         "      microsoft_graph_url: " + oauth->url("/graph") + "\n" +
+         "      graph_send: " + (graph_send ? "true" : "false") + "\n";
+}
+
+const char *kGraphMailSend = "https://graph.microsoft.com/Mail.Send";
+const char *kMicrosoftMailScopes =
+    "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send "
+    "offline_access openid email";
+
+// The query of a URL, decoded.
+std::map<std::string, std::string> query_of(const std::string &url) {
+  std::map<std::string, std::string> out;
+  const size_t q = url.find('?');
+  if (q == std::string::npos) return out;
+  auto unescape = [](const std::string &text) {
+    int n = 0;
+    char *d = curl_easy_unescape(nullptr, text.c_str(), static_cast<int>(text.size()), &n);
+    std::string value(d, static_cast<size_t>(n));
+    curl_free(d);
+    return value;
+  };
+  std::stringstream parts(url.substr(q + 1));
+  std::string part;
+  while (std::getline(parts, part, '&')) {
+    const size_t eq = part.find('=');
+    out[unescape(part.substr(0, eq))] =
+        eq == std::string::npos ? std::string() : unescape(part.substr(eq + 1));
+  }
+  return out;
 }
 
 std::string unique(const std::string &prefix) {
@@ -186,20 +241,78 @@ class EmailOAuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
     control({{"revoke_refresh_tokens", false}, {"wrong_scope", false}, {"expire_codes", false},
-             {"delay_ms", 0}, {"access_ttl_s", 3600}});
+             {"delay_ms", 0}, {"access_ttl_s", 3600}, {"withhold_scopes", Json::array()},
+             {"graph_status", 0}, {"graph_relay_port", 0}});
     host_ = std::make_unique<TestHost>(plugin_yaml(oauth->dir() / "client-secret"));
     api_ = host_->admin();
     account_ = TestHost::create_account(api_, "email-oauth", "support mailbox");
+  }
+
+  // A host whose email-oauth plugin also knows Microsoft (tenant, SMTP server, graph_send).
+  void use_microsoft(const std::string &tenant, const std::string &smtp, bool graph_send) {
+    host_.reset();
+    const fs::path secret = oauth->dir() / "client-secret";
+    host_ = std::make_unique<TestHost>(
+        plugin_yaml(secret, {}, microsoft_settings(secret, tenant, smtp, graph_send)));
+    api_ = host_->admin();
+    account_ = TestHost::create_account(api_, "email-oauth", "Microsoft 365 mailbox");
+    servers->restart_dovecot_with(dovecot_oauth_settings(kMicrosoftImapScope));
+    dovecot_plays_microsoft_ = true;
+  }
+
+  void TearDown() override {
+    host_.reset();
+    if (dovecot_plays_microsoft_) servers->restart_dovecot_with(dovecot_oauth_settings());
+  }
+
+  static std::string fake_smtp_without_auth() {
+    return "smtps://127.0.0.1:" + std::to_string(oauth->smtps_port());
+  }
+  static std::string postfix_submission() {
+    return "smtp://127.0.0.1:" + std::to_string(servers->submission_port());
+  }
+
+  HttpResult send(const Json &message) {
+    return api_.post("/api/v1/accounts/" + account_ + "/messages", message);
+  }
+
+  // The delivered copy of the mail with this Message-ID in a user's inbox, or "".
+  static std::string received_by(const std::string &user, const std::string &message_id) {
+    for (const auto &mail : servers->mailbox(user)) {
+      if (mail.find("Message-ID: <" + message_id + ">") != std::string::npos ||
+          mail.find("Message-Id: <" + message_id + ">") != std::string::npos) {
+        return mail;
+      }
+    }
+    return "";
+  }
+
+  // No token the server ever issued, and not the client secret, in the logs, the account's
+  // answer or any file of the data folder.
+  void expect_no_secret_anywhere() {
+    const Json issued = control()["issued"];
+    std::string everything = log_text() + account().dump();
+    for (const auto &entry : fs::recursive_directory_iterator(host_->data_dir())) {
+      if (!entry.is_regular_file()) continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::stringstream bytes;
+      bytes << in.rdbuf();
+      everything += bytes.str();
+    }
+    for (const auto &token : issued) {
+      EXPECT_EQ(everything.find(token.get<std::string>()), std::string::npos);
+    }
+    EXPECT_EQ(everything.find(kClientSecret), std::string::npos);
   }
 
   Json account() const { return api_.get("/api/v1/accounts/" + account_).json(); }
   std::string state() const { return account().value("state", ""); }
 
   // POST /oauth/start; the authorization URL it answers.
-  std::string start_sign_in() {
+  std::string start_sign_in(const std::string &provider = "google") {
     HttpResult started =
         api_.post("/api/v1/accounts/" + account_ + "/oauth/start",
-                  {{"values", {{"provider", "google"}}}});
+                  {{"values", {{"provider", provider}}}});
     EXPECT_EQ(started.status, 200) << started.body;
     return started.json().value("authorization_url", "");
   }
@@ -219,8 +332,8 @@ class EmailOAuthTest : public ::testing::Test {
     return host_->anonymous().request("GET", target, {}, {{"Accept-Language", "en"}});
   }
 
-  void connect() {
-    HttpResult page = callback(consent(start_sign_in()));
+  void connect(const std::string &provider = "google") {
+    HttpResult page = callback(consent(start_sign_in(provider)));
     ASSERT_EQ(page.status, 200) << page.body;
     ASSERT_TRUE(eventually([&] { return state() == "connected"; }, std::chrono::seconds(15)))
         << account().dump();
@@ -245,6 +358,7 @@ class EmailOAuthTest : public ::testing::Test {
   std::unique_ptr<TestHost> host_;
   ApiClient api_{0};
   std::string account_;
+  bool dovecot_plays_microsoft_ = false;
 };
 
 TEST_F(EmailOAuthTest, ConnectsThroughTheCallbackWithTheProvidersAddressAndReceivesMail) {
@@ -472,6 +586,207 @@ TEST_F(EmailOAuthTest, TokensAreAbsentFromTheDatabaseFileAndTheLogs) {
     EXPECT_EQ(everything.find(token.get<std::string>()), std::string::npos);
   }
   EXPECT_EQ(everything.find(kClientSecret), std::string::npos);
+}
+
+TEST_F(EmailOAuthTest, MicrosoftSignInUsesTheTenantsEndpointsAndTheAddressOfTheIdToken) {
+  const std::string tenant = "4f2b8c1e-9a3d-4e7b-b6c5-0d1e2f3a4b5c";
+  use_microsoft(tenant, postfix_submission(), false);
+  const std::string url = start_sign_in("microsoft");
+  EXPECT_EQ(url.substr(0, url.find('?')), oauth->url("/" + tenant + "/oauth2/v2.0/authorize"));
+  auto query = query_of(url);
+  std::set<std::string> names;
+  for (const auto &[name, value] : query) names.insert(name);
+  EXPECT_EQ(names, (std::set<std::string>{"client_id", "code_challenge", "code_challenge_method",
+                                          "prompt", "redirect_uri", "response_type", "scope",
+                                          "state"}))
+      << url;
+  EXPECT_EQ(query["client_id"], kClientId);
+  EXPECT_EQ(query["response_type"], "code");
+  EXPECT_EQ(query["redirect_uri"],
+            "http://127.0.0.1:" + std::to_string(host_->port()) + "/api/v1/oauth/callback");
+  EXPECT_EQ(query["scope"], kMicrosoftMailScopes);  // no Graph scope without graph_send
+  EXPECT_EQ(query["code_challenge_method"], "S256");
+  EXPECT_EQ(query["code_challenge"].size(), 43u);  // base64url of a SHA-256
+  EXPECT_GE(query["state"].size(), 16u);
+  EXPECT_EQ(query["prompt"], "select_account");
+
+  HttpResult page = callback(consent(url));
+  ASSERT_EQ(page.status, 200) << page.body;
+  ASSERT_TRUE(eventually([&] { return state() == "connected"; }, std::chrono::seconds(15)))
+      << account().dump();
+  // The ID token names the mailbox in preferred_username only, and user info does not answer.
+  EXPECT_EQ(account().value("account", ""), Fixture::kAgent);
+  int token_calls = 0;
+  const Json tenants = control()["tenants"];
+  for (const auto &asked : tenants) token_calls += asked == tenant ? 1 : 0;
+  EXPECT_GE(token_calls, 2);  // authorize and token, both under the tenant
+
+  const std::string subject = unique("Microsoft inbound");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject));
+  EXPECT_TRUE(received(subject));
+}
+
+TEST_F(EmailOAuthTest, MicrosoftTenantNamesTheEndpointsAndGraphSendAddsItsScope) {
+  for (const std::string tenant : {"common", "organizations", "contoso.onmicrosoft.com"}) {
+    use_microsoft(tenant, postfix_submission(), true);
+    const std::string url = start_sign_in("microsoft");
+    EXPECT_EQ(url.substr(0, url.find('?')), oauth->url("/" + tenant + "/oauth2/v2.0/authorize"));
+    EXPECT_EQ(query_of(url)["scope"], std::string(kMicrosoftMailScopes) + " " + kGraphMailSend);
+  }
+}
+
+TEST_F(EmailOAuthTest, SmtpAuthOffAtMicrosoftSendsThroughGraphAndTheMailArrives) {
+  control({{"graph_relay_port", servers->smtp_mx_port()}});
+  use_microsoft("common", fake_smtp_without_auth(), true);
+  connect("microsoft");  // the refused SMTP AUTH does not stop the account: Graph can send
+  EXPECT_NE(log_text().find("5.7.139"), std::string::npos) << log_text();
+
+  // A customer's mail with an attachment, to answer with that attachment.
+  const std::string subject = unique("Nota fiscal");
+  const std::string asked_id = "graph-q-" + std::to_string(std::random_device{}()) + "@customer.test";
+  servers->deliver(
+      Fixture::kCustomer, Fixture::kAgent,
+      "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\nTo: " + Fixture::kAgent +
+          "\r\nSubject: " + subject + "\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\n"
+          "Message-ID: <" + asked_id + ">\r\nMIME-Version: 1.0\r\n"
+          "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+          "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSegue a nota.\r\n"
+          "--b1\r\nContent-Type: application/pdf; name=\"nota.pdf\"\r\n"
+          "Content-Disposition: attachment; filename=\"nota.pdf\"\r\n"
+          "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJWZha2UgcGRmCg==\r\n--b1--\r\n");
+  ASSERT_TRUE(received(subject));
+  Json asked;
+  const Json listed = api_.get("/api/v1/accounts/" + account_ + "/messages").json();
+  for (const auto &m : listed["items"]) {
+    if (m.value("subject", "") == subject) asked = m;
+  }
+  ASSERT_TRUE(asked.is_object());
+  ASSERT_FALSE(asked["attachments"].empty()) << asked.dump();
+
+  const int graph_calls = control().value("graph_calls", 0);
+  const std::string reply_subject = "Re: " + subject;
+  HttpResult sent = send({{"to", Fixture::kCustomer},
+                          {"cc", Fixture::kColleague},
+                          {"bcc", Fixture::kAuditor},
+                          {"subject", reply_subject},
+                          {"text", "Aqui está a nota de volta."},
+                          {"reply_to_message_id", asked["id"]},
+                          {"attachments",
+                           {{{"id", asked["attachments"][0]["id"]},
+                             {"name", "nota.pdf"},
+                             {"mime", "application/pdf"}}}}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  EXPECT_EQ(control().value("graph_calls", 0), graph_calls + 1);
+  const std::string message_id = sent.json().value("external_id", "");
+  ASSERT_FALSE(message_id.empty()) << sent.body;
+  servers->wait_for_queue_empty();
+
+  std::string at_customer;
+  ASSERT_TRUE(eventually([&] { return !(at_customer = received_by(Fixture::kCustomer, message_id)).empty(); },
+                         std::chrono::seconds(15)))
+      << "the mail sent through Graph did not reach the customer";
+  const std::string header = at_customer.substr(0, at_customer.find("\r\n\r\n"));
+  EXPECT_NE(header.find("In-Reply-To: <" + asked_id + ">"), std::string::npos) << header;
+  EXPECT_NE(header.find(reply_subject), std::string::npos) << header;
+  EXPECT_NE(header.find(Fixture::kColleague), std::string::npos) << header;
+  EXPECT_NE(at_customer.find("nota.pdf"), std::string::npos) << "the attachment was lost";
+  EXPECT_NE(at_customer.find("JVBERi0xLjQKJWZha2UgcGRmCg"), std::string::npos)
+      << "the attachment's bytes changed";
+  EXPECT_FALSE(received_by(Fixture::kColleague, message_id).empty()) << "Cc got nothing";
+  const std::string at_auditor = received_by(Fixture::kAuditor, message_id);
+  EXPECT_FALSE(at_auditor.empty()) << "Bcc got nothing";
+  for (const auto &copy : {at_customer, at_auditor}) {
+    EXPECT_EQ(copy.find("Bcc:"), std::string::npos);
+    EXPECT_EQ(copy.substr(0, copy.find("\r\n\r\n")).find(Fixture::kAuditor), std::string::npos);
+  }
+  // Graph got the Bcc in the MIME (its only way to know it) and took it out itself.
+  const std::string handed = control()["graph_mails"].back().get<std::string>();
+  EXPECT_NE(handed.find(std::string("Bcc: ") + Fixture::kAuditor), std::string::npos);
+  expect_no_secret_anywhere();
+}
+
+TEST_F(EmailOAuthTest, WithoutGraphSendATenantWithoutSmtpAuthCannotSendAndSaysWhy) {
+  use_microsoft("common", fake_smtp_without_auth(), false);
+  const std::string url = start_sign_in("microsoft");
+  EXPECT_EQ(query_of(url)["scope"].find("graph.microsoft.com"), std::string::npos);
+  ASSERT_EQ(callback(consent(url)).status, 200);
+  ASSERT_TRUE(eventually([&] { return state() == "error"; }, std::chrono::seconds(15)))
+      << account().dump();
+  const std::string detail = account().value("detail", "");
+  EXPECT_NE(detail.find("SMTP AUTH is turned off"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("535 5.7.139"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("Authenticated SMTP"), std::string::npos) << detail;
+
+  const int graph_calls = control().value("graph_calls", 0);
+  HttpResult sent = send({{"to", Fixture::kCustomer}, {"subject", "x"}, {"text", "x"}});
+  EXPECT_GE(sent.status, 400) << sent.body;
+  EXPECT_EQ(control().value("graph_calls", 0), graph_calls);  // Graph was not asked
+}
+
+TEST_F(EmailOAuthTest, GraphWithoutTheMailSendPermissionRefusesWithAClearReason) {
+  // The tenant's admin never granted Mail.Send: the Graph token comes without it.
+  control({{"graph_relay_port", servers->smtp_mx_port()}, {"withhold_scopes", {kGraphMailSend}}});
+  use_microsoft("common", fake_smtp_without_auth(), true);
+  connect("microsoft");
+  HttpResult sent = send({{"to", Fixture::kCustomer}, {"subject", unique("no grant")},
+                          {"text", "x"}});
+  EXPECT_GE(sent.status, 400) << sent.body;
+  EXPECT_NE(sent.body.find("lacks the Mail.Send permission"), std::string::npos) << sent.body;
+  EXPECT_NE(sent.body.find("403 ErrorAccessDenied"), std::string::npos) << sent.body;
+  EXPECT_NE(log_text().find("lacks the Mail.Send permission"), std::string::npos);
+  expect_no_secret_anywhere();
+}
+
+TEST_F(EmailOAuthTest, GraphRefusingTheTokenGetsOneRefreshAndThrottlingIsReported) {
+  control({{"graph_relay_port", servers->smtp_mx_port()}});
+  use_microsoft("common", fake_smtp_without_auth(), true);
+  connect("microsoft");
+  HttpResult first = send({{"to", Fixture::kCustomer}, {"subject", unique("first")},
+                           {"text", "x"}});
+  ASSERT_EQ(first.status, 201) << first.body;
+  // Graph's token was got with Graph's scope, the mail token with the mail scopes.
+  const Json asked = control()["refresh_scopes"];
+  EXPECT_NE(std::find(asked.begin(), asked.end(),
+                      std::string(kGraphMailSend) + " offline_access"),
+            asked.end())
+      << asked.dump();
+
+  // Graph no longer takes the token it has (expired early, revoked…): one refresh, one retry.
+  const Json before = control({{"expire_access_tokens", true}});
+  HttpResult second = send({{"to", Fixture::kCustomer}, {"subject", unique("second")},
+                            {"text", "x"}});
+  ASSERT_EQ(second.status, 201) << second.body;
+  const Json after = control();
+  EXPECT_EQ(after.value("graph_refused", 0), before.value("graph_refused", 0) + 1);
+  EXPECT_EQ(after.value("refreshes", 0), before.value("refreshes", 0) + 1);
+  servers->wait_for_queue_empty();
+  EXPECT_FALSE(received_by(Fixture::kCustomer, second.json().value("external_id", "")).empty());
+
+  control({{"graph_status", 429}});
+  HttpResult throttled = send({{"to", Fixture::kCustomer}, {"subject", "x"}, {"text", "x"}});
+  EXPECT_GE(throttled.status, 400) << throttled.body;
+  EXPECT_NE(throttled.body.find("throttling"), std::string::npos) << throttled.body;
+  EXPECT_NE(throttled.body.find("429"), std::string::npos) << throttled.body;
+
+  control({{"graph_status", 503}});
+  HttpResult failed = send({{"to", Fixture::kCustomer}, {"subject", "x"}, {"text", "x"}});
+  EXPECT_GE(failed.status, 400) << failed.body;
+  EXPECT_NE(failed.body.find("HTTP 503"), std::string::npos) << failed.body;
+  EXPECT_NE(failed.body.find("not sent"), std::string::npos) << failed.body;
+  expect_no_secret_anywhere();
+}
+
+TEST_F(EmailOAuthTest, MicrosoftDisconnectForgetsTheTokensWithoutARevocationCall) {
+  use_microsoft("common", postfix_submission(), false);
+  connect("microsoft");
+  const int revocations_before = control().value("revocations", 0);
+  HttpResult done = api_.post("/api/v1/accounts/" + account_ + "/disconnect");
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(control().value("revocations", 0), revocations_before);  // Microsoft has none
+  EXPECT_EQ(state(), "disconnected");
+  HttpResult again = api_.post("/api/v1/accounts/" + account_ + "/connect",
+                               {{"values", {{"provider", "microsoft"}}}});
+  EXPECT_GE(again.status, 400) << again.body;
 }
 
 }  // namespace

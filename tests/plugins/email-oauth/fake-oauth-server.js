@@ -9,19 +9,29 @@
 // Microsoft 365 tenant with SMTP AUTH disabled does (535 5.7.139). Endpoints:
 //   GET  /authorize     consent auto-granted for USER_EMAIL; 302 to redirect_uri?code&state
 //   POST /token         authorization_code (client, redirect_uri, PKCE S256 checked; one use)
-//                       and refresh_token (rotates: the old refresh token stops working)
+//                       and refresh_token (rotates: the old refresh token stops working; a
+//                       `scope` narrows the new access token to granted scopes)
+//   GET  /{tenant}/oauth2/v2.0/authorize, POST /{tenant}/oauth2/v2.0/token
+//                       the same, playing Microsoft: the ID token names the mailbox in
+//                       preferred_username only, and an access token covers one resource (the
+//                       first one asked for): a Graph token needs a refresh with Graph's scope
 //   POST /revoke        RFC 7009
 //   POST /introspect    RFC 7662, for Dovecot's oauth2 passdb: {active, username, scope, exp}
 //   GET  /userinfo      {email}
-//   POST /graph/me/sendMail   a fake of Microsoft Graph sendMail (records the MIME message)
+//   POST /graph/v1.0/me/sendMail   a fake of Microsoft Graph sendMail: base64 MIME as text/plain,
+//                       the bearer token checked (401 unknown or expired, 403 without Mail.Send),
+//                       the MIME recorded, and with graph_relay_port set handed to that SMTP
+//                       port (Postfix) for every To, Cc and Bcc address, Bcc header removed
 //   POST /control       switches: {"revoke_refresh_tokens":true, "wrong_scope":true,
 //                       "expire_codes":true, "delay_ms":N (token endpoint), "access_ttl_s":N,
-//                       "expire_access_tokens":true}
-//   GET  /control       counters and recorded Graph mails
+//                       "expire_access_tokens":true, "withhold_scopes":[...] (never granted),
+//                       "graph_status":N (Graph answers N), "graph_relay_port":N}
+//   GET  /control       counters, tenants asked, recorded Graph mails
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
 const fs = require('fs');
+const net = require('net');
 
 const [portFile, userEmail, clientId, clientSecret, certFile, keyFile] = process.argv.slice(2);
 const SCOPE_OK = 'https://mail.google.com/';
@@ -30,9 +40,12 @@ const codes = new Map();     // code -> {challenge, redirect_uri, scope, expires
 const access = new Map();    // token -> {expires, scope}
 const refresh = new Map();   // token -> {active, scope}
 const switches = {revoke_refresh_tokens: false, wrong_scope: false, expire_codes: false,
-                  delay_ms: 0, access_ttl_s: 3600};
+                  delay_ms: 0, access_ttl_s: 3600, withhold_scopes: [], graph_status: 0,
+                  graph_relay_port: 0};
 const seen = {exchanges: 0, refreshes: 0, introspections: 0, revocations: 0, graph_mails: [],
+              graph_calls: 0, graph_refused: 0, tenants: [], refresh_scopes: [],
               issued: []};  // every token handed out, for the 'no secret leaked' checks
+const GRAPH_SEND = 'https://graph.microsoft.com/Mail.Send';
 
 const random = () => crypto.randomBytes(24).toString('base64url');
 const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
@@ -48,20 +61,41 @@ function oauthError(res, error, description) {
   send(res, 400, {error, error_description: description});
 }
 
-function issueTokens(scope, withIdToken) {
+const scopesOf = (text) => String(text || '').split(/\s+/).filter((s) => s);
+const resourceOf = (scope) => (/^https:\/\/[^/]+/.exec(scope) || [''])[0];
+
+// The scopes one access token carries: those the grant holds and the admin did not withhold; as
+// Microsoft does, only the first resource's (plus the plain OpenID ones).
+function accessScope(scopes, microsoft) {
+  let kept = scopes.filter((s) => !switches.withhold_scopes.includes(s));
+  if (microsoft) {
+    const first = kept.map(resourceOf).find((r) => r);
+    kept = kept.filter((s) => !resourceOf(s) || resourceOf(s) === first);
+  }
+  return kept.join(' ');
+}
+
+// `grant` is the whole consented scope (kept with the refresh token); `asked` what this token
+// is for.
+function issueTokens(grant, asked, withIdToken, microsoft, tenant) {
   const accessToken = 'at-' + random();
   const refreshToken = 'rt-' + random();
   const ttl = switches.access_ttl_s;
+  const scope = accessScope(scopesOf(asked), microsoft);
   access.set(accessToken, {expires: Date.now() + ttl * 1000,
                            scope: switches.wrong_scope ? 'openid' : scope});
-  refresh.set(refreshToken, {active: true, scope});
+  refresh.set(refreshToken, {active: true, scope: grant, microsoft, tenant});
   seen.issued.push(accessToken, refreshToken);
   const answer = {token_type: 'Bearer', access_token: accessToken, refresh_token: refreshToken,
                   expires_in: ttl, scope};
   if (withIdToken) {
+    const claims = microsoft
+        ? {iss: 'https://login.microsoftonline.com/' + tenant + '/v2.0', tid: tenant,
+           preferred_username: userEmail, name: 'Support Agent'}
+        : {iss: 'fake', email: userEmail};
     answer.id_token = b64url({alg: 'none'}) + '.' +
-        b64url({iss: 'fake', sub: 'user-1', aud: clientId, email: userEmail,
-                exp: Math.floor(Date.now() / 1000) + 3600}) + '.';
+        b64url({sub: 'user-1', aud: clientId, exp: Math.floor(Date.now() / 1000) + 3600,
+                ...claims}) + '.';
   }
   return answer;
 }
@@ -70,7 +104,7 @@ function clientOk(form) {
   return form.get('client_id') === clientId && form.get('client_secret') === clientSecret;
 }
 
-function token(res, form) {
+function token(res, form, tenant) {
   if (!clientOk(form)) return oauthError(res, 'invalid_client', 'unknown client or wrong secret');
   const grant = form.get('grant_type');
   if (grant === 'authorization_code') {
@@ -90,7 +124,7 @@ function token(res, form) {
     if (challenge !== entry.challenge) {
       return oauthError(res, 'invalid_grant', 'PKCE verification failed');
     }
-    return send(res, 200, issueTokens(entry.scope, true));
+    return send(res, 200, issueTokens(entry.scope, entry.scope, true, !!tenant, tenant));
   }
   if (grant === 'refresh_token') {
     seen.refreshes++;
@@ -98,8 +132,19 @@ function token(res, form) {
     if (!entry || !entry.active || switches.revoke_refresh_tokens) {
       return oauthError(res, 'invalid_grant', 'Token has been expired or revoked.');
     }
+    const asked = form.get('scope');
+    seen.refresh_scopes.push(asked || '');
+    if (asked) {
+      const granted = scopesOf(entry.scope);
+      const missing = scopesOf(asked).filter((s) => !granted.includes(s));
+      if (missing.length > 0) {
+        return oauthError(res, 'invalid_grant', 'AADSTS65001: The user or administrator has ' +
+                          'not consented to use the application (' + missing.join(' ') + ')');
+      }
+    }
     entry.active = false;  // rotation: every refresh token works once
-    return send(res, 200, issueTokens(entry.scope, false));
+    return send(res, 200, issueTokens(entry.scope, asked || entry.scope, false, entry.microsoft,
+                                      entry.tenant));
   }
   return oauthError(res, 'unsupported_grant_type', String(grant));
 }
@@ -108,7 +153,12 @@ function handle(req, res, body) {
   const url = new URL(req.url, 'http://127.0.0.1');
   const form = new URLSearchParams(body);
   const bearer = (req.headers.authorization || '').replace(/^Bearer /, '');
-  if (url.pathname === '/authorize' && req.method === 'GET') {
+  // Microsoft's endpoints carry the tenant: /{tenant}/oauth2/v2.0/authorize and …/token.
+  const microsoft = /^\/([^/]+)\/oauth2\/v2\.0\/(authorize|token)$/.exec(url.pathname);
+  const tenant = microsoft ? microsoft[1] : '';
+  if (microsoft) seen.tenants.push(tenant);
+  const endpoint = microsoft ? '/' + microsoft[2] : url.pathname;
+  if (endpoint === '/authorize' && req.method === 'GET') {
     const q = url.searchParams;
     const redirect = q.get('redirect_uri');
     if (q.get('client_id') !== clientId || !redirect) return send(res, 400, 'bad client');
@@ -123,7 +173,7 @@ function handle(req, res, body) {
     to.searchParams.set('state', q.get('state') || '');
     return send(res, 302, '', {Location: to.toString()});
   }
-  if (url.pathname === '/token' && req.method === 'POST') return token(res, form);
+  if (endpoint === '/token' && req.method === 'POST') return token(res, form, tenant);
   if (url.pathname === '/revoke' && req.method === 'POST') {
     seen.revocations++;
     const t = form.get('token');
@@ -144,14 +194,42 @@ function handle(req, res, body) {
     if (!entry || Date.now() >= entry.expires) return send(res, 401, {error: 'invalid_token'});
     return send(res, 200, {email: userEmail, email_verified: true});
   }
-  if (url.pathname === '/graph/me/sendMail' && req.method === 'POST') {
+  if (url.pathname === '/graph/v1.0/me/sendMail' && req.method === 'POST') {
+    seen.graph_calls++;
     const entry = access.get(bearer);
     if (!entry || Date.now() >= entry.expires) {
-      return send(res, 401, {error: {code: 'InvalidAuthenticationToken', message: 'expired'}});
+      seen.graph_refused++;
+      return send(res, 401, {error: {code: 'InvalidAuthenticationToken',
+                                     message: 'Lifetime validation failed, the token is expired.'}});
     }
-    seen.graph_mails.push(Buffer.from(body, 'base64').toString('utf8'));
-    res.writeHead(202);
-    return res.end();
+    if (!scopesOf(entry.scope).includes(GRAPH_SEND)) {
+      return send(res, 403, {error: {code: 'ErrorAccessDenied',
+                                     message: 'Access is denied. Check credentials and try again.'}});
+    }
+    if (switches.graph_status === 429) {
+      return send(res, 429, {error: {code: 'ApplicationThrottled',
+                                     message: 'Application is over its MailboxConcurrency limit.'}},
+                  {'Retry-After': '30'});
+    }
+    if (switches.graph_status >= 400) {
+      return send(res, switches.graph_status,
+                  {error: {code: 'ServiceUnavailable', message: 'Service unavailable.'}});
+    }
+    if (!/^text\/plain/.test(req.headers['content-type'] || '')) {
+      return send(res, 400, {error: {code: 'RequestBodyRead', message: 'expected JSON'}});
+    }
+    const mime = Buffer.from(body, 'base64').toString('utf8');
+    seen.graph_mails.push(mime);
+    if (!switches.graph_relay_port) {
+      res.writeHead(202);
+      return res.end();
+    }
+    const {recipients, delivered} = graphDelivery(mime);
+    relay(switches.graph_relay_port, userEmail, recipients, delivered).then(() => {
+      res.writeHead(202);
+      res.end();
+    }, (e) => send(res, 503, {error: {code: 'ErrorMailTransport', message: String(e.message)}}));
+    return;
   }
   if (url.pathname === '/control') {
     if (req.method === 'POST') {
@@ -165,6 +243,64 @@ function handle(req, res, body) {
     return send(res, 200, {switches, ...seen});
   }
   send(res, 404, {error: 'not_found'});
+}
+
+// What Exchange does with a MIME message sent through Graph: every address in To, Cc and Bcc
+// receives it, and the delivered copy has no Bcc header.
+function graphDelivery(mime) {
+  const split = mime.indexOf('\r\n\r\n');
+  const head = mime.slice(0, split);
+  const lines = head.split('\r\n');
+  const fields = [];  // [name, value, raw lines]
+  for (const line of lines) {
+    if (/^[ \t]/.test(line) && fields.length > 0) {
+      fields[fields.length - 1][1] += ' ' + line.trim();
+      fields[fields.length - 1][2].push(line);
+    } else {
+      const colon = line.indexOf(':');
+      fields.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1), [line]]);
+    }
+  }
+  const recipients = [];
+  for (const [name, value] of fields) {
+    if (['to', 'cc', 'bcc'].includes(name)) {
+      for (const a of value.match(/[^\s<>,"]+@[^\s<>,"]+/g) || []) recipients.push(a);
+    }
+  }
+  const kept = fields.filter(([name]) => name !== 'bcc').flatMap(([, , raw]) => raw);
+  return {recipients, delivered: kept.join('\r\n') + mime.slice(split)};
+}
+
+// A minimal SMTP client: hands one message to 127.0.0.1:port.
+function relay(port, from, recipients, message) {
+  return new Promise((resolve, reject) => {
+    const body = message.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
+    const steps = ['EHLO graph.fake', `MAIL FROM:<${from}>`,
+                   ...recipients.map((r) => `RCPT TO:<${r}>`), 'DATA',
+                   body + (body.endsWith('\r\n') ? '' : '\r\n') + '.', 'QUIT'];
+    let next = 0;
+    let buffer = '';
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      let m;
+      while ((m = /^(\d{3})([ -])(.*)\r\n/.exec(buffer))) {
+        buffer = buffer.slice(m[0].length);
+        if (m[2] === '-') continue;
+        if (Number(m[1]) >= 400) {
+          socket.destroy();
+          return reject(new Error(m[0].trim()));
+        }
+        if (next < steps.length) {
+          socket.write(steps[next++] + '\r\n');
+        } else {
+          socket.end();
+          return resolve();
+        }
+      }
+    });
+    socket.on('error', reject);
+  });
 }
 
 const server = http.createServer((req, res) => {
