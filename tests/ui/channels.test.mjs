@@ -131,9 +131,20 @@ test('e-mail: a wrong password shows the server\'s reason next to the form', asy
   const accountId = await card.getAttribute('data-account');
   const account = await host.api(await token(page), 'GET', `/accounts/${accountId}`);
   assert.ok(account.json.detail, 'the host has a reason');
+  assert.equal(account.json.reason_code, 'auth_failed');
+  // The plugin's reason code is said in Portuguese; its own English words stay as the detail.
   const reason = card.getByTestId('form-error');
   await reason.filter({hasText: account.json.detail}).waitFor();
-  assert.match(await reason.textContent(), /^Não foi possível conectar: /);
+  assert.match(await reason.textContent(),
+               /^Não foi possível conectar: o servidor recusou o endereço ou a senha \(detalhe técnico: /);
+  assert.match(await status.textContent(), /Erro: o servidor recusou o endereço ou a senha/);
+  // The failure is in the integration log once, not once from the plugin and again as the error.
+  const failures = card.getByTestId('log').locator('li', {hasText: account.json.detail});
+  await failures.first().waitFor();
+  const entries = await host.api(await token(page), 'GET', `/accounts/${accountId}/log`);
+  const matching = entries.json.items.filter((e) => e.text.includes(account.json.detail));
+  assert.equal(matching.length, 1, JSON.stringify(entries.json.items));
+  assert.equal(await failures.count(), 1);
   assert.equal(await card.getByLabel(/^Senha ou senha de app/).inputValue(), '',
                'the password is not kept');
   await shoot(page, '41-mail-wrong-password');
