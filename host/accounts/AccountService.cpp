@@ -591,6 +591,9 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
     return CN_ERR_STORAGE;
   }
   if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
+  // Part of a backlog import: the plugin reports the whole import with one progress event
+  // instead of one push per old message.
+  if (event.value("quiet", false) == true) return CN_OK;
   if (auto shown = conversations_.message(stored->id)) {
     events_.publish(account.attendant_id, "message.new", {{"message", *shown}});
   }

@@ -337,7 +337,8 @@ Expected<Json> ControlApi::answered_message(const accounts::Account &account, co
   return Json{{"external_id", (*answered)["external_id"]},
               {"from", (*answered)["from"]},
               {"subject", (*answered)["subject"]},
-              {"link_keys", (*answered)["link_keys"]}};
+              {"link_keys", (*answered)["link_keys"]},
+              {"named", body.contains("reply_to_message_id")}};
 }
 
 Response ControlApi::qr_image(const accounts::Account &account, const std::string &format) {

@@ -94,6 +94,9 @@ class WhatsAppPlugin final : public sdk::Plugin {
           setting("qr_timeout_ms", "integer", 0,
                   "Lifetime of each QR code; 0 keeps the library's (60 s, then 20 s)."),
           setting("reconnect_max_ms", "integer", 60000, "Longest wait between reconnects."),
+          setting("max_concurrent_connects", "integer", 4,
+                  "How many sessions may open their connection at once (when many drop together, "
+                  "the others wait their turn)."),
           setting("send_timeout_ms", "integer", 30000,
                   "A send without acknowledgement from WhatsApp after this long is failed."),
           setting("link_groups", "boolean", false,
@@ -174,8 +177,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (to.empty()) return fail(CN_ERR_INVALID_ARGUMENT, "a recipient is required");
     Json request = {{"op", "send"}, {"account", id}, {"to", to},
                     {"text", message.value("text", "")}};
-    if (message.contains("reply_to_external_id")) {
-      request["quoted_id"] = message["reply_to_external_id"];
+    // A reply the client named is quoted; the one the host picks for a send on a case is not (a
+    // WhatsApp chat is one thread already, and quoting every answer would clutter it).
+    const Json reply_to = message.value("reply_to", Json::object());
+    if (reply_to.is_object() && reply_to.value("named", false) &&
+        reply_to.value("external_id", Json()).is_string()) {
+      request["quoted_id"] = reply_to["external_id"];
     }
     // The client's idempotency key; a retry of a failed send names the id it first went out
     // under, so WhatsApp gets the same message id again and shows it once.
@@ -286,7 +293,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (auto version = settings_.value("wa_version", std::string()); !version.empty()) {
       configure["version"] = parse_version(version);
     }
-    for (const char *key : {"qr_timeout_ms", "reconnect_max_ms", "send_timeout_ms"}) {
+    for (const char *key : {"qr_timeout_ms", "reconnect_max_ms", "send_timeout_ms",
+                            "max_concurrent_connects"}) {
       if (settings_.value(key, 0) > 0) configure[key] = settings_[key];
     }
     if (auto configured = bridge->request(configure, 10s); !configured) return configured.error();
@@ -414,6 +422,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
       return;
     }
     if (kind == "message") return on_message(id, event.value("message", Json::object()));
+    if (kind == "backlog") {
+      // One summary for a burst of offline or history messages, which were stored quietly.
+      const int64_t count = event.value("count", int64_t{0});
+      host().emit(id, {{"type", "progress"}, {"phase", "backlog"}, {"done", count}, {"total", count}});
+      return;
+    }
     if (kind == "delivery") {
       Json delivery = {{"type", "delivery"},
                        {"external_id", event.value("external_id", "")},
@@ -497,6 +511,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
     // their contact or stay unassigned (no case storm when a phone comes back with a backlog).
     if (message.value("details", Json::object()).value("history", false)) {
       message["automatic"] = true;
+      message["quiet"] = true;  // reported once for the whole burst (the "backlog" event)
     }
     if (host().emit(id, message) != CN_OK) {
       host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");

@@ -70,6 +70,9 @@ class ConnectGate {
 }
 const gate = new ConnectGate();
 
+// How long no further offline or history message must come before a burst is reported.
+const BACKLOG_QUIET_MS = 500;
+
 // --- One account -----------------------------------------------------------------------------------
 
 class Session {
@@ -202,8 +205,22 @@ class Session {
         phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),
         download: (msg) => this.download(msg),
       });
-      if (message) event('message', this.account, { message });
+      if (!message) continue;
+      event('message', this.account, { message });
+      if (message.details?.history) this.countBacklog();
     }
+  }
+
+  // Offline and history messages come in bursts; each burst is reported once, when no more came
+  // for a moment, so that the host can say "N older messages imported" instead of N times "new".
+  countBacklog() {
+    this.backlog = (this.backlog || 0) + 1;
+    clearTimeout(this.backlogTimer);
+    this.backlogTimer = setTimeout(() => {
+      const count = this.backlog;
+      this.backlog = 0;
+      event('backlog', this.account, { count });
+    }, BACKLOG_QUIET_MS);
   }
 
   async download(m) {
@@ -324,6 +341,7 @@ const operations = {
     if (s.qr_timeout_ms) settings.qrTimeoutMs = Number(s.qr_timeout_ms);
     if (s.reconnect_max_ms) settings.reconnectMaxMs = Number(s.reconnect_max_ms);
     if (s.send_timeout_ms) settings.sendTimeoutMs = Number(s.send_timeout_ms);
+    if (s.max_concurrent_connects) settings.maxConcurrentConnects = Math.max(1, Number(s.max_concurrent_connects));
     // Only a test setting ever sets this: it makes the client trust a test server's certificate.
     if (s.test_root_key) WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(s.test_root_key, 'base64');
     return {};

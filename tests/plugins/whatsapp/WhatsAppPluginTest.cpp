@@ -265,22 +265,93 @@ TEST_F(WhatsAppPlugin, DroppedConnectionReconnects) {
   EXPECT_TRUE(wait_message("depois da queda"));
 }
 
-TEST_F(WhatsAppPlugin, OfflineQueueArrivesMarkedAsHistory) {
+// Several sessions dropped at once come back through the bridge's gate: with
+// max_concurrent_connects 1 the server never sees two of them opening together, although each
+// handshake takes long enough that the jittered reconnects would otherwise overlap.
+TEST_F(WhatsAppPlugin, SessionsDroppedTogetherReconnectOneAtATime) {
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  host_ = std::make_unique<TestHost>(
+      whatsapp_plugin_yaml(*server_, 0, "      max_concurrent_connects: 1\n"));
+  events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
+  const std::vector<std::string> phones = {"5511900000011", "5511900000012", "5511900000013"};
+  for (const auto &phone : phones) {
+    account_ = TestHost::create_account(host_->admin(), "whatsapp", "attendant " + phone);
+    auto connect = host_->admin().post(path("/connect"), {{"values", Json::object()}});
+    ASSERT_EQ(connect.status, 202) << connect.body;
+    const std::string id = account_;
+    ASSERT_TRUE(wait_event("account.qr", [&](const Json &e) { return e["account_id"] == id; }));
+    auto qr = host_->admin().get(path("/qr"));
+    ASSERT_EQ(qr.status, 200) << qr.body;
+    server_->scan(qr.json()["payload"], phone);
+    ASSERT_TRUE(wait_event("account.status", [&](const Json &e) {
+      return e["account_id"] == id && e["state"] == "connected";
+    })) << phone << " did not connect";
+  }
+
+  server_->call("POST", "/handshake-delay", {{"ms", 700}});
+  server_->call("POST", "/opening-peak/reset");
+  for (const auto &phone : phones) ASSERT_EQ(server_->kick(phone, 0), 1) << phone;
+  // Every handshake now takes 0.7 s: the dropped connections are seen gone before any is back.
+  ASSERT_TRUE(eventually([&] {
+    for (const auto &phone : phones) {
+      if (server_->device_connected(phone)) return false;
+    }
+    return true;
+  }, 5s));
+  ASSERT_TRUE(eventually([&] {
+    for (const auto &phone : phones) {
+      if (!server_->device_connected(phone)) return false;
+    }
+    return true;
+  }, 60s)) << "not every session came back: " << server_->devices();
+  EXPECT_EQ(server_->info()["opening_peak"], 1);
+}
+
+// Messages queued while the host was away arrive as a backlog: stored, marked as history, no
+// case of their own, and announced once for the whole burst instead of one push each.
+TEST_F(WhatsAppPlugin, OfflineQueueArrivesAsOneQuietBacklog) {
   start();
   pair();
   ASSERT_TRUE(server_->device_connected(kAttendantPhone));
   events_.reset();
   host_->stop();
   ASSERT_TRUE(eventually([&] { return !server_->device_connected(kAttendantPhone); }, 10s));
-  server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "enquanto fora"}});
+  const std::vector<std::string> queued = {"enquanto fora 1", "enquanto fora 2", "enquanto fora 3"};
+  for (const auto &text : queued) {
+    server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", text}});
+  }
   host_->start();
   events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
-  auto message = wait_message("enquanto fora");
-  ASSERT_TRUE(message) << "the queued message did not arrive";
-  EXPECT_TRUE((*message)["details"].value("history", false));
-  // An old message does not open a case of its own.
-  ASSERT_TRUE(message->contains("case"));
-  EXPECT_TRUE((*message)["case"].is_null()) << *message;
+
+  // Everything pushed until the summary: the summary comes after the messages it counts.
+  std::vector<Json> pushed;
+  std::optional<Json> summary;
+  for (int i = 0; i < 200 && !summary; ++i) {
+    auto event = events_->next(45s);
+    if (!event) break;
+    if ((*event)["type"] == "account.progress" && (*event)["phase"] == "backlog") summary = event;
+    else pushed.push_back(*event);
+  }
+  ASSERT_TRUE(summary) << "no backlog summary was pushed";
+  EXPECT_EQ((*summary)["done"], 3) << *summary;
+  for (const auto &e : pushed) {
+    if (e["type"] != "message.new") continue;
+    EXPECT_EQ(e["message"]["text"].get<std::string>().rfind("enquanto fora", 0), std::string::npos)
+        << "a backlog message was pushed on its own: " << e;
+  }
+
+  const Json answer = host_->admin().get(path("/messages")).json();
+  for (const auto &text : queued) {
+    SCOPED_TRACE(text);
+    const Json *found = nullptr;
+    for (const auto &m : answer["items"]) {
+      if (m["text"] == text) found = &m;
+    }
+    ASSERT_NE(found, nullptr) << "the queued message was not stored";
+    EXPECT_TRUE((*found)["details"].value("history", false));
+    // An old message does not open a case of its own.
+    EXPECT_TRUE((*found)["case"].is_null()) << *found;
+  }
 }
 
 TEST_F(WhatsAppPlugin, LidSenderWithPhoneIsLinkedByPhone) {
@@ -457,6 +528,33 @@ TEST_F(WhatsAppPlugin, LocationContactCardAndQuotedReplyArrive) {
   EXPECT_EQ((*reply)["text"], "sim, esse mesmo");
   EXPECT_EQ((*reply)["details"]["quoted"]["external_id"], located);
   EXPECT_EQ((*reply)["details"]["quoted"]["text"], "onde fica?");
+}
+
+// An answer to a message the client names is a quote of it on WhatsApp; a plain send is not.
+TEST_F(WhatsAppPlugin, ReplyToANamedMessageIsSentAsAQuote) {
+  start();
+  pair();
+  const std::string asked = server_->send({{"from", kContactPhone}, {"to", kAttendantPhone},
+                                           {"text", "qual o prazo?"}})["id"];
+  auto question = wait_external(asked);
+  ASSERT_TRUE(question);
+  auto answer = host_->admin().post(path("/messages"),
+      {{"to", "+" + std::string(kContactPhone)}, {"text", "dois dias"},
+       {"reply_to_message_id", (*question)["id"]}});
+  ASSERT_EQ(answer.status, 201) << answer.body;
+  auto plain = host_->admin().post(path("/messages"),
+      {{"to", "+" + std::string(kContactPhone)}, {"text", "mais alguma coisa?"}});
+  ASSERT_EQ(plain.status, 201) << plain.body;
+  Json quoted, unquoted;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto &m : server_->received()) {
+      if (m["text"] == "dois dias") quoted = m;
+      if (m["text"] == "mais alguma coisa?") unquoted = m;
+    }
+    return !quoted.is_null() && !unquoted.is_null();
+  }, 20s)) << "the answers did not reach the contact";
+  EXPECT_EQ(quoted["quoted_id"], asked);
+  EXPECT_TRUE(unquoted["quoted_id"].is_null()) << unquoted;
 }
 
 TEST_F(WhatsAppPlugin, GroupMessagesAreStoredMarkedAndNotLinked) {

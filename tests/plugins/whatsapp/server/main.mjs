@@ -29,6 +29,10 @@
 //   POST /receipts-off {off:true}            stop answering messages with receipts
 //   POST /echo-sends {on:true}               send every client message back as a device-sent copy
 //   POST /acks-off {off:true}                stop acknowledging the clients' messages at all
+//   POST /handshake-delay {ms}               answer every client hello only after ms
+//   POST /opening-peak/reset                 GET /info's opening_peak: the most connections
+//                                            opening at once (accepted, not yet logged in,
+//                                            refused or waiting for a scan) since this reset
 import http from 'node:http';
 
 // stdout carries only the hello line, and the test that started us stops reading it after that:
@@ -64,6 +68,8 @@ const routes = {
   'POST /receipts-off': (b) => { server.receiptsOff = !!b.off; return {}; },
   'POST /echo-sends': (b) => { server.echoSends = !!b.on; return {}; },
   'POST /acks-off': (b) => { server.acksOff = !!b.off; return {}; },
+  'POST /handshake-delay': (b) => { server.handshakeDelayMs = Number(b.ms) || 0; return {}; },
+  'POST /opening-peak/reset': () => { server.openingPeak = server.opening; return {}; },
 };
 
 const control = http.createServer((req, res) => {

@@ -155,6 +155,9 @@ export class WhatsAppTestServer {
     this.receipts = [];           // receipts the clients sent
     this.offline = new Map();     // device key → queued stanzas
     this.minVersion = null;       // [a,b,c]: older clients are refused with 405
+    this.handshakeDelayMs = 0;    // how long the server takes to answer a client hello
+    this.opening = 0;             // connections between accept and login (or refusal, or close)
+    this.openingPeak = 0;         // the most of them at once since the last reset
     this.nextId = 1;
     this.media = new MediaHost(log);
   }
@@ -181,6 +184,7 @@ export class WhatsAppTestServer {
         logged_out: !!d.loggedOut, presences: d.presences || [],
       })),
       pending_qr_refs: this.pendingRefs.size,
+      opening_peak: this.openingPeak,
       media_ca: this.media.certFile,
     };
   }
@@ -190,11 +194,15 @@ export class WhatsAppTestServer {
   accept(ws) {
     const conn = { ws, noise: new NoiseResponder(), inBytes: Buffer.alloc(0), introSeen: false, device: null };
     this.connections.add(conn);
+    conn.opening = true;
+    this.opening++;
+    this.openingPeak = Math.max(this.openingPeak, this.opening);
     ws.on('message', (data) => this.onData(conn, Buffer.from(data)).catch((e) => {
       this.log('connection error: ' + e.stack);
       ws.terminate();
     }));
     ws.on('close', () => {
+      this.opened(conn);
       this.connections.delete(conn);
       for (const [ref, c] of this.pendingRefs) if (c === conn) this.pendingRefs.delete(ref);
     });
@@ -236,7 +244,15 @@ export class WhatsAppTestServer {
     return this.onNode(conn, node);
   }
 
-  onClientHello(conn, frame) {
+  // The connection is past its opening: logged in, refused, or waiting for a QR scan.
+  opened(conn) {
+    if (!conn.opening) return;
+    conn.opening = false;
+    this.opening--;
+  }
+
+  async onClientHello(conn, frame) {
+    if (this.handshakeDelayMs) await new Promise((r) => setTimeout(r, this.handshakeDelayMs));
     const { clientHello } = proto.HandshakeMessage.decode(frame);
     const n = conn.noise;
     conn.clientEphemeral = Buffer.from(clientHello.ephemeral);
@@ -271,6 +287,7 @@ export class WhatsAppTestServer {
   }
 
   refuse(conn, reason) {
+    this.opened(conn);
     this.sendNode(conn, { tag: 'failure', attrs: { reason: String(reason) } });
     setTimeout(() => conn.ws.close(), 50);
   }
@@ -278,6 +295,7 @@ export class WhatsAppTestServer {
   // --- Pairing ------------------------------------------------------------------------------------
 
   startPairing(conn, pairing) {
+    this.opened(conn);
     conn.registration = {
       registrationId: Buffer.from(pairing.eRegid).readUInt32BE(0),
       identity: Buffer.from(pairing.eIdent),
@@ -366,6 +384,7 @@ export class WhatsAppTestServer {
       if (other !== conn && other.device === key) this.streamError(other, 440, 'conflict');
     }
     conn.device = key;
+    this.opened(conn);
     this.sendNode(conn, {
       tag: 'success',
       attrs: { t: nowSeconds(), props: '1', abprops: '1', location: 'lo', lid: d.lid, creation: nowSeconds() },
