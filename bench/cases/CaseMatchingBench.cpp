@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
                  const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
           auto filed = engine->ingest(account.id, account.attendant_id, m);
           if (!filed) return filed.failure();
-          return store::Conversations::Stored{filed->message_id, filed->inserted};
+          return filed->stored;
         });
     bench_ingest(file, **db, **work, accounts, contacts, ingests);
     std::printf("  live events delivered: %lld\n", static_cast<long long>(notified.load()));

@@ -594,9 +594,9 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
   // Part of a backlog import: the plugin reports the whole import with one progress event
   // instead of one push per old message.
   if (event.value("quiet", false) == true) return CN_OK;
-  if (auto shown = conversations_.message(stored->id)) {
-    events_.publish(account.attendant_id, "message.new", {{"message", *shown}});
-  }
+  // Built from what was just written, as GET /messages/{id} shows it, without reading it back.
+  events_.publish(account.attendant_id, "message.new",
+                  {{"message", store::Conversations::shown(m, *stored)}});
   return CN_OK;
 }
 

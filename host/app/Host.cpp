@@ -116,7 +116,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
                                     -> Expected<store::Conversations::Stored> {
     auto filed = work->ingest(account.id, account.attendant_id, message);
     if (!filed) return filed.failure();
-    return store::Conversations::Stored{filed->message_id, filed->inserted};
+    return filed->stored;
   });
 
   p.registry = std::make_unique<plugins::PluginRegistry>(plugin_specs(config), *p.accounts);

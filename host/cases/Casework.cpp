@@ -48,8 +48,7 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
   auto applied = db_.transaction([&]() -> Outcome {
     auto stored = conversations_.insert_in_transaction(message);
     if (!stored) return stored.failure();
-    out.message_id = stored->id;
-    out.inserted = stored->inserted;
+    out.stored = *stored;
     if (!stored->inserted) return Ok{};  // a replay: stored and filed the first time
 
     std::optional<int64_t> contact = decision.contact_id;
@@ -101,13 +100,15 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
     return db_.run(
         "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
         "VALUES (?, ?, ?, '', ?)",
-        {out.message_id, *decision.case_id, decision.method, now});
+        {out.stored.id, *decision.case_id, decision.method, now});
   });
   if (!applied) return applied.failure();
-  if (!out.inserted) return out;
+  if (!out.stored.inserted) return out;
+  out.stored.case_id = decision.case_id;
+  out.stored.method = decision.method;
 
   log::debug({message.channel, account_id},
-             "message " + std::to_string(out.message_id) + ": " + decision.why);
+             "message " + std::to_string(out.stored.id) + ": " + decision.why);
   if (decision.case_id) {
     if (opened_case || reopened) {
       if (auto e = case_event(*decision.case_id)) {

@@ -60,8 +60,7 @@ struct CaseFields {
 // What ingest() did: the stored message (inserted false: it was stored before, a replay, and
 // nothing was done) and the decision applied to it.
 struct Ingested {
-  int64_t message_id = 0;
-  bool inserted = false;
+  store::Conversations::Stored stored;  // with the case it was linked to
   Decision decision;
 };
 

@@ -59,6 +59,7 @@ Expected<Conversations::Stored> Conversations::insert(const NewMessage &m) {
 
 Expected<Conversations::Stored> Conversations::insert_in_transaction(const NewMessage &m) {
   Stored stored;
+  stored.stored_at = now_ms();
   auto done = [&]() -> Outcome {
     auto inserted = db_.run(
         "INSERT INTO messages (account_id, channel, direction, external_id, sender, recipient, "
@@ -66,7 +67,7 @@ Expected<Conversations::Stored> Conversations::insert_in_transaction(const NewMe
         "link_keys, details, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (account_id, external_id) DO NOTHING",
         {m.account_id, m.channel, m.direction, m.external_id, m.sender, m.recipient, m.subject,
-         m.text, m.html, m.sent_at ? Value(*m.sent_at) : Value(), now_ms(), m.delivery_status,
+         m.text, m.html, m.sent_at ? Value(*m.sent_at) : Value(), stored.stored_at, m.delivery_status,
          int64_t{m.automatic ? 1 : 0}, m.link_keys.dump(), m.details.dump(),
          m.client_id.empty() ? Value() : Value(m.client_id)});
     if (!inserted) return inserted;
@@ -89,6 +90,38 @@ Expected<Conversations::Stored> Conversations::insert_in_transaction(const NewMe
   }();
   if (!done) return done.failure();
   return stored;
+}
+
+Json Conversations::shown(const NewMessage &m, const Stored &stored) {
+  Json message = Json::object();
+  message["id"] = stored.id;
+  message["account_id"] = m.account_id;
+  message["channel"] = m.channel;
+  message["direction"] = m.direction;
+  message["external_id"] = m.external_id;
+  message["from"] = m.sender;
+  message["to"] = m.recipient;
+  message["subject"] = m.subject;
+  message["text"] = m.text;
+  message["html"] = m.html;
+  message["sent_at"] = m.sent_at ? Json(*m.sent_at) : Json();
+  message["stored_at"] = stored.stored_at;
+  message["delivery_status"] = m.delivery_status;
+  message["automatic"] = m.automatic;
+  message["link_keys"] = m.link_keys;
+  message["details"] = m.details;
+  Json &attachments = message["attachments"] = Json::array();
+  for (const auto &a : m.attachments) {
+    attachments.push_back(
+        {{"id", a.id}, {"name", a.name}, {"mime", a.mime}, {"content_id", a.content_id}});
+  }
+  if (stored.case_id) {
+    message["case"] = {{"id", *stored.case_id}, {"method", stored.method}, {"by", ""}};
+  } else {
+    message["case"] = nullptr;
+  }
+  if (!m.client_id.empty()) message["client_id"] = m.client_id;
+  return message;
 }
 
 Expected<int64_t> Conversations::set_delivery(const std::string &account_id,

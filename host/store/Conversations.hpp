@@ -58,10 +58,17 @@ class Conversations {
   struct Stored {
     int64_t id = 0;
     bool inserted = false;
+    int64_t stored_at = 0;            // when inserted
+    std::optional<int64_t> case_id;   // the case it was linked to in the same transaction
+    std::string method;               // and how
   };
   Expected<Stored> insert(const NewMessage &message);
   // The same inside a transaction the caller holds (Casework stores and links a message in one).
   Expected<Stored> insert_in_transaction(const NewMessage &message);
+
+  // A message just inserted as message(id) shows it, built from what was written: no read back
+  // and no JSON parsed again (the live message.new event of every message).
+  static Json shown(const NewMessage &message, const Stored &stored);
 
   // Sets the delivery status of a message the account sent; returns its id, or "not_found".
   Expected<int64_t> set_delivery(const std::string &account_id, const std::string &external_id,

@@ -95,8 +95,8 @@ class CaseFixture : public ::testing::Test {
     auto filed = work_->ingest(account, owner_of(account), m);
     EXPECT_TRUE(filed) << filed.failure().message;
     if (!filed) return Decision{};
-    EXPECT_TRUE(filed->inserted);
-    last_message_ = filed->message_id;
+    EXPECT_TRUE(filed->stored.inserted);
+    last_message_ = filed->stored.id;
     return filed->decision;
   }
 

@@ -163,7 +163,7 @@ TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
              const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
         auto filed = work_->ingest(account.id, account.attendant_id, m);
         if (!filed) return filed.failure();
-        return store::Conversations::Stored{filed->message_id, filed->inserted};
+        return filed->stored;
       });
   const int64_t case_id = new_case(kAna, {.phones = Strings{"+5511987654321"}});
   const Json event = {{"type", "message"},
@@ -180,6 +180,57 @@ TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
   const int64_t message =
       count("SELECT id FROM messages WHERE external_id = 'typed-on-the-phone'");
   EXPECT_EQ(case_of_message(message), case_id);
+}
+
+// message.new is built from what was written instead of read back: it must be exactly what
+// GET /messages/{id} answers, for a linked message with everything a plugin can send, and for
+// one left off cases.
+TEST_F(CasesApi, TheLiveMessageIsTheMessageAsTheApiShowsIt) {
+  accounts_->set_message_filer(
+      [this](const accounts::Account &account,
+             const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
+        auto filed = work_->ingest(account.id, account.attendant_id, m);
+        if (!filed) return filed.failure();
+        return filed->stored;
+      });
+  auto attachment = attachments_->put("%PDF-1.4 boleto");
+  ASSERT_TRUE(attachment);
+  const Json linked = {
+      {"type", "message"},
+      {"direction", "inbound"},
+      {"external_id", "rich-1"},
+      {"from", "Cliente <Cliente@Example.com>"},
+      {"to", "loja@example.com"},
+      {"subject", "RES: [#7] Boleto"},
+      {"text", "Segue o boleto\nobrigado"},
+      {"html", "<p>Segue o boleto</p>"},
+      {"timestamp", 1700000000123},
+      {"automatic", false},
+      {"details", {{"message_id", "<abc@example.com>"}, {"size", 1234}, {"nested", {{"a", {1, 2}}}}}},
+      {"attachments",
+       {{{"id", *attachment}, {"name", "boleto.pdf"}, {"mime", "application/pdf"},
+         {"content_id", "cid-1"}}}},
+      {"link", {{"emails", {"Cliente@Example.com"}}, {"thread_refs", Json::array()}}}};
+  const Json unlinked = {{"type", "message"},
+                         {"external_id", "group-1"},
+                         {"from", "120363000000000000@g.us"},
+                         {"text", "no grupo"},
+                         {"link", {{"whatsapp_ids", Json::array()}}}};
+
+  ASSERT_EQ(accounts_->emit("email-imap", kAnaMail, linked.dump()), CN_OK);
+  ASSERT_EQ(accounts_->emit("whatsapp", kAnaWhatsApp, unlinked.dump()), CN_OK);
+
+  auto live = published("message.new");
+  ASSERT_EQ(live.size(), 2u);
+  for (const auto &event : live) {
+    const Json &message = event["message"];
+    auto shown = call(ana_token_, "GET", "/api/v1/messages/" + message["id"].dump());
+    ASSERT_EQ(shown.status, 200) << shown.body;
+    EXPECT_EQ(message, json_of(shown)) << message.dump() << "\n" << shown.body;
+  }
+  EXPECT_TRUE(live[0]["message"]["case"].is_object());
+  EXPECT_EQ(live[0]["message"]["attachments"].size(), 1u);
+  EXPECT_TRUE(live[1]["message"]["case"].is_null());
 }
 
 TEST_F(CasesApi, BadFieldsAreRefusedWithTheReason) {

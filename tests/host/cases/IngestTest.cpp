@@ -47,9 +47,9 @@ TEST_F(Ingest, AFailedLinkLeavesNeitherTheMessageNorTheContactNorTheCase) {
   heal();
   auto filed = work_->ingest(kAnaWhatsApp, kAna, message);
   ASSERT_TRUE(filed) << filed.failure().message;
-  EXPECT_TRUE(filed->inserted);
+  EXPECT_TRUE(filed->stored.inserted);
   ASSERT_TRUE(filed->decision.case_id);
-  EXPECT_EQ(case_of_message(filed->message_id), filed->decision.case_id);
+  EXPECT_EQ(case_of_message(filed->stored.id), filed->decision.case_id);
   EXPECT_EQ(rows("messages"), 1);
   EXPECT_EQ(rows("contacts"), 1);
   EXPECT_EQ(rows("cases"), 1);
@@ -77,7 +77,7 @@ TEST_F(Ingest, AFailedLinkDoesNotReopenTheClosedCase) {
   ASSERT_TRUE(filed);
   EXPECT_EQ(filed->decision.case_id, case_id);
   EXPECT_EQ(status_of(case_id), "open");
-  EXPECT_EQ(case_of_message(filed->message_id), case_id);
+  EXPECT_EQ(case_of_message(filed->stored.id), case_id);
 }
 
 TEST_F(Ingest, AMessageThatCannotBeStoredIsNotLinkedNorMakesAContact) {
@@ -95,13 +95,13 @@ TEST_F(Ingest, AReplayIsNeitherStoredNorLinkedTwice) {
   const auto message = numbered(mail("novo@example.com", "Oi"), "m-2");
   auto first = work_->ingest(kAnaMail, kAna, message);
   ASSERT_TRUE(first);
-  ASSERT_TRUE(first->inserted);
+  ASSERT_TRUE(first->stored.inserted);
 
   auto again = work_->ingest(kAnaMail, kAna, message);
 
   ASSERT_TRUE(again);
-  EXPECT_FALSE(again->inserted);
-  EXPECT_EQ(again->message_id, first->message_id);
+  EXPECT_FALSE(again->stored.inserted);
+  EXPECT_EQ(again->stored.id, first->stored.id);
   EXPECT_EQ(rows("messages"), 1);
   EXPECT_EQ(rows("message_links"), 1);
   EXPECT_EQ(rows("cases"), 1);
