@@ -2,9 +2,13 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace connector::email {
 namespace {
@@ -58,6 +62,26 @@ std::optional<MailFailure> smtp_auth_disabled(CURLcode code, const std::string &
   return failure;
 }
 
+// A 4xx answer to AUTH ("454 4.7.0 Temporary authentication failure", e.g. while the server's
+// password backend restarts) says nothing about the password, yet libcurl reports it as a
+// denied login: the server's own reply decides.
+std::optional<MailFailure> auth_temporarily_failed(CURLcode code, const std::string &said) {
+  if (code != CURLE_LOGIN_DENIED) return std::nullopt;
+  for (size_t at = 0; at < said.size();) {
+    const size_t end = std::min(said.find('\n', at), said.size());
+    std::string line = said.substr(at, std::min<size_t>(end - at, 200));
+    at = end + 1;
+    if (line.size() < 4 || line[0] != '4' || !std::isdigit(static_cast<unsigned char>(line[1])) ||
+        !std::isdigit(static_cast<unsigned char>(line[2])) || line[3] != ' ') {
+      continue;
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    return MailFailure{FailureKind::kUnreachable,
+                       "SMTP: the server cannot check the password right now (" + line + ")"};
+  }
+  return std::nullopt;
+}
+
 std::unique_ptr<CURL, CurlDeleter> session(const MailServers &servers, long timeout_ms) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -108,9 +132,10 @@ MailFailure failure_of(CURLcode code, const char *error_buffer, const MailServer
   }
 }
 
-}  // namespace
-
-std::optional<MailFailure> check_smtp_login(const MailServers &servers, long timeout_ms) {
+// One login check; `temporary` tells a 4xx refusal, worth asking again, from a final one.
+std::optional<MailFailure> check_login_once(const MailServers &servers, long timeout_ms,
+                                            bool &temporary) {
+  temporary = false;
   auto curl = session(servers, timeout_ms);
   char error_buffer[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error_buffer);
@@ -121,7 +146,25 @@ std::optional<MailFailure> check_smtp_login(const MailServers &servers, long tim
   const CURLcode code = curl_easy_perform(curl.get());
   if (code == CURLE_OK) return std::nullopt;
   if (auto disabled = smtp_auth_disabled(code, said)) return disabled;
+  if (auto passing = auth_temporarily_failed(code, said)) {
+    temporary = true;
+    return passing;
+  }
   return failure_of(code, error_buffer, servers);
+}
+
+}  // namespace
+
+std::optional<MailFailure> check_smtp_login(const MailServers &servers, long timeout_ms) {
+  // A temporary refusal is asked again a few times before it counts: the next connection
+  // usually reaches a server process whose password backend answers again.
+  bool temporary = false;
+  std::optional<MailFailure> failure = check_login_once(servers, timeout_ms, temporary);
+  for (int attempt = 1; attempt < 4 && failure && temporary; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 * attempt));
+    failure = check_login_once(servers, timeout_ms, temporary);
+  }
+  return failure;
 }
 
 std::optional<MailFailure> send_smtp(const MailServers &servers,
@@ -146,6 +189,7 @@ std::optional<MailFailure> send_smtp(const MailServers &servers,
   const CURLcode code = curl_easy_perform(curl.get());
   if (code == CURLE_OK) return std::nullopt;
   if (auto disabled = smtp_auth_disabled(code, said)) return disabled;
+  if (auto passing = auth_temporarily_failed(code, said)) return passing;
   return failure_of(code, error_buffer, servers);
 }
 

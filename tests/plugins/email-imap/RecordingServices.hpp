@@ -137,16 +137,22 @@ class RecordingServices : public plugins::PluginServices {
         timeout);
   }
 
-  std::optional<nlohmann::json> wait_for_status(const std::string &state) {
-    return wait_for([&](const nlohmann::json &e) {
-      return e.value("type", "") == "status" && e.value("state", "") == state;
-    });
+  std::optional<nlohmann::json> wait_for_status(
+      const std::string &state, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    return wait_for(
+        [&](const nlohmann::json &e) {
+          return e.value("type", "") == "status" && e.value("state", "") == state;
+        },
+        timeout);
   }
 
-  std::optional<nlohmann::json> wait_for_subject(const std::string &subject) {
-    return wait_for([&](const nlohmann::json &e) {
-      return e.value("type", "") == "message" && e.value("subject", "") == subject;
-    });
+  std::optional<nlohmann::json> wait_for_subject(
+      const std::string &subject, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    return wait_for(
+        [&](const nlohmann::json &e) {
+          return e.value("type", "") == "message" && e.value("subject", "") == subject;
+        },
+        timeout);
   }
 
   // Unique stored messages (as the host would keep them) and emits per external_id.
