@@ -1,6 +1,8 @@
 // The email-oauth plugin through the host's API: sign-in through the OAuth callback against our
-// own authorisation server (fake-oauth-server.js), then real OAUTHBEARER/XOAUTH2 logins to
-// Dovecot (oauth2 passdb, validating tokens by introspection) and Postfix (Dovecot SASL).
+// own authorisation server (fake-oauth-server.js, playing Google or Microsoft), then real
+// OAUTHBEARER/XOAUTH2 logins to Dovecot (oauth2 passdb, validating tokens by introspection) and
+// Postfix (Dovecot SASL); for Microsoft tenants without SMTP AUTH, the same server's SMTP refusal
+// (535 5.7.139) and its Graph sendMail, which hands the mail to Postfix.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -633,6 +635,23 @@ TEST_F(EmailOAuthTest, MicrosoftTenantNamesTheEndpointsAndGraphSendAddsItsScope)
     EXPECT_EQ(url.substr(0, url.find('?')), oauth->url("/" + tenant + "/oauth2/v2.0/authorize"));
     EXPECT_EQ(query_of(url)["scope"], std::string(kMicrosoftMailScopes) + " " + kGraphMailSend);
   }
+}
+
+TEST_F(EmailOAuthTest, AMicrosoftTenantThatIsNoTenantNameIsRefusedInWords) {
+  host_.reset();
+  const fs::path secret = oauth->dir() / "client-secret";
+  host_ = std::make_unique<TestHost>(plugin_yaml(
+      secret, {}, microsoft_settings(secret, "contoso/../evil", postfix_submission(), false)));
+  api_ = host_->admin();
+  const Json listed = api_.get("/api/v1/plugins").json();
+  Json plugin;
+  for (const auto &p : listed.is_array() ? listed : listed.value("items", Json::array())) {
+    if (p.value("id", "") == "email-oauth") plugin = p;
+  }
+  ASSERT_TRUE(plugin.is_object()) << listed.dump();
+  EXPECT_EQ(plugin.value("state", ""), "refused");
+  EXPECT_NE(plugin.value("reason", "").find("microsoft_tenant must be"), std::string::npos)
+      << plugin.dump();
 }
 
 TEST_F(EmailOAuthTest, SmtpAuthOffAtMicrosoftSendsThroughGraphAndTheMailArrives) {
