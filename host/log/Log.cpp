@@ -12,6 +12,10 @@ namespace {
 
 // Shorter values are too likely to be ordinary words ("admin", "wrong") to mask safely.
 constexpr size_t kMinSecretBytes = 6;
+// Longer values are stored blobs (a WhatsApp session state is 140 KB and is written again after
+// nearly every message), not passwords or tokens: kept, they would grow this list without bound,
+// and no log line carries one whole.
+constexpr size_t kMaxSecretBytes = 16 * 1024;
 
 std::mutex secrets_mutex;
 // Longest first, so a secret that contains another is masked whole.
@@ -49,7 +53,7 @@ void write(spdlog::level::level_enum level, const Tag &tag, std::string_view mes
 }
 
 void add_secret(std::string_view value) {
-  if (value.size() < kMinSecretBytes) return;
+  if (value.size() < kMinSecretBytes || value.size() > kMaxSecretBytes) return;
   std::lock_guard lock(secrets_mutex);
   secrets.emplace(value);
 }

@@ -32,6 +32,7 @@ inline void error(const Tag &tag, std::string_view m) { write(spdlog::level::err
 // Registers a secret value (a password, token or key) so that it is masked as "***" in every
 // later line. Values shorter than 6 bytes are ignored: masking them would garble ordinary text
 // (a plugin must never log secrets in the first place; masking is the second line of defence).
+// Values longer than 16 KiB (stored blobs such as a session state, rewritten often) are not kept.
 void add_secret(std::string_view value);
 
 // Returns `text` with every registered secret masked. Used for log lines and for any text from a
