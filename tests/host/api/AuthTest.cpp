@@ -3,6 +3,9 @@
 #include "ApiClient.hpp"
 #include "TestHost.hpp"
 
+#include "auth/Attendants.hpp"
+#include "store/Database.hpp"
+
 #include <gtest/gtest.h>
 
 namespace connector::test {
@@ -219,6 +222,23 @@ TEST_F(RevocationTest, SigningOutRevokesTheCallersOwnTokenEverywhere) {
   // Signing out twice is refused; Maria's other token still works.
   EXPECT_EQ(as_maria.del("/api/v1/tokens/current").status, 401);
   EXPECT_EQ(ApiClient(host_.port(), second).get("/api/v1/me").status, 200);
+}
+
+// A revocation the running host is not told about (the command line, another process on the
+// same store) is found by the periodic check, and closes the stream the same way.
+TEST(RevokedElsewhereTest, ThePeriodicCheckClosesTheStreamWithTheSameCode) {
+  TestHost host({}, "api:\n  websocket_token_check_seconds: 1\n");
+  auto maria = host.add_attendant("Maria");
+  EventStream events(host.port(), maria.token);
+  ASSERT_TRUE(events.wait_for_type("hello"));
+  auto tokens = host.admin().get("/api/v1/attendants/" + maria.id + "/tokens").json()["items"];
+  auto store = store::Database::open(host.data_dir() / "connector-host.db");
+  ASSERT_TRUE(store);
+  auth::Attendants elsewhere(**store);
+  ASSERT_TRUE(elsewhere.revoke_token(tokens[0]["id"].get<std::string>(), std::nullopt));
+
+  EXPECT_TRUE(events.closed_within(std::chrono::seconds(20)));
+  EXPECT_EQ(events.close_code(), 4401);
 }
 
 TEST_F(AuthTest, NamesWithControlCharactersAreRefused) {
