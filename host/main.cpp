@@ -3,11 +3,17 @@
 #include "auth/Attendants.hpp"
 #include "config/Config.hpp"
 #include "log/Log.hpp"
+#include "store/AccountValues.hpp"
 #include "store/Database.hpp"
+#include "store/SecretBox.hpp"
 
 #include <connector/sdk.h>
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -38,6 +44,8 @@ Admin commands (they work on the store whether or not the host is running):
   tokens issue ATTENDANT_ID [LABEL]  issue an API token (shown once)
   tokens revoke TOKEN_ID             revoke an API token
   login-link [ATTENDANT_ID]          a one-time sign-in link (default: the first admin)
+  secrets forget                     delete every stored credential (when the secret key is
+                                     lost): accounts must then be connected again
 
 Exit status: 0 on success, 1 when the host fails, 2 for bad usage or configuration.
 )";
@@ -64,8 +72,20 @@ int wait_for_stop_signal(const sigset_t &signals) {
   return received;
 }
 
+// Every WebSocket client holds a file descriptor, and distributions start processes with a soft
+// limit of 1024: take what the hard limit allows, as servers do.
+void raise_open_file_limit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur >= files.rlim_max) return;
+  files.rlim_cur = files.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+    log::warn({}, "cannot raise the open-file limit: " + std::string(std::strerror(errno)));
+  }
+}
+
 int run_host(const config::Config &config, const sigset_t &signals) {
   log::init(config.log.level, config.log.file ? config.log.file->string() : "");
+  raise_open_file_limit();
   auto host = app::Host::start(config);
   if (!host) {
     log::error({}, "cannot start: " + host.failure().message);
@@ -152,6 +172,15 @@ int admin_command(const config::Config &config, const std::vector<std::string> &
                                          static_cast<int>(config.auth.login_link_ttl_minutes));
     if (!code) return done(code.failure());
     std::cout << config.public_url << "/#login=" << *code << "\n";
+    return 0;
+  }
+  if (what == "secrets" && verb == "forget" && args.size() == 2) {
+    // The key is not needed to delete what it sealed.
+    store::SecretBox unused{store::SecretBox::Key{}};
+    auto forgotten = store::AccountValues(**db, unused).forget_secrets();
+    if (!forgotten) return done(forgotten.failure());
+    std::cout << "deleted " << *forgotten
+              << " stored credentials; connect the accounts again from the screen\n";
     return 0;
   }
   return usage_error("unknown command: " + what + (verb.empty() ? "" : " " + verb));

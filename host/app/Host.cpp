@@ -16,6 +16,9 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
+#include <filesystem>
+
 namespace connector::app {
 namespace {
 
@@ -84,6 +87,46 @@ struct Host::Parts {
   std::string first_login_link;
 };
 
+namespace {
+
+// Loads the secret key and proves it opens the credentials already stored. A key file that is
+// gone, or a key that is not the one the credentials were sealed with, stops the start with the
+// way out, instead of every account failing later one by one.
+Outcome open_secrets(const std::filesystem::path &data_dir, store::Database &db,
+                     std::unique_ptr<store::SecretBox> &secrets,
+                     std::unique_ptr<store::AccountValues> &values) {
+  const auto key_file = data_dir / "secret.key";
+  const char *env_key = std::getenv("CONNECTOR_HOST_SECRET_KEY");
+  const bool key_from_file = env_key == nullptr || *env_key == '\0';
+  const std::string fix =
+      " Restore the original key (the file, or CONNECTOR_HOST_SECRET_KEY); or, to give up the "
+      "stored credentials and connect every account again, run: connector-host --config <file> "
+      "secrets forget";
+  if (key_from_file && !std::filesystem::exists(key_file)) {
+    store::SecretBox unused{store::SecretBox::Key{}};
+    auto stored = store::AccountValues(db, unused).count_secrets();
+    if (!stored) return stored.failure();
+    if (*stored > 0) {
+      return failure("secret_key_missing",
+                     "the secret key file " + key_file.string() + " is missing, but the database "
+                     "holds " + std::to_string(*stored) + " credentials sealed with it." + fix);
+    }
+  }
+  auto box = store::SecretBox::load(key_file);
+  if (!box) return box.failure();
+  secrets = std::make_unique<store::SecretBox>(*box);
+  values = std::make_unique<store::AccountValues>(db, *secrets);
+  if (auto opens = values->check_key(); !opens) {
+    return failure("secret_key_mismatch",
+                   "the secret key in use does not open the credentials stored in the database "
+                   "(it was replaced, or CONNECTOR_HOST_SECRET_KEY is not the one they were "
+                   "stored with)." + fix);
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   auto parts = std::make_unique<Parts>();
   parts->config = config;
@@ -94,10 +137,9 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   auto db = store::Database::open(config.data_dir / "connector-host.db");
   if (!db) return db.failure();
   p.db = std::move(*db);
-  auto secrets = store::SecretBox::load(config.data_dir / "secret.key");
-  if (!secrets) return secrets.failure();
-  p.secrets = std::make_unique<store::SecretBox>(*secrets);
-  p.values = std::make_unique<store::AccountValues>(*p.db, *p.secrets);
+  if (auto key = open_secrets(config.data_dir, *p.db, p.secrets, p.values); !key) {
+    return key.failure();
+  }
   p.attachments = std::make_unique<store::AttachmentStore>(*p.db, config.data_dir / "attachments");
   p.conversations = std::make_unique<store::Conversations>(*p.db);
   p.people = std::make_unique<auth::Attendants>(*p.db);

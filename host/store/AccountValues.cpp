@@ -41,4 +41,43 @@ Outcome AccountValues::erase(const std::string &account_id, const std::string &k
   return db_.run("DELETE FROM account_values WHERE account_id = ? AND key = ?", {account_id, key});
 }
 
+Expected<int64_t> AccountValues::count_secrets() {
+  int64_t count = 0;
+  auto read = db_.run("SELECT count(*) FROM account_values WHERE secret = 1", {},
+                      [&](const Row &row) { count = row.integer(0); });
+  if (!read) return read.failure();
+  return count;
+}
+
+Outcome AccountValues::check_key() {
+  std::optional<std::pair<std::string, std::string>> sample;
+  std::string sealed;
+  auto read = db_.run("SELECT account_id, key, value FROM account_values WHERE secret = 1 LIMIT 1",
+                      {}, [&](const Row &row) {
+                        sample.emplace(row.text(0), row.text(1));
+                        sealed = row.text(2);
+                      });
+  if (!read) return read;
+  if (!sample) return Ok{};
+  auto plain = box_.open(sealed, context(sample->first, sample->second));
+  if (!plain) return plain.failure();
+  return Ok{};
+}
+
+Expected<int64_t> AccountValues::forget_secrets() {
+  auto count = count_secrets();
+  if (!count) return count;
+  auto done = db_.transaction([&]() -> Outcome {
+    if (auto erased = db_.run("DELETE FROM account_values WHERE secret = 1"); !erased) {
+      return erased;
+    }
+    return db_.run(
+        "UPDATE accounts SET wanted_connected = 0, state = 'disconnected', "
+        "detail = 'stored credentials were deleted; connect again', updated_at = ?",
+        {now_ms()});
+  });
+  if (!done) return done.failure();
+  return *count;
+}
+
 }  // namespace connector::store

@@ -2,6 +2,9 @@
 
 #include "log/Log.hpp"
 
+#include <chrono>
+#include <limits>
+
 namespace connector::api {
 
 Server::Server(ServerSettings settings, ControlApi &api, accounts::EventHub &events)
@@ -79,7 +82,24 @@ void Server::Impl::token_revoked(const std::string &token_id) {
 void Server::Impl::accept() {
   acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopping) return;
-    if (!ec) std::make_shared<HttpSession>(std::move(socket), *this)->run();
+    if (ec) {
+      // Out of file descriptors, most likely: accepting again at once would spin this thread.
+      // Pause, so the connections that hold them can finish; say so at most once a minute.
+      static std::atomic<int64_t> last_warning_ms{std::numeric_limits<int64_t>::min() / 2};
+      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+      if (now - last_warning_ms.load() > 60000) {
+        last_warning_ms = now;
+        log::warn({"api"}, "cannot accept connections: " + ec.message() + " (pausing 100 ms)");
+      }
+      auto pause = std::make_shared<net::steady_timer>(io, std::chrono::milliseconds(100));
+      pause->async_wait([this, pause](beast::error_code) {
+        if (!stopping) accept();
+      });
+      return;
+    }
+    std::make_shared<HttpSession>(std::move(socket), *this)->run();
     accept();
   });
 }

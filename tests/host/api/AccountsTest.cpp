@@ -4,6 +4,8 @@
 #include "TempDir.hpp"
 #include "TestHost.hpp"
 
+#include "log/Log.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -163,7 +165,14 @@ TEST_F(AccountsTest, TheAccountSurvivesARestartWithoutANewLogin) {
 
 TEST_F(AccountsTest, SecretsNeverReachTheDatabaseBytesTheLogsOrTheApi) {
   const std::string password = "pa55word-that-must-not-leak";
+  // The most talkative log there is, into a file the scan below reads.
+  const auto log_file = host_.data_dir() / "host.log";
+  log::init("trace", log_file.string());
+  ASSERT_EQ(client_->post(path("/connect"), password_values("wrong")).status, 422);
   ASSERT_EQ(client_->post(path("/connect"), password_values(password)).status, 202);
+  ASSERT_EQ(client_->post(path("/messages"), {{"to", "+5511987654321"}, {"text", "Olá"}})
+                .status,
+            201);
   std::string answers;
   for (const char *route : {"", "/log", "/messages"}) answers += client_->get(path(route)).body;
   answers += client_->get("/api/v1/accounts").body;
@@ -174,6 +183,10 @@ TEST_F(AccountsTest, SecretsNeverReachTheDatabaseBytesTheLogsOrTheApi) {
   for (const auto &entry : std::filesystem::recursive_directory_iterator(host_.data_dir())) {
     if (entry.is_regular_file()) bytes += read_file(entry.path());
   }
+  log::init("warn");
+  const std::string log_text = read_file(log_file);
+  EXPECT_NE(log_text.find("state connected"), std::string::npos);  // the log was written
+  EXPECT_EQ(log_text.find(password), std::string::npos) << log_text;
   EXPECT_EQ(bytes.find(password), std::string::npos);
   EXPECT_NE(bytes.find("maria@example.com"), std::string::npos);  // the reading itself works
 }

@@ -9,6 +9,12 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <regex>
+#include <sstream>
+#include <thread>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,10 +40,20 @@ Run run(const std::string &args) {
 // A host started as its own process, its output captured to a file.
 class HostProcess {
  public:
-  HostProcess(const std::filesystem::path &config, const std::filesystem::path &output)
+  // `soft_file_limit` and `hard_file_limit`, when set, are the open-file limits the host starts
+  // with, as a service manager could give them.
+  HostProcess(const std::filesystem::path &config, const std::filesystem::path &output,
+              rlim_t soft_file_limit = 0, rlim_t hard_file_limit = 0)
       : output_(output) {
     pid_ = fork();
     if (pid_ == 0) {
+      if (soft_file_limit != 0) {
+        rlimit files{};
+        getrlimit(RLIMIT_NOFILE, &files);
+        files.rlim_cur = soft_file_limit;
+        if (hard_file_limit != 0) files.rlim_max = hard_file_limit;
+        setrlimit(RLIMIT_NOFILE, &files);
+      }
       const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(fd, 1);
       dup2(fd, 2);
@@ -65,6 +81,19 @@ class HostProcess {
         },
         std::chrono::seconds(20));
     return found;
+  }
+
+  // CPU seconds the process has used so far (user and system), from /proc.
+  double cpu_seconds() const {
+    std::istringstream fields(read_file("/proc/" + std::to_string(pid_) + "/stat").substr(
+        read_file("/proc/" + std::to_string(pid_) + "/stat").rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+      if (i == 15) break;
+    }
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
 
   // Sends `signal` and returns the exit code.
@@ -167,6 +196,123 @@ TEST(CommandLineTest, ACorruptDatabaseIsAClearErrorNotACrash) {
   EXPECT_FALSE(host.wait_for("cannot start: (.*)").empty()) << read_file(dir / "output.txt");
   EXPECT_EQ(host.stop(0), 1);
   EXPECT_NE(read_file(dir / "output.txt").find("connector-host.db"), std::string::npos);
+}
+
+TEST(CommandLineTest, ALostOrReplacedSecretKeyStopsTheStartWithTheWayOut) {
+  TempDir dir;
+  const auto config = dir.write(
+      "host.yaml",
+      "listen:\n  port: 0\ndata_dir: data\n"
+      "plugins:\n  loopback:\n    library: " CONNECTOR_PLUGIN_DIR "/libconnector_loopback.so\n");
+  {
+    HostProcess host(config, dir / "first.txt");
+    const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
+    ASSERT_FALSE(url.empty()) << read_file(dir / "first.txt");
+    const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+    const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
+    auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
+    ASSERT_EQ(redeemed.status, 201);
+    ApiClient admin(port, redeemed.json()["token"]);
+    auto account = admin.post("/api/v1/accounts", {{"plugin", "loopback"}, {"label", "x"}});
+    ASSERT_EQ(account.status, 201);
+    const std::string id = account.json()["id"];
+    auto connected = admin.post("/api/v1/accounts/" + id + "/connect",
+                                {{"values", {{"method", "password"}, {"account", "ana@example.com"},
+                                             {"password", "kept-as-a-secret"}}}});
+    ASSERT_EQ(connected.status, 202) << connected.body;
+    EXPECT_EQ(host.stop(SIGTERM), 0);
+  }
+  const auto key = dir / "data" / "secret.key";
+  std::filesystem::rename(key, dir / "secret.key.backup");
+
+  {
+    HostProcess host(config, dir / "missing.txt");
+    const std::string reason = host.wait_for("cannot start: (.*)");
+    EXPECT_NE(reason.find("secret.key is missing"), std::string::npos) << reason;
+    EXPECT_NE(reason.find("secrets forget"), std::string::npos) << reason;
+    EXPECT_EQ(host.stop(0), 1);
+  }
+  EXPECT_FALSE(std::filesystem::exists(key)) << "a new key must not replace the lost one";
+
+  dir.write("data/secret.key", std::string(64, 'a') + "\n");
+  std::filesystem::permissions(key, std::filesystem::perms::owner_read |
+                                        std::filesystem::perms::owner_write);
+  {
+    HostProcess host(config, dir / "replaced.txt");
+    const std::string reason = host.wait_for("cannot start: (.*)");
+    EXPECT_NE(reason.find("does not open the credentials"), std::string::npos) << reason;
+    EXPECT_EQ(host.stop(0), 1);
+  }
+
+  auto forgotten = run("--config " + config.string() + " secrets forget");
+  EXPECT_EQ(forgotten.exit_code, 0) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("deleted 1 stored credentials"), std::string::npos)
+      << forgotten.output;
+  HostProcess host(config, dir / "after.txt");
+  EXPECT_FALSE(host.wait_for("running at (http://[^ ]+)").empty()) << read_file(dir / "after.txt");
+  EXPECT_EQ(host.stop(SIGTERM), 0);
+}
+
+TEST(CommandLineTest, TheHostServesMoreClientsThanASmallSoftFileLimitAllows) {
+  rlimit files{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+  constexpr int kClients = 150;
+  if (files.rlim_max < 2 * kClients + 64) GTEST_SKIP() << "the hard open-file limit is too low";
+  TempDir dir;
+  const auto config = dir.write("host.yaml", "listen:\n  port: 0\ndata_dir: data\n");
+  HostProcess host(config, dir / "output.txt", /*soft_file_limit=*/64);
+  const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
+  ASSERT_FALSE(url.empty()) << read_file(dir / "output.txt");
+  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
+  auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
+  ASSERT_EQ(redeemed.status, 201);
+  const std::string token = redeemed.json()["token"];
+
+  // With 64 descriptors the host could not hold these; it raised its own limit at start.
+  std::vector<std::unique_ptr<EventStream>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_NO_THROW(clients.push_back(std::make_unique<EventStream>(port, token))) << i;
+  }
+  for (auto &client : clients) EXPECT_TRUE(client->wait_for_type("hello"));
+  EXPECT_EQ(ApiClient(port, token).get("/api/v1/me").status, 200);
+  clients.clear();
+  EXPECT_EQ(host.stop(SIGTERM), 0);
+}
+
+TEST(CommandLineTest, OutOfFileDescriptorsTheHostWaitsInsteadOfSpinningAndServesAgain) {
+  TempDir dir;
+  const auto config = dir.write("host.yaml", "listen:\n  port: 0\ndata_dir: data\n");
+  HostProcess host(config, dir / "output.txt", /*soft_file_limit=*/64, /*hard_file_limit=*/64);
+  const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
+  ASSERT_FALSE(url.empty()) << read_file(dir / "output.txt");
+  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
+  auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
+  ASSERT_EQ(redeemed.status, 201);
+  const std::string token = redeemed.json()["token"];
+
+  // Take every descriptor the host has left, then some: the kernel queues the extra connections.
+  std::vector<int> sockets;
+  for (int i = 0; i < 80; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+    sockets.push_back(fd);
+  }
+  EXPECT_FALSE(host.wait_for("(cannot accept connections: .*)").empty());
+  // Saturated for a while, the host must not burn a core retrying the accept.
+  const double before = host.cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_LT(host.cpu_seconds() - before, 0.5);
+
+  for (const int fd : sockets) ::close(fd);  // the descriptors come back: the host serves again
+  EventStream again(port, token);
+  EXPECT_TRUE(again.wait_for_type("hello"));
+  EXPECT_EQ(ApiClient(port, token).get("/api/v1/me").status, 200);
 }
 
 }  // namespace
