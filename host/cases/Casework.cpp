@@ -426,7 +426,19 @@ Outcome Casework::move_message(int64_t message_id, std::optional<int64_t> case_i
 
 Outcome Casework::undo_merge(int64_t merge_id, const std::string &by) {
   std::lock_guard lock(mutex_);
-  return db_.transaction([&] { return contacts_.undo_merge(merge_id, by); });
+  auto done = db_.transaction([&] { return contacts_.undo_merge(merge_id, by); });
+  if (!done) return done;
+  // The cases of both contacts show another contact now (up to 100, newest first).
+  std::vector<std::pair<int64_t, std::string>> changed;
+  (void)db_.run(
+      "SELECT c.id, c.attendant_id FROM contact_merges g JOIN cases c "
+      "ON c.contact_id IN (g.kept_id, g.merged_id) WHERE g.id = ? ORDER BY c.id DESC LIMIT 100",
+      {merge_id},
+      [&](const store::Row &row) { changed.emplace_back(row.integer(0), row.text(1)); });
+  for (const auto &[id, owner] : changed) {
+    if (auto e = case_event(id)) events_.publish(owner, "case.updated", std::move(*e));
+  }
+  return Ok{};
 }
 
 Expected<Json> Casework::case_json(int64_t case_id) {

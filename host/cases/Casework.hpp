@@ -10,7 +10,8 @@
 //                   opened by an inbound message
 //   case.updated    {"case": …}  title, status (close, reopen, and a reopen by a new message),
 //                   identities of its contact, or its messages changed by a manual move. An
-//                   identity change pushes every case of that contact (up to 100, newest first).
+//                   identity change pushes every case of that contact (up to 100, newest first),
+//                   an undone merge every case of both contacts.
 //   message.linked  {"message": <message as GET /messages/{id} shows it, with its "case">,
 //                   "previous_case_id": N | null}  a message filed (or unfiled) by hand; to the
 //                   message's attendant and to the attendant of the case it went to. A case id

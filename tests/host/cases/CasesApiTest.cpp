@@ -319,8 +319,18 @@ TEST_F(CasesApi, AdminsListAndUndoMerges) {
   ASSERT_EQ(merges["items"].size(), 1u);
   const std::string undo = "/api/v1/merges/" + merges["items"][0]["id"].dump() + "/undo";
 
+  const size_t updates_before = published("case.updated").size();
   auto undone = call(admin_token_, "POST", undo);
   ASSERT_EQ(undone.status, 200) << undone.body;
+  // Both cases show their own contact again, and are pushed so.
+  auto updates = published("case.updated");
+  ASSERT_EQ(updates.size(), updates_before + 2);
+  for (size_t i = updates_before; i < updates.size(); ++i) {
+    const Json &shown = updates[i]["case"];
+    EXPECT_EQ(shown["contact"]["id"], contact_of_case(shown["id"].get<int64_t>()).value_or(0));
+  }
+  EXPECT_NE(updates[updates_before]["case"]["contact"]["id"],
+            updates[updates_before + 1]["case"]["contact"]["id"]);
   EXPECT_TRUE(json_of(undone)["undone_at"].is_number_integer());
   EXPECT_EQ(call(admin_token_, "POST", undo).status, 409);
   EXPECT_EQ(count("SELECT COUNT(DISTINCT contact_id) FROM contact_identities"), 2);
