@@ -11,11 +11,13 @@ const COALESCE_MS = 50;
 const FLUSH_TIMEOUT_MS = 10000;
 
 export class AuthState {
-  constructor(storedText, persist) {
+  // `unconfirmed(seq)`: called when a write was not confirmed within FLUSH_TIMEOUT_MS.
+  constructor(storedText, persist, unconfirmed = () => {}) {
     const stored = storedText ? JSON.parse(storedText, BufferJSON.reviver) : null;
     this.creds = stored?.creds || initAuthCreds();
     this.keys = stored?.keys || {};
     this.persist = persist;
+    this.unconfirmed = unconfirmed;
     this.seq = 0;
     this.savedSeq = 0;
     this.timer = null;
@@ -84,9 +86,15 @@ export class AuthState {
     if (this.savedSeq >= this.seq) return Promise.resolve();
     if (this.timer) { clearTimeout(this.timer); this.write(); }
     return new Promise((resolve) => {
-      const waiter = { seq: this.seq, resolve };
+      const seq = this.seq;
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        this.unconfirmed(seq);
+        resolve();
+      }, FLUSH_TIMEOUT_MS);
+      timer.unref();
+      const waiter = { seq, resolve: () => { clearTimeout(timer); resolve(); } };
       this.waiters.push(waiter);
-      setTimeout(resolve, FLUSH_TIMEOUT_MS).unref();
     });
   }
 }

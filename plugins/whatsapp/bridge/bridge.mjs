@@ -78,7 +78,8 @@ const BACKLOG_QUIET_MS = 500;
 class Session {
   constructor(account, storedAuth, pairingPhone) {
     this.account = account;
-    this.auth = new AuthState(storedAuth, (snapshot, seq) => event('state', account, { seq, auth: snapshot }));
+    this.auth = new AuthState(storedAuth, (snapshot, seq) => event('state', account, { seq, auth: snapshot }),
+      (seq) => log('warn', `the plugin did not confirm state ${seq} in time; going on without it`, account));
     this.pairingPhone = pairingPhone || null;
     this.sock = null;
     this.attempt = 0;
@@ -356,8 +357,9 @@ const operations = {
   },
   stop: async ({ account, logout }) => {
     const session = sessions.get(account);
-    sessions.delete(account);
+    // Still listed while it stops: the plugin's confirmation of its last state write finds it.
     if (session) await session.stop(!!logout);
+    if (sessions.get(account) === session) sessions.delete(account);
     return {};
   },
   send: async (request) => {

@@ -99,3 +99,29 @@ test('pairs through the QR, stores state before restarting, and receives and sen
     server.child.kill();
   }
 });
+
+test('a logout waits for the confirmed wipe of the state, not for the flush timeout', async () => {
+  const server = await startServer();
+  const bridge = startBridge();
+  try {
+    await bridge.request('hello', { protocol: 1 });
+    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
+    await bridge.request('start', { account: 'a', auth: null });
+    const qr = await bridge.waitFor((e) => e.event === 'qr');
+    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000003' });
+    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+
+    const stopped = await bridge.request('stop', { account: 'a', logout: true });
+    assert.equal(stopped.ok, true, stopped.error);
+    const last = bridge.events.filter((e) => e.event === 'state').at(-1);
+    assert.equal(last.auth, null, 'the state was not wiped');
+    // The answer came after the wipe was confirmed: no write went unconfirmed on the way.
+    const unconfirmed = bridge.events.filter((e) => e.event === 'log' && /did not confirm/.test(e.text));
+    assert.deepEqual(unconfirmed, []);
+    const info = await server.call('GET', '/info');
+    assert.equal(info.devices.find((d) => d.phone === '5511900000003').logged_out, true);
+  } finally {
+    bridge.child.stdin.end();
+    server.child.kill();
+  }
+});
