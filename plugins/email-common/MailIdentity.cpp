@@ -37,14 +37,15 @@ std::string content_hash(std::string_view raw) {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   auto feed = [&](std::string_view part) {
-    // Normalise CRLF to LF so a copy stored with other line endings still matches.
-    std::string normal;
-    normal.reserve(part.size());
-    for (size_t i = 0; i < part.size(); ++i) {
-      if (part[i] == '\r' && i + 1 < part.size() && part[i + 1] == '\n') continue;
-      normal += part[i];
+    // Normalise CRLF to LF so a copy stored with other line endings still matches: the runs
+    // between the CRs of CRLFs go to the digest as they are, without a copy.
+    size_t from = 0;
+    for (size_t cr = part.find("\r\n"); cr != std::string_view::npos;
+         cr = part.find("\r\n", cr + 2)) {
+      EVP_DigestUpdate(ctx, part.data() + from, cr - from);
+      from = cr + 1;
     }
-    EVP_DigestUpdate(ctx, normal.data(), normal.size());
+    EVP_DigestUpdate(ctx, part.data() + from, part.size() - from);
   };
 
   // Walk the header block field by field (a field is its first line plus continuation lines).

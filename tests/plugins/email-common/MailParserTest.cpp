@@ -167,6 +167,15 @@ TEST(MailParserTest, AMailWithoutMessageIdGetsAContentId) {
   EXPECT_EQ(event["text"], "a mail without a Message-ID");
 }
 
+// Stored ids depend on this value: SHA-256 of the mail without its trace headers and with CRLF
+// as LF (a lone CR stays), whatever way it is computed.
+TEST(MailParserTest, TheContentHashIsTheSha256OfTheMailWithoutTraceHeadersAndWithLf) {
+  const std::string raw =
+      "Received: from x\r\n  by y\r\nSubject: a\r\nX: b\r\n\r\nline1\r\nline2\r\r\nend";
+  // sha256 of "Subject: a\nX: b\n\nline1\nline2\r\nend"
+  EXPECT_EQ(content_hash(raw), "846332fd068169212ebbd9c01321c83feba3c86f9a3771286aa9623b12d9593e");
+}
+
 TEST(MailParserTest, AReusedMessageIdStillGivesTwoMessages) {
   const auto a = event_of(corpus("reused-message-id-a.eml")).built.event["external_id"];
   const auto b = event_of(corpus("reused-message-id-b.eml")).built.event["external_id"];
