@@ -21,11 +21,12 @@ constexpr size_t kMaxLogText = 2000;
 
 constexpr const char *kAccountColumns =
     "SELECT id, attendant_id, plugin_id, label, state, account_name, detail, wanted_connected, "
-    "created_at, updated_at FROM accounts ";
+    "created_at, updated_at, reason_code FROM accounts ";
 
 Account account_from(const Row &row) {
   return Account{row.text(0), row.text(1), row.text(2), row.text(3),        row.text(4),
-                 row.text(5), row.text(6), row.integer(7) != 0, row.integer(8), row.integer(9)};
+                 row.text(5), row.text(6), row.integer(7) != 0, row.integer(8), row.integer(9),
+                 row.text(10)};
 }
 
 cn_result code_of(const Failure &failure) {
@@ -105,7 +106,8 @@ Json to_json(const Account &a) {
           {"detail", a.detail},
           {"wanted_connected", a.wanted_connected},
           {"created_at", a.created_at},
-          {"updated_at", a.updated_at}};
+          {"updated_at", a.updated_at},
+          {"reason_code", a.reason_code}};
 }
 
 AccountService::AccountService(store::Database &db, store::AccountValues &values,
@@ -128,7 +130,7 @@ Expected<Account> AccountService::create(const std::string &attendant_id,
   if (label.size() > 200) return failure("invalid_request", "a label has at most 200 characters");
   const int64_t now = now_ms();
   Account account{random_id("acc"), attendant_id, plugin_id, label, "disconnected", "", "",
-                  false,            now,          now};
+                  false,            now,          now,    ""};
   auto inserted = db_.run(
       "INSERT INTO accounts (id, attendant_id, plugin_id, label, created_at, updated_at) "
       "VALUES (?, ?, ?, ?, ?, ?)",
@@ -236,12 +238,6 @@ Outcome AccountService::refresh_qr(const std::string &account_id) {
   std::lock_guard verbs(verb_lock(account_id));
   (void)set_wanted(account_id, true);
   return (*plugin)->refresh_qr(account_id);
-}
-
-std::string AccountService::reason_code(const std::string &account_id) {
-  std::lock_guard lock(mutex_);
-  auto it = reason_codes_.find(account_id);
-  return it == reason_codes_.end() ? std::string() : it->second;
 }
 
 std::optional<QrCode> AccountService::qr(const std::string &account_id) {
@@ -488,15 +484,12 @@ cn_result AccountService::on_status(const Account &account, const Json &event) {
   if (reason.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
     reason.clear();
   }
-  if (auto saved = save_state(account.id, state, name, detail); !saved) return CN_ERR_STORAGE;
+  if (auto saved = save_state(account.id, state, name, detail, reason); !saved) {
+    return CN_ERR_STORAGE;
+  }
   {
     std::lock_guard lock(mutex_);
     if (state != "awaiting_qr") qr_codes_.erase(account.id);
-    if (reason.empty()) {
-      reason_codes_.erase(account.id);
-    } else {
-      reason_codes_[account.id] = reason;
-    }
   }
 
   // The integration log keeps connections, disconnections and errors, not every step between.
@@ -700,10 +693,12 @@ std::mutex &AccountService::verb_lock(const std::string &account_id) {
 }
 
 Outcome AccountService::save_state(const std::string &account_id, const std::string &state,
-                                   const std::string &account_name, const std::string &detail) {
+                                   const std::string &account_name, const std::string &detail,
+                                   const std::string &reason_code) {
   return db_.run(
-      "UPDATE accounts SET state = ?, account_name = ?, detail = ?, updated_at = ? WHERE id = ?",
-      {state, account_name, detail, now_ms(), account_id});
+      "UPDATE accounts SET state = ?, account_name = ?, detail = ?, reason_code = ?, "
+      "updated_at = ? WHERE id = ?",
+      {state, account_name, detail, reason_code, now_ms(), account_id});
 }
 
 Outcome AccountService::set_wanted(const std::string &account_id, bool connected) {

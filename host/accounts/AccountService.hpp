@@ -49,6 +49,7 @@ struct Account {
   bool wanted_connected = false;
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  std::string reason_code;   // the plugin's machine-readable reason for the detail, or empty
 };
 
 struct QrCode {
@@ -92,9 +93,6 @@ class AccountService final : public plugins::PluginServices {
   Outcome disconnect(const std::string &account_id);
   Outcome refresh_qr(const std::string &account_id);
   std::optional<QrCode> qr(const std::string &account_id);
-  // The machine-readable reason of the account's last error status (a plugin's reason_code,
-  // e.g. "auth_failed"); empty when none. Kept in memory: after a restart only the detail is left.
-  std::string reason_code(const std::string &account_id);
 
   // Sends through the account's plugin and stores the sent message; returns it as the API shows
   // it. `case_id`, when given, links the sent message to that case, by `sent_by`.
@@ -159,7 +157,8 @@ class AccountService final : public plugins::PluginServices {
                         plugins::LoadedPlugin &plugin);
   std::mutex &verb_lock(const std::string &account_id);
   Outcome save_state(const std::string &account_id, const std::string &state,
-                     const std::string &account_name, const std::string &detail);
+                     const std::string &account_name, const std::string &detail,
+                     const std::string &reason_code = "");
   Outcome set_wanted(const std::string &account_id, bool connected);
 
   cn_result on_status(const Account &account, const Json &event);
@@ -175,10 +174,9 @@ class AccountService final : public plugins::PluginServices {
   PluginDirectory *plugins_ = nullptr;
   MessageFiler filer_;
 
-  std::mutex mutex_;  // guards the three maps below
+  std::mutex mutex_;  // guards the two maps below
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
   std::map<std::string, QrCode> qr_codes_;
-  std::map<std::string, std::string> reason_codes_;
   OAuthAttempts oauth_attempts_;
 };
 

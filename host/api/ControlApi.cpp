@@ -364,7 +364,6 @@ std::optional<accounts::Account> ControlApi::visible_account(const Call &call,
 Json ControlApi::account_json(const accounts::Account &account) {
   Json json = accounts::to_json(account);
   json["auto_linked_cases"] = conversations_.auto_linked_cases(account.id);
-  json["reason_code"] = accounts_.reason_code(account.id);
   if (auto code = accounts_.qr(account.id)) {
     json["qr"] = {{"expires_at", code->expires_at},
                   {"png", "/api/v1/accounts/" + account.id + "/qr.png"},

@@ -161,7 +161,7 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
 
     const std::string password = values.value("password", "");
     if (password.empty() || password == "wrong") {
-      set_state(id, "error", name, "wrong account name or password");
+      set_state(id, "error", name, "wrong account name or password", "auth_failed");
       return fail(CN_ERR_AUTH, "wrong account name or password");
     }
     if (host().put(id, "account", name) != CN_OK || host().put(id, "password", password, true) != CN_OK) {
@@ -301,7 +301,7 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
   }
 
   void set_state(const std::string &id, const std::string &state, const std::string &name,
-                 const std::string &detail) {
+                 const std::string &detail, const std::string &reason_code = "") {
     {
       std::lock_guard lock(mutex_);
       auto &account = accounts_[id];
@@ -309,7 +309,7 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
       account.name = name;
       account.detail = detail;
     }
-    host().emit_status(id, state, name, detail);
+    host().emit_status(id, state, name, detail, reason_code);
   }
 
   std::mutex mutex_;

@@ -5,6 +5,7 @@
 #include "TestHost.hpp"
 
 #include "log/Log.hpp"
+#include "store/Database.hpp"
 
 #include <gtest/gtest.h>
 
@@ -161,6 +162,33 @@ TEST_F(AccountsTest, TheAccountSurvivesARestartWithoutANewLogin) {
   client_ = std::make_unique<ApiClient>(host_.port(), maria_.token);
   EXPECT_EQ(account()["state"], "disconnected");
   EXPECT_EQ(account()["wanted_connected"], false);
+}
+
+// The reason code is stored with the state and detail: an account in error that the host does not
+// resume after a restart (nobody wants it connected) still shows the reason the plugin gave.
+TEST_F(AccountsTest, TheReasonCodeOfAnErrorSurvivesARestart) {
+  ASSERT_EQ(client_->post(path("/connect"), password_values("wrong")).status, 422);
+  EXPECT_EQ(account()["reason_code"], "auth_failed");
+  host_.stop();
+  {
+    auto store = store::Database::open(host_.data_dir() / "connector-host.db");
+    ASSERT_TRUE(store);
+    ASSERT_TRUE((*store)->run("UPDATE accounts SET wanted_connected = 0 WHERE id = ?",
+                              {account_}));
+  }
+  host_.start();
+  client_ = std::make_unique<ApiClient>(host_.port(), maria_.token);
+  const Json after = account();
+  EXPECT_EQ(after["state"], "error");
+  EXPECT_EQ(after["detail"], "wrong account name or password");
+  EXPECT_EQ(after["reason_code"], "auth_failed");
+
+  // A later status without a code clears it, in the store too.
+  ASSERT_EQ(client_->post(path("/connect"), password_values("right-pass")).status, 202);
+  EXPECT_EQ(account()["reason_code"], "");
+  host_.restart();
+  client_ = std::make_unique<ApiClient>(host_.port(), maria_.token);
+  EXPECT_EQ(account()["reason_code"], "");
 }
 
 TEST_F(AccountsTest, SecretsNeverReachTheDatabaseBytesTheLogsOrTheApi) {
