@@ -119,7 +119,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
     const bool resume = params.value("resume", false);
     std::optional<std::string> auth = host().get(id, kAuthKey);
     if (resume && !auth) {
-      set_status(id, "reauth_needed", "", "no stored WhatsApp session: scan the QR code again");
+      set_status(id, "reauth_needed", "", "no stored WhatsApp session: scan the QR code again",
+                 "session_missing");
       return fail(CN_ERR_AUTH, "no stored WhatsApp session: scan the QR code again");
     }
     std::string phone = params.value("values", Json::object()).value("phone", "");
@@ -156,7 +157,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
       host().erase(id, kAuthKey);
       host().erase(id, kPhoneKey);
     }
-    set_status(id, "disconnected", "", forget ? "logged out" : "");
+    set_status(id, "disconnected", "", forget ? "logged out" : "",
+               forget ? "logged_out_here" : "");
     if (!stopped) host().warn(id, "the bridge did not confirm the stop: " + stopped.error().message);
     return sdk::ok();
   }
@@ -346,7 +348,9 @@ class WhatsAppPlugin final : public sdk::Plugin {
       }
       lock.unlock();
       dead.reset();
-      for (const auto &id : active) set_status(id, "connecting", "", "restarting the bridge");
+      for (const auto &id : active) {
+        set_status(id, "connecting", "", "restarting the bridge", "bridge_restarting");
+      }
 
       if (wait_or_stop(backoff)) return;
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
@@ -397,7 +401,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
     set_status(id, "connecting", "", "");
     auto started = bridge_request(request);
     if (!started) {
-      set_status(id, "error", "", started.error().message);
+      set_status(id, "error", "", started.error().message, "bridge_unavailable");
       return started.error();
     }
     return sdk::ok();
@@ -476,7 +480,19 @@ class WhatsAppPlugin final : public sdk::Plugin {
       std::lock_guard lock(mutex_);
       accounts_[id].active = false;
     }
-    set_status(id, state, name, event.value("detail", ""));
+    set_status(id, state, name, event.value("detail", ""), reason_of(state, event));
+  }
+
+  // The machine-readable reason of a status from the bridge, by WhatsApp's close code.
+  static std::string reason_of(const std::string &state, const Json &event) {
+    const Json code_member = event.value("code", Json(0));
+    const int code = code_member.is_number_integer() ? code_member.get<int>() : 0;
+    if (state == "reauth_needed" && (code == 401 || code == 403)) return "logged_out";
+    if (state == "disconnected" && code == 440) return "replaced";
+    if (state == "error" && code == 405) return "update_needed";
+    if (state == "disconnected" && code == 408) return "qr_expired";
+    if (state == "connecting" && event.contains("detail")) return "connection_lost";
+    return "";
   }
 
   void on_qr(const std::string &id, const Json &event) {
@@ -519,7 +535,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
   }
 
   void set_status(const std::string &id, const std::string &state, const std::string &name,
-                  const std::string &detail) {
+                  const std::string &detail, const std::string &reason_code = "") {
     std::string shown;
     {
       std::lock_guard lock(mutex_);
@@ -530,7 +546,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
       if (state != "awaiting_qr") account.qr_payload.clear();
       shown = account.name;
     }
-    host().emit_status(id, state, shown, detail);
+    host().emit_status(id, state, shown, detail, reason_code);
   }
 
   Json settings_ = Json::object();

@@ -291,3 +291,20 @@ test('disconnecting a real channel: cancel keeps it connected, confirm disconnec
   assert.equal(await status.getAttribute('data-state'), 'connected', 'only that account');
   await shoot(page, '50-mail-disconnected');
 });
+
+test('WhatsApp: a session replaced elsewhere is said in Portuguese, the plugin\'s words kept as detail',
+     async () => {
+  const status = whatsappCard.getByTestId('status');
+  assert.equal(await status.getAttribute('data-state'), 'connected');
+  const {kicked} = await whatsapp.call('POST', '/kick', {phone: kAttendantPhone, code: 440});
+  assert.ok(kicked > 0, 'the test server ended the session');
+  await status.filter({hasText: 'o WhatsApp Web foi aberto em outro lugar'}).waitFor();
+  assert.match(await status.textContent(),
+               /detalhe técnico: replaced by another WhatsApp Web session/);
+  await shoot(page, '51-whatsapp-replaced');
+  // In English the same reason comes in English.
+  await page.getByLabel('Idioma').selectOption('en');
+  await status.filter({hasText: 'WhatsApp Web was opened elsewhere'}).waitFor();
+  await page.getByLabel('Language').selectOption('pt-BR');
+  await status.filter({hasText: 'o WhatsApp Web foi aberto em outro lugar'}).waitFor();
+});
