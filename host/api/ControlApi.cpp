@@ -134,9 +134,13 @@ Response ControlApi::route(Call &call) {
   if (head == "plugins" && call.size() == 1) {
     if (!call.is("GET")) return method_not_allowed();
     Json items = plugins_();
-    // Where the libraries sit on the server is for admins only.
-    if (!call.who().admin()) {
-      for (auto &item : items) item.erase("path");
+    // Where the libraries sit on the server is for admins only, also inside a refusal's reason.
+    for (auto &item : items) {
+      if (!call.who().admin()) {
+        item.erase("path");
+        if (item.contains("attendant_reason")) item["reason"] = item["attendant_reason"];
+      }
+      item.erase("attendant_reason");
     }
     return Response::json(200, {{"items", items}});
   }

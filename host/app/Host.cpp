@@ -33,7 +33,7 @@ class RegistryDirectory final : public accounts::PluginDirectory {
   std::optional<std::string> refusal(const std::string &plugin_id) override {
     for (const auto &record : registry_.records()) {
       if (record.id == plugin_id && record.state == plugins::PluginState::kRefused) {
-        return record.reason;
+        return record.attendant_reason();
       }
     }
     return std::nullopt;
@@ -184,7 +184,9 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
                                             *p.conversations, [registry] {
                                               nlohmann::json items = nlohmann::json::array();
                                               for (const auto &r : registry->records()) {
-                                                items.push_back(r.to_json());
+                                                auto item = r.to_json();
+                                                item["attendant_reason"] = r.attendant_reason();
+                                                items.push_back(std::move(item));
                                               }
                                               return items;
                                             });

@@ -15,6 +15,18 @@ nlohmann::json PluginRecord::to_json() const {
           {"descriptor", descriptor}};
 }
 
+std::string PluginRecord::attendant_reason() const {
+  std::string text = reason;
+  const std::string full = path.string();
+  const std::string name = path.filename().string();
+  if (full.empty() || full == name) return text;
+  for (size_t at = text.find(full); at != std::string::npos;
+       at = text.find(full, at + name.size())) {
+    text.replace(at, full.size(), name);
+  }
+  return text;
+}
+
 PluginRegistry::PluginRegistry(const std::vector<PluginSpec> &specs, PluginServices &services)
     : services_(services) {
   for (const auto &spec : specs) {

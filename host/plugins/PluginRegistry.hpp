@@ -33,6 +33,9 @@ struct PluginRecord {
 
   // {"id", "path", "state": "loaded"|"refused", "code", "reason", "descriptor"}
   nlohmann::json to_json() const;
+  // The reason for attendants: the library's place on the server (for admins only) left out,
+  // the file named by its name alone.
+  std::string attendant_reason() const;
 };
 
 // Loads every configured plugin, in order. A plugin is refused, with one error line in the host

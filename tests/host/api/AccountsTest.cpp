@@ -271,6 +271,48 @@ TEST_F(QrAccountsTest, TheQrImageDecodesToThePayloadExpiresAndRefreshes) {
   EXPECT_EQ(decode_qr(scratch.write("qr2.png", client_->get(path("/qr.png")).body)), refreshed);
 }
 
+// A plugin that fails to load: admins see where its library sits on the server, attendants see
+// the reason without that place (the file is named by its name alone).
+class RefusedPluginTest : public AccountsTest {
+ protected:
+  RefusedPluginTest()
+      : AccountsTest(loopback_plugin_yaml() +
+                     "  missing:\n"
+                     "    library: " CONNECTOR_PLUGIN_DIR "/libconnector_missing.so\n") {}
+
+  static Json refused(const Json &plugins) {
+    for (const auto &p : plugins["items"]) {
+      if (p["id"] == "missing") return p;
+    }
+    return {};
+  }
+};
+
+TEST_F(RefusedPluginTest, TheLibraryPathIsShownToAdminsOnly) {
+  const std::string dir = CONNECTOR_PLUGIN_DIR;
+  const Json for_admin = refused(host_.admin().get("/api/v1/plugins").json());
+  ASSERT_EQ(for_admin["state"], "refused");
+  EXPECT_NE(for_admin["reason"].get<std::string>().find(dir + "/libconnector_missing.so"),
+            std::string::npos)
+      << for_admin["reason"];
+  EXPECT_FALSE(for_admin.contains("attendant_reason"));
+
+  const Json for_attendant = refused(client_->get("/api/v1/plugins").json());
+  ASSERT_EQ(for_attendant["state"], "refused");
+  const std::string reason = for_attendant["reason"];
+  EXPECT_EQ(reason.find(dir), std::string::npos) << reason;
+  EXPECT_NE(reason.find("libconnector_missing.so"), std::string::npos) << reason;
+  EXPECT_FALSE(for_attendant.contains("path"));
+  EXPECT_FALSE(for_attendant.contains("attendant_reason"));
+
+  // Creating an account of it is refused with the same reason, without the place either.
+  auto created = client_->post("/api/v1/accounts", {{"plugin", "missing"}, {"label", "x"}});
+  EXPECT_EQ(created.error_code(), "unknown_plugin");
+  const std::string message = created.json()["error"]["message"];
+  EXPECT_EQ(message.find(dir), std::string::npos) << message;
+  EXPECT_NE(message.find("libconnector_missing.so"), std::string::npos) << message;
+}
+
 class PairingAccountsTest : public AccountsTest {
  protected:
   PairingAccountsTest() : AccountsTest(loopback_plugin_yaml(60000, /*qr_pairs_after_ms=*/300)) {}
