@@ -334,7 +334,11 @@ class AccountCard {
       case 'awaiting_qr': return t('state.awaiting_qr');
       case 'error': return detail ? t('state.error', {detail}) : t('state.error_plain');
       case 'reauth_needed': return t('state.reauth_needed', {detail: detail || '—'});
-      default: return t('state.disconnected');
+      default:
+        // Why it is not connected, when the plugin said so with a reason code (a session
+        // replaced elsewhere, a QR that expired).
+        return this.account.reason_code && detail
+          ? t('state.disconnected_why', {detail}) : t('state.disconnected');
     }
   }
 
