@@ -75,7 +75,7 @@ Outcome check_connect_values(const Json &descriptor, const Json &values) {
         return c.value("value", "") == chosen;
       });
       if (!offered) {
-        return failure("invalid_request",
+        return failure("invalid_choice",
                        "\"" + chosen + "\" is not a valid choice for \"" + name + "\"");
       }
     }

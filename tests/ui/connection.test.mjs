@@ -329,3 +329,22 @@ test('after a host restart the screen reconnects by itself', async () => {
   // The account connected before the restart is resumed by the host and shown so.
   await passwordCard.getByTestId('status').filter({hasText: 'Conectado como ana'}).waitFor();
 });
+
+test('a choice the channel no longer offers is refused in words, not with the host\'s English',
+     async () => {
+  const card = await addLoopbackAccount(page);
+  // A form left open while the plugin changed its choices: the chosen value is not offered.
+  await card.getByLabel(/Método de acesso/).evaluate((select) => {
+    select.options[select.selectedIndex].value = 'carrier-pigeon';
+  });
+  await card.getByLabel(/Nome da conta/).fill('carla');
+  await card.getByRole('button', {name: 'Conectar Loopback (exemplo)'}).click();
+  const reason = card.getByTestId('form-error');
+  await reason.filter({hasText: 'uma opção escolhida no formulário não é mais oferecida'})
+      .waitFor();
+  assert.doesNotMatch(await reason.textContent(), /not a valid choice/);
+  assert.notEqual(await card.getByTestId('status').getAttribute('data-state'), 'connected');
+  await shoot(page, '17-stale-choice');
+  await host.api(await token(page), 'DELETE',
+                 `/accounts/${await card.getAttribute('data-account')}`);
+});

@@ -142,6 +142,7 @@ TEST_F(AccountsTest, ConnectFormValuesAreCheckedAgainstThePluginFields) {
   auto choice = client_->post(path("/connect"), {{"values", {{"account", "a"},
                                                              {"method", "carrier-pigeon"}}}});
   EXPECT_EQ(choice.status, 400);
+  EXPECT_EQ(choice.error_code(), "invalid_choice");
   EXPECT_EQ(choice.json()["error"]["message"],
             "\"carrier-pigeon\" is not a valid choice for \"method\"");
   EXPECT_EQ(account()["state"], "disconnected");
