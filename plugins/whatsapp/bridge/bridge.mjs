@@ -184,7 +184,10 @@ class Session {
     }
     const delay = Math.min(settings.reconnectMaxMs, 1000 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     this.attempt++;
-    event('status', this.account, { state: 'connecting', detail: `connection lost (${code || 'no code'}), retrying`, code });
+    event('status', this.account, {
+      state: 'connecting', code,
+      detail: `connection lost (${code || 'no code'}), retrying in ${(delay / 1000).toFixed(1)} s`,
+    });
     this.reconnect(delay);
   }
 

@@ -588,6 +588,41 @@ TEST_F(WhatsAppPlugin, GroupMessagesAreLinkedWhenConfigured) {
   EXPECT_FALSE((*group)["case"].is_null()) << *group;
 }
 
+// While the server stays out of reach, each retry waits twice as long as the one before, scaled
+// by a random factor between 0.5 and 1 (so that sessions dropped together do not come back in
+// step); the wait each retry chose reaches the host in the account's status.
+TEST_F(WhatsAppPlugin, ReconnectsBackOffExponentiallyWhileTheServerIsOutOfReach) {
+  start();
+  pair();
+  auto next_delay = [&]() -> std::optional<double> {
+    auto event = wait_event("account.status", [&](const Json &e) {
+      return e["state"] == "connecting" &&
+             e.value("detail", "").find("retrying in ") != std::string::npos;
+    });
+    if (!event) return std::nullopt;
+    const std::string detail = (*event)["detail"];
+    return std::stod(detail.substr(detail.find("retrying in ") + 12));
+  };
+
+  server_->call("POST", "/refuse", {{"on", true}});
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  for (double base : {1.0, 2.0, 4.0}) {
+    const auto delay = next_delay();
+    ASSERT_TRUE(delay) << "no retry announced for a " << base << " s step";
+    EXPECT_GE(*delay, base / 2 - 0.05);
+    EXPECT_LE(*delay, base + 0.05);
+  }
+  EXPECT_GE(server_->info()["refused"].get<int>(), 2) << "the retries never reached the server";
+
+  // Back in reach: the session returns without a scan, and its next loss starts over at ~1 s.
+  server_->call("POST", "/refuse", {{"on", false}});
+  ASSERT_TRUE(wait_state("connected", 60s));
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  const auto again = next_delay();
+  ASSERT_TRUE(again);
+  EXPECT_LE(*again, 1.05);
+}
+
 TEST_F(WhatsAppPlugin, ReplayAfterReconnectIsStoredOnce) {
   start();
   pair();

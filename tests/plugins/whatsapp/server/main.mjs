@@ -30,6 +30,8 @@
 //   POST /echo-sends {on:true}               send every client message back as a device-sent copy
 //   POST /acks-off {off:true}                stop acknowledging the clients' messages at all
 //   POST /handshake-delay {ms}               answer every client hello only after ms
+//   POST /refuse {on:true}                   close every new connection at once (GET /info's
+//                                            refused counts them), as a server out of reach
 //   POST /opening-peak/reset                 GET /info's opening_peak: the most connections
 //                                            opening at once (accepted, not yet logged in,
 //                                            refused or waiting for a scan) since this reset
@@ -69,6 +71,7 @@ const routes = {
   'POST /echo-sends': (b) => { server.echoSends = !!b.on; return {}; },
   'POST /acks-off': (b) => { server.acksOff = !!b.off; return {}; },
   'POST /handshake-delay': (b) => { server.handshakeDelayMs = Number(b.ms) || 0; return {}; },
+  'POST /refuse': (b) => { server.refusing = !!b.on; return {}; },
   'POST /opening-peak/reset': () => { server.openingPeak = server.opening; return {}; },
 };
 

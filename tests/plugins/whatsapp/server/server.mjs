@@ -158,6 +158,8 @@ export class WhatsAppTestServer {
     this.handshakeDelayMs = 0;    // how long the server takes to answer a client hello
     this.opening = 0;             // connections between accept and login (or refusal, or close)
     this.openingPeak = 0;         // the most of them at once since the last reset
+    this.refusing = false;        // close every new connection at once, as an unreachable server
+    this.refused = 0;             // connections closed that way
     this.nextId = 1;
     this.media = new MediaHost(log);
   }
@@ -185,6 +187,7 @@ export class WhatsAppTestServer {
       })),
       pending_qr_refs: this.pendingRefs.size,
       opening_peak: this.openingPeak,
+      refused: this.refused,
       media_ca: this.media.certFile,
     };
   }
@@ -192,6 +195,10 @@ export class WhatsAppTestServer {
   // --- Connections ------------------------------------------------------------------------------
 
   accept(ws) {
+    if (this.refusing) {
+      this.refused++;
+      return ws.terminate();
+    }
     const conn = { ws, noise: new NoiseResponder(), inBytes: Buffer.alloc(0), introSeen: false, device: null };
     this.connections.add(conn);
     conn.opening = true;
