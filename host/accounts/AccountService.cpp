@@ -205,7 +205,7 @@ Outcome AccountService::connect(const std::string &account_id, const Json &value
     // The plugin may already have reported the error with a status event; make sure the
     // account shows it either way.
     auto now = get(account_id);
-    if (now && now->state != "error") {
+    if (now && now->state != "error" && now->state != "reauth_needed") {
       Json event = {{"type", "status"}, {"state", "error"}, {"detail", started.failure().message}};
       on_status(*now, event);
     }
@@ -387,7 +387,7 @@ void AccountService::resume_all() {
     log::info({account.plugin_id, account.id}, "resuming");
     if (auto resumed = (*plugin)->connect(account.id, {{"resume", true}}); !resumed) {
       auto now = get(account.id);
-      if (now && now->state != "error") {
+      if (now && now->state != "error" && now->state != "reauth_needed") {
         on_status(*now, {{"type", "status"}, {"state", "error"},
                          {"detail", resumed.failure().message}});
       }

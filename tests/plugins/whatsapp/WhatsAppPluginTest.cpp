@@ -204,13 +204,16 @@ TEST_F(WhatsAppPlugin, LoggedOutOnThePhoneIsReportedAndCredentialsWiped) {
   auto state = wait_state("reauth_needed");
   ASSERT_TRUE(state);
   EXPECT_EQ((*state)["detail"], "disconnected on the phone");
+  EXPECT_EQ((*state)["reason_code"], "logged_out");
 
   // The stored session is gone: a restart cannot resume it.
   events_.reset();
   host_->restart();
   std::this_thread::sleep_for(2s);
   EXPECT_FALSE(server_->device_connected(kAttendantPhone));
-  EXPECT_NE(host_->admin().get(path()).json()["state"], "connected");
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_NE(after["state"], "connected");
+  EXPECT_EQ(after["reason_code"], "session_missing");
 }
 
 TEST_F(WhatsAppPlugin, ReplacedByAnotherClientDoesNotFightBack) {
@@ -221,6 +224,7 @@ TEST_F(WhatsAppPlugin, ReplacedByAnotherClientDoesNotFightBack) {
   auto state = wait_state("disconnected");
   ASSERT_TRUE(state);
   EXPECT_NE((*state)["detail"].get<std::string>().find("replaced"), std::string::npos);
+  EXPECT_EQ((*state)["reason_code"], "replaced");
   // No reconnect: give a reconnect loop time to show itself.
   std::this_thread::sleep_for(3s);
   EXPECT_FALSE(server_->device_connected(kAttendantPhone));
@@ -234,6 +238,7 @@ TEST_F(WhatsAppPlugin, OutdatedVersionSaysAnUpdateIsNeeded) {
   auto state = wait_state("error");
   ASSERT_TRUE(state);
   EXPECT_NE((*state)["detail"].get<std::string>().find("update"), std::string::npos);
+  EXPECT_EQ((*state)["reason_code"], "update_needed");
 }
 
 TEST_F(WhatsAppPlugin, ExpiredQrIsReportedAndRefreshStartsANewPairing) {
@@ -244,6 +249,7 @@ TEST_F(WhatsAppPlugin, ExpiredQrIsReportedAndRefreshStartsANewPairing) {
   auto state = wait_state("disconnected", 5s);
   ASSERT_TRUE(state);
   EXPECT_EQ((*state)["detail"], "the QR code expired");
+  EXPECT_EQ((*state)["reason_code"], "qr_expired");
   EXPECT_EQ(host_->admin().get(path("/qr")).status, 404);
 
   auto refreshed = host_->admin().post(path("/qr/refresh"));
@@ -259,7 +265,9 @@ TEST_F(WhatsAppPlugin, DroppedConnectionReconnects) {
   start();
   pair();
   ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
-  ASSERT_TRUE(wait_state("connecting"));
+  ASSERT_TRUE(wait_event("account.status", [](const Json &e) {
+    return e["state"] == "connecting" && e["reason_code"] == "connection_lost";
+  })) << "the drop was not reported as a lost connection";
   ASSERT_TRUE(wait_state("connected")) << "no reconnect after a dropped connection";
   server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "depois da queda"}});
   EXPECT_TRUE(wait_message("depois da queda"));
