@@ -254,3 +254,64 @@ test('an HTML-only mail keeps its paragraphs and lines in the case view, as text
   assert.equal(await page.evaluate(() => window.pwned), undefined);
   await shoot(page, '59-html-paragraphs');
 });
+
+test('a mangled login link says it did not work; a second link revokes the first sign-in',
+     async () => {
+  for (const mangled of ['#login=%E0%A4%A', '#login=', '#login=abc&x=y']) {
+    await page.goto(`${host.url}/${mangled}`);
+    await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+    assert.match(await page.getByTestId('login-error').textContent(),
+                 /O link de acesso não funcionou: o link chegou incompleto ou alterado/, mangled);
+    assert.equal(new URL(page.url()).hash, '', `${mangled} left in the address bar`);
+  }
+
+  const first = await signIn();
+  // Another link opened in the same tab only changes the fragment: the first token leaves.
+  const link = await loginLink();
+  await page.evaluate((hash) => { window.location.hash = hash; }, new URL(link).hash);
+  await page.waitForFunction((old) => {
+    const now = sessionStorage.getItem('connector.token');
+    return now && now !== old;
+  }, first);
+  await page.locator('#live-status[data-state="online"]').waitFor();
+  assert.equal((await host.api(first, 'GET', '/me')).status, 401, 'the first token still works');
+  assert.equal((await host.api(await token(page), 'GET', '/me')).status, 200);
+  await page.getByRole('button', {name: 'Sair'}).click();
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+});
+
+test('a whole login link pasted as a token signs in as the link it is', async () => {
+  await page.goto(host.url);
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+  await page.getByLabel('Token de API').fill(` ${await loginLink()} `);
+  await page.getByRole('button', {name: 'Entrar'}).click();
+  await page.getByRole('heading', {name: 'Canais'}).waitFor();
+  assert.equal((await host.api(await token(page), 'GET', '/me')).status, 200);
+  await page.getByRole('button', {name: 'Sair'}).click();
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+});
+
+test('an account name cannot reorder the status sentence, is cut to fit, and spaces fill nothing',
+     async () => {
+  await signIn();
+  const card = await addLoopbackAccount(page);
+  await card.getByLabel('Nome da conta').fill('   ');
+  await card.getByLabel(/^Senha$/).fill('correct-horse');
+  await card.getByRole('button', {name: /Conectar Loopback/}).click();
+  assert.match(await card.locator('.error-text[role="alert"]').first().textContent(),
+               /Nome da conta/);
+  assert.equal(await card.locator('.status').getAttribute('data-state'), 'disconnected');
+
+  // U+202E would show "gnp.exe" as "exe.png"; 200 characters would fill the card.
+  await card.getByLabel('Nome da conta').fill('\u202Egnp.exe' + 'x'.repeat(200));
+  await card.getByRole('button', {name: /Conectar Loopback/}).click();
+  const status = card.locator('.status[data-state="connected"]');
+  await status.waitFor();
+  const shown = await status.textContent();
+  assert.ok(!shown.includes('\u202E'), 'the override reached the screen');
+  assert.match(shown, /gnp\.exex+…/);
+  assert.ok(shown.length < 140, `the status holds ${shown.length} characters`);
+  await shoot(page, '56-account-name-isolated');
+  await page.getByRole('button', {name: 'Sair'}).click();
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+});

@@ -13,6 +13,7 @@ export default {
   'login.submit': 'Sign in',
   'login.checking': 'Checking the sign-in link…',
   'login.link_failed': 'The sign-in link did not work: {reason}. Ask an admin for a new link.',
+  'login.link_mangled': 'the link arrived cut short or altered (copy it whole)',
   'login.token_failed': 'Token not accepted: {reason}',
   'login.expired': 'Your session ended. Please sign in again.',
   'channels.heading': 'Channels',

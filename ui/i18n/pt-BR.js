@@ -13,6 +13,7 @@ export default {
   'login.submit': 'Entrar',
   'login.checking': 'Verificando o link de acesso…',
   'login.link_failed': 'O link de acesso não funcionou: {reason}. Peça um novo link ao administrador.',
+  'login.link_mangled': 'o link chegou incompleto ou alterado (copie-o inteiro)',
   'login.token_failed': 'Token não aceito: {reason}',
   'login.expired': 'Sua sessão terminou. Entre novamente.',
   'channels.heading': 'Canais',

@@ -245,7 +245,7 @@ class AccountCard {
   async remove(button) {
     const name = this.account.account || this.title();
     const confirmed = await this.confirm({title: t('remove.title'),
-                                          body: t('remove.body', {account: name}),
+                                          body: t('remove.body', {account: shownName(name)}),
                                           ok: t('remove.confirm')});
     if (!confirmed) {
       button.focus();
@@ -329,7 +329,8 @@ class AccountCard {
     const detail = detailOf(this.account.detail, this.account.reason_code);
     switch (state) {
       case 'connected':
-        return account ? t('state.connected', {account}) : t('state.connected_anon');
+        return account ? t('state.connected', {account: shownName(account)})
+                       : t('state.connected_anon');
       case 'connecting': return t('state.connecting');
       case 'awaiting_qr': return t('state.awaiting_qr');
       case 'error': return detail ? t('state.error', {detail}) : t('state.error_plain');
@@ -411,7 +412,7 @@ class AccountCard {
   async disconnect(button) {
     const name = this.account.account || this.title();
     const confirmed = await this.confirm({title: t('disconnect.title'),
-                                          body: t('disconnect.body', {account: name}),
+                                          body: t('disconnect.body', {account: shownName(name)}),
                                           ok: t('disconnect.confirm')});
     if (!confirmed) {
       button.focus();
@@ -517,7 +518,8 @@ class AccountCard {
       if (field.type === 'number' && control.validity && control.validity.badInput) {
         return {control, text: t('connect.field_not_number', {field: name})};
       }
-      if (control.value === '') {
+      // Spaces alone fill nothing in (a password may be anything, so it is taken as typed).
+      if ((field.secret ? control.value : control.value.trim()) === '') {
         const needed = field.required && field.default == null;
         if (needed) return {control, text: t('connect.field_required', {field: name})};
         continue;
@@ -802,7 +804,23 @@ function logText(entry) {
   for (const known of kHostLogTexts) {
     if (known.kind !== entry.kind) continue;
     const match = known.pattern.exec(entry.text ?? '');
-    if (match) return {text: t(known.key, {account: match[1] ?? ''}), translated: 'true'};
+    if (match) return {text: t(known.key, {account: shownName(match[1] ?? '')}), translated: 'true'};
   }
-  return {text: entry.text ?? '', translated: 'false'};
+  return {text: withoutBidiControls(entry.text ?? ''), translated: 'false'};
+}
+
+// Explicit direction controls (U+202A–U+202E, U+2066–U+2069) have no business in an account
+// name or a log line, and can make one read as another ("gnp.exe" shown as "exe.png").
+function withoutBidiControls(text) {
+  return text.replace(/[\u202A-\u202E\u2066-\u2069]/g, '');
+}
+
+const kNameLimit = 60;
+
+// An account name as it goes inside a sentence: without direction controls, cut to a length that
+// fits a card (with "…"), and isolated so a right-to-left name cannot reorder the sentence.
+function shownName(name) {
+  const chars = [...withoutBidiControls(name)];
+  const cut = chars.length > kNameLimit ? chars.slice(0, kNameLimit - 1).join('') + '…' : chars.join('');
+  return `\u2068${cut}\u2069`;
 }

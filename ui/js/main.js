@@ -5,7 +5,7 @@ import {ChannelsView, reasonOf} from './channels.js';
 import {h, replaceChildren, uniqueId} from './dom.js';
 import {EventStream} from './events.js';
 import {kLanguages, language, setLanguage, t} from './i18n.js';
-import {Session, takeLoginCode} from './session.js';
+import {Session, loginCodeInText, takeLoginCode} from './session.js';
 
 const session = new Session();
 // A 401 while the screen is open means the token was revoked or expired. Before that (checking
@@ -96,6 +96,13 @@ function showLogin(message = '') {
     event.preventDefault();
     const token = input.value.trim();
     if (!token) return;
+    const code = loginCodeInText(token);
+    if (code !== null) {
+      // A whole login link pasted here: use it as the link it is.
+      input.value = '';
+      if (await signInWithCode(code)) await enter();
+      return;
+    }
     if (!isTokenText(token)) {
       error.textContent = t('login.token_bad_chars');
       showLoginError(error);
@@ -200,6 +207,10 @@ function onEvent(event) {
 
 // Turns the code of a login link into a token. Returns false when the link did not work.
 async function signInWithCode(code) {
+  if (!code) {
+    showLogin(t('login.link_failed', {reason: t('login.link_mangled')}));
+    return false;
+  }
   const login = $('login');
   login.hidden = false;
   replaceChildren(login, h('p', {role: 'status', text: t('login.checking')}));
@@ -215,8 +226,9 @@ async function signInWithCode(code) {
 // A login link opened in a tab that already shows the screen only changes the fragment.
 async function onHashChange() {
   const code = takeLoginCode();
-  if (!code) return;
-  if (events) signOut();
+  if (code === null) return;
+  // Whoever was signed in here leaves for good: their token must not stay valid unseen.
+  if (session.signedIn()) await signOutAndRevoke();
   if (await signInWithCode(code)) await enter();
 }
 
@@ -227,7 +239,7 @@ async function start() {
   window.addEventListener('hashchange', onHashChange);
 
   const code = takeLoginCode();
-  if (code && !(await signInWithCode(code))) return;
+  if (code !== null && !(await signInWithCode(code))) return;
   if (!session.signedIn()) {
     showLogin();
     return;

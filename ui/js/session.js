@@ -14,10 +14,30 @@ export class Session {
 }
 
 // Reads "#login=CODE" and removes it from the address bar at once, so the code is neither
-// bookmarked, kept in history, nor shown to someone looking at the screen.
+// bookmarked, kept in history, nor shown to someone looking at the screen. Returns null when the
+// address holds no login link, and '' for one that is cut short or mangled (empty, badly
+// %-encoded, with something after the code): the caller says that link did not work.
 export function takeLoginCode() {
-  const match = /^#login=([^&]+)$/.exec(window.location.hash);
-  if (!match) return null;
+  const hash = window.location.hash;
+  if (!hash.startsWith('#login=')) return null;
   history.replaceState(null, '', window.location.pathname + window.location.search);
-  return decodeURIComponent(match[1]);
+  return codeOf(hash.slice('#login='.length));
+}
+
+// The code of a login link's fragment, or '' when it is not one a host gives.
+function codeOf(fragment) {
+  let code;
+  try {
+    code = decodeURIComponent(fragment);
+  } catch {
+    return '';
+  }
+  return /^[A-Za-z0-9_-]+$/.test(code) ? code : '';
+}
+
+// The code of a whole login link pasted where a token goes ("http://…/#login=CODE"), or null.
+export function loginCodeInText(text) {
+  const at = text.indexOf('#login=');
+  if (at < 0) return null;
+  return codeOf(text.slice(at + '#login='.length).trim());
 }
