@@ -166,6 +166,16 @@ TEST_F(WhatsAppPlugin, QrScanConnectsAndTextFlowsBothWaysWithReceipts) {
   EXPECT_TRUE(delivered) << "no delivery receipt pushed";
 }
 
+// A number that is not on WhatsApp is a refusal of the request, not an internal error.
+TEST_F(WhatsAppPlugin, SendingToANumberNotOnWhatsAppIsRefusedAsSuch) {
+  start();
+  pair();
+  auto sent = host_->admin().post(path("/messages"), {{"to", "+5511900009999"}, {"text", "oi"}});
+  EXPECT_EQ(sent.status, 400) << sent.body;
+  EXPECT_EQ(sent.error_code(), "invalid_argument");
+  EXPECT_EQ(sent.json()["error"]["message"], "this number is not on WhatsApp");
+}
+
 TEST_F(WhatsAppPlugin, BridgeKilledMidSessionResumesWithoutNewScan) {
   start();
   pair();
