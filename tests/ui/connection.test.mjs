@@ -330,6 +330,22 @@ test('after a host restart the screen reconnects by itself', async () => {
   await passwordCard.getByTestId('status').filter({hasText: 'Conectado como ana'}).waitFor();
 });
 
+test('"the server did not answer" goes away once the host answers again, and never piles up',
+     async () => {
+  await host.stop();
+  const add = page.getByRole('button', {name: /Adicionar conta Loopback/});
+  const failure = page.locator('section[data-plugin="loopback"] > .error-text');
+  for (let i = 0; i < 3; ++i) {
+    await add.click();
+    await failure.filter({hasText: /não respondeu/}).waitFor();
+  }
+  assert.equal(await failure.count(), 1, 'one failure, said once');
+  await host.start();
+  await page.locator('#live-status[data-state="online"]').waitFor({timeout: 20000});
+  await failure.waitFor({state: 'hidden'});
+  await shoot(page, '17-unreachable-error-cleared');
+});
+
 test('a choice the channel no longer offers is refused in words, not with the host\'s English',
      async () => {
   const card = await addLoopbackAccount(page);

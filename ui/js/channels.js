@@ -55,6 +55,11 @@ export class ChannelsView {
       if (!seen.has(id)) this.drop(id);
     }
     this.refreshEmptyNotes();
+    // The host answered: "it did not answer" is no longer true anywhere on the screen.
+    for (const failure of this.root.querySelectorAll('.error-text[data-unreachable="true"]')) {
+      failure.hidden = true;
+      failure.dataset.unreachable = 'false';
+    }
   }
 
   // Builds the plugin sections once; later loads keep them (and the forms being typed in).
@@ -97,20 +102,22 @@ export class ChannelsView {
     const add = h('button', {type: 'button', class: 'secondary add-account',
                              text: t('channels.add', {plugin: name}),
                              onclick: () => this.addAccount(record.id, add)});
-    element.append(empty, list, add);
-    return {element, list, empty};
+    const addError = h('p', {class: 'error-text', role: 'alert', hidden: true});
+    element.append(empty, list, add, addError);
+    return {element, list, empty, addError};
   }
 
   async addAccount(pluginId, button) {
     button.disabled = true;
+    const {addError} = this.sections.get(pluginId);
     try {
       const account = await this.api.post('/accounts', {plugin: pluginId});
+      addError.hidden = true;
       const card = this.upsert(account);
       this.refreshEmptyNotes();
       card.focusForm();
     } catch (error) {
-      const section = this.sections.get(pluginId);
-      section.element.append(h('p', {class: 'error-text', role: 'alert', text: reasonOf(error)}));
+      showFailure(addError, reasonOf(error), error);
     } finally {
       button.disabled = false;
     }
@@ -257,8 +264,7 @@ class AccountCard {
       this.onRemoved();
     } catch (error) {
       button.disabled = false;
-      this.removeError.hidden = false;
-      this.removeError.textContent = t('remove.failed', {reason: reasonOf(error)});
+      showFailure(this.removeError, t('remove.failed', {reason: reasonOf(error)}), error);
     }
   }
 
@@ -421,7 +427,7 @@ class AccountCard {
     try {
       this.update(await this.api.post(`/accounts/${this.account.id}/disconnect`));
     } catch (error) {
-      this.disconnectError.textContent = t('disconnect.failed', {reason: reasonOf(error)});
+      showFailure(this.disconnectError, t('disconnect.failed', {reason: reasonOf(error)}), error);
     }
   }
 
@@ -800,6 +806,14 @@ const kHostLogTexts = [
   {kind: 'qr_expired', pattern: /^QR code expired$/, key: 'log.text.qr_expired'},
 ];
 
+// Shows why a request failed in its place, replacing what was there. A failure for want of an
+// answer is marked, so that the next time the host answers it is taken away.
+function showFailure(element, text, error) {
+  element.textContent = text;
+  element.hidden = false;
+  element.dataset.unreachable = String(!error.status);
+}
+
 function logText(entry) {
   for (const known of kHostLogTexts) {
     if (known.kind !== entry.kind) continue;
@@ -817,10 +831,9 @@ function withoutBidiControls(text) {
 
 const kNameLimit = 60;
 
-// An account name as it goes inside a sentence: without direction controls, cut to a length that
-// fits a card (with "…"), and isolated so a right-to-left name cannot reorder the sentence.
+// An account name as it goes inside a sentence: without direction controls, and cut to a length
+// that fits a card (with "…").
 function shownName(name) {
   const chars = [...withoutBidiControls(name)];
-  const cut = chars.length > kNameLimit ? chars.slice(0, kNameLimit - 1).join('') + '…' : chars.join('');
-  return `\u2068${cut}\u2069`;
+  return chars.length > kNameLimit ? chars.slice(0, kNameLimit - 1).join('') + '…' : chars.join('');
 }
