@@ -315,3 +315,21 @@ test('an account name cannot reorder the status sentence, is cut to fit, and spa
   await page.getByRole('button', {name: 'Sair'}).click();
   await page.getByRole('heading', {name: 'Entrar'}).waitFor();
 });
+
+test('unnamed accounts never share a name, after a removal either', async () => {
+  const bearer = await signIn();
+  const titles = () => page.locator('section[data-plugin="loopback"] .card-title').allTextContents();
+  for (let i = 0; i < 3; ++i) await addLoopbackAccount(page);
+  const before = await titles();
+  assert.equal(new Set(before).size, before.length, before.join(' | '));
+  // One goes away (removed elsewhere: the host's event takes the card), one more comes.
+  const first = await page.locator('section[data-plugin="loopback"] article.card').first()
+      .getAttribute('data-account');
+  assert.equal((await host.api(bearer, 'DELETE', `/accounts/${first}`)).status, 200);
+  await page.locator(`article.card[data-account="${first}"]`).waitFor({state: 'detached'});
+  await addLoopbackAccount(page);
+  const after = await titles();
+  assert.equal(new Set(after).size, after.length, after.join(' | '));
+  await page.getByRole('button', {name: 'Sair'}).click();
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+});

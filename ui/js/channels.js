@@ -138,7 +138,17 @@ export class ChannelsView {
                            () => this.removed(account.id, account.plugin));
     this.cards.set(account.id, card);
     section.list.append(card.element);
+    this.renumber(account.plugin);
     return card;
+  }
+
+  // Accounts without a label are called "Account 1", "Account 2"… in the order shown; after a
+  // removal the rest close up, so no two cards ever carry the same name.
+  renumber(pluginId) {
+    let number = 0;
+    for (const card of this.cards.values()) {
+      if (card.account.plugin === pluginId) card.setNumber(++number);
+    }
   }
 
   // After a removal from this screen: the focus goes to the section's "Add account" button
@@ -161,6 +171,7 @@ export class ChannelsView {
     const hadFocus = card.element.contains(document.activeElement);
     card.dispose();
     this.cards.delete(accountId);
+    this.renumber(card.account.plugin);
     this.refreshEmptyNotes();
     if (hadFocus) this.focusAdd(card.account.plugin);
   }
@@ -217,6 +228,12 @@ class AccountCard {
     this.build();
     this.update(account);
     this.loadLog();
+  }
+
+  setNumber(number) {
+    if (number === this.number) return;
+    this.number = number;
+    this.titleEl.textContent = this.title();
   }
 
   title() {
