@@ -333,3 +333,26 @@ test('unnamed accounts never share a name, after a removal either', async () => 
   await page.getByRole('button', {name: 'Sair'}).click();
   await page.getByRole('heading', {name: 'Entrar'}).waitFor();
 });
+
+test('switching language keeps what the screen said and what was typed', async () => {
+  // On the sign-in screen: the refusal is said again in the new language.
+  await page.goto(`${host.url}/#login=%E0%A4%A`);
+  await page.getByTestId('login-error').filter({hasText: /não funcionou/}).waitFor();
+  await page.getByLabel('Idioma').selectOption('en');
+  await page.getByTestId('login-error').filter({hasText: /did not work/}).waitFor();
+  await page.getByLabel('Language').selectOption('pt-BR');
+  await page.getByTestId('login-error').filter({hasText: /não funcionou/}).waitFor();
+
+  // Signed in: a half-filled connect form survives the switch.
+  await signIn();
+  const card = await addLoopbackAccount(page);
+  const id = await card.getAttribute('data-account');
+  await card.getByLabel('Nome da conta').fill('meio-digitado@empresa.com');
+  await page.getByLabel('Idioma').selectOption('en');
+  const again = page.locator(`article.card[data-account="${id}"]`);
+  await again.getByLabel('Account name').waitFor();
+  assert.equal(await again.getByLabel('Account name').inputValue(), 'meio-digitado@empresa.com');
+  await page.getByLabel('Language').selectOption('pt-BR');
+  await page.getByRole('button', {name: 'Sair'}).click();
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+});

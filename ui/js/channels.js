@@ -40,7 +40,22 @@ export class ChannelsView {
     return record && record.descriptor ? localized(record.descriptor.name) : pluginId;
   }
 
-  async load() {
+  // Loads run one after another: an event's reload and a language switch's rebuild overlapping
+  // would both add the same account's card.
+  load() {
+    const previous = this.loading;
+    this.loading = (async () => {
+      try {
+        await previous;
+      } catch {
+        // that load's failure was its caller's to handle
+      }
+      return this.loadOnce();
+    })();
+    return this.loading;
+  }
+
+  async loadOnce() {
     const [plugins, accounts] = await Promise.all([
       this.api.get('/plugins'), this.api.get('/accounts'),
     ]);
@@ -196,13 +211,16 @@ export class ChannelsView {
     return true;
   }
 
-  // Language switch: rebuild every label. Typed values are lost; connect forms are short.
-  relabel() {
+  // Language switch: rebuild every label, keeping what was typed in the connect forms.
+  async relabel() {
+    const typed = new Map();
+    for (const [id, card] of this.cards) typed.set(id, card.typedValues());
     this.root.replaceChildren();
     for (const card of this.cards.values()) card.dispose();
     this.sections.clear();
     this.cards.clear();
-    return this.load();
+    await this.load();
+    for (const [id, values] of typed) this.cards.get(id)?.restoreTyped(values);
   }
 }
 
@@ -228,6 +246,24 @@ class AccountCard {
     this.build();
     this.update(account);
     this.loadLog();
+  }
+
+  // The values of the connect form's fields by name (what the attendant typed or chose).
+  typedValues() {
+    const values = new Map();
+    for (const control of this.element.querySelectorAll('form [name]')) {
+      values.set(control.name, control.type === 'checkbox' ? control.checked : control.value);
+    }
+    return values;
+  }
+
+  restoreTyped(values) {
+    for (const control of this.element.querySelectorAll('form [name]')) {
+      if (!values.has(control.name)) continue;
+      if (control.type === 'checkbox') control.checked = values.get(control.name);
+      else control.value = values.get(control.name);
+      control.dispatchEvent(new Event('change', {bubbles: true}));
+    }
   }
 
   setNumber(number) {

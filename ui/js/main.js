@@ -10,7 +10,7 @@ import {Session, loginCodeInText, takeLoginCode} from './session.js';
 const session = new Session();
 // A 401 while the screen is open means the token was revoked or expired. Before that (checking
 // a pasted or stored token) the caller says what went wrong.
-const api = new Api(session, () => { if (channels) signOut(t('login.expired')); });
+const api = new Api(session, () => { if (channels) signOut(() => t('login.expired')); });
 const $ = (id) => document.getElementById(id);
 
 let channels = null;
@@ -39,12 +39,13 @@ function setupLanguage() {
     setLanguage(select.value);
     labelShell();
     if (!session.signedIn()) {
-      showLogin();
+      showLogin(loginMessage);  // said again in the new language
       return;
     }
     setLiveState(liveState);
+    const casesView = cases;
     await channels.relabel();
-    cases.relabel();
+    if (casesView === cases) casesView.relabel();
   });
 }
 
@@ -76,7 +77,12 @@ function confirmAction({title, body, ok}) {
 
 // --- Signing in -----------------------------------------------------------------------------------
 
+// What the sign-in screen says, as a function of the language when it comes from t().
+let loginMessage = '';
+
 function showLogin(message = '') {
+  loginMessage = message;
+  if (typeof message === 'function') message = message();
   $('workspace').hidden = true;
   $('sign-out').hidden = true;
   $('live-status').hidden = true;
@@ -104,8 +110,7 @@ function showLogin(message = '') {
       return;
     }
     if (!isTokenText(token)) {
-      error.textContent = t('login.token_bad_chars');
-      showLoginError(error);
+      showLoginError(error, () => t('login.token_bad_chars'));
       return;
     }
     session.keep(token);
@@ -115,15 +120,16 @@ function showLogin(message = '') {
       await enter();
     } catch (failure) {
       session.forget();
-      error.textContent = t('login.token_failed', {reason: reasonOf(failure)});
-      showLoginError(error);
+      showLoginError(error, () => t('login.token_failed', {reason: reasonOf(failure)}));
     }
   });
   replaceChildren(login, h('h2', {id: 'login-heading', text: t('login.heading')}),
                   h('p', {text: t('login.intro')}), form);
 }
 
-function showLoginError(error) {
+function showLoginError(error, message) {
+  loginMessage = message;
+  error.textContent = message();
   $('login').hidden = false;
   $('workspace').hidden = true;
   error.focus();
@@ -136,12 +142,12 @@ async function signOutAndRevoke() {
   button.disabled = true;
   if (events) events.stop();
   events = null;
-  let message = t('login.signed_out');
+  let message = () => t('login.signed_out');
   try {
     await api.delete('/tokens/current');
   } catch (failure) {
     // 401: already revoked elsewhere, which is what was wanted.
-    if (failure.status !== 401) message = t('login.signout_failed', {reason: reasonOf(failure)});
+    if (failure.status !== 401) message = () => t('login.signout_failed', {reason: reasonOf(failure)});
   } finally {
     button.disabled = false;
   }
@@ -177,7 +183,7 @@ async function enter() {
       // A socket that keeps failing may mean the token was revoked; the API call tells.
       if (state === 'offline') api.get('/me').catch(() => {});
     },
-    onRevoked: () => signOut(t('login.revoked')),
+    onRevoked: () => signOut(() => t('login.revoked')),
   });
   setLiveState('connecting');
   await reload();
@@ -185,13 +191,15 @@ async function enter() {
 }
 
 async function reload() {
-  if (!channels) return;
+  // Signing out while this runs drops the views: only the ones it started with are loaded.
+  const [channelsView, casesView] = [channels, cases];
+  if (!channelsView) return;
   try {
-    await channels.load();
+    await channelsView.load();
   } catch {
     return;  // the host is away; the event stream reconnects and reloads
   }
-  await cases.load();
+  if (casesView === cases) await casesView.load();
 }
 
 function onEvent(event) {
@@ -208,7 +216,7 @@ function onEvent(event) {
 // Turns the code of a login link into a token. Returns false when the link did not work.
 async function signInWithCode(code) {
   if (!code) {
-    showLogin(t('login.link_failed', {reason: t('login.link_mangled')}));
+    showLogin(() => t('login.link_failed', {reason: t('login.link_mangled')}));
     return false;
   }
   const login = $('login');
@@ -218,7 +226,7 @@ async function signInWithCode(code) {
     session.keep(await redeemLoginCode(code));
     return true;
   } catch (failure) {
-    showLogin(t('login.link_failed', {reason: reasonOf(failure)}));
+    showLogin(() => t('login.link_failed', {reason: reasonOf(failure)}));
     return false;
   }
 }
@@ -249,7 +257,7 @@ async function start() {
   } catch (failure) {
     if (failure.status === 401) {
       session.forget();
-      showLogin(t('login.expired'));
+      showLogin(() => t('login.expired'));
       return;
     }
     // The host is not answering yet: show the screen; it fills in when the host is back.
