@@ -32,6 +32,12 @@ std::string_view trimmed(std::string_view text) {
   return text;
 }
 
+// NUL, other C0 controls and DEL: never part of a number, an address or a WhatsApp id.
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
 void add_unique(std::vector<Identity> &out, std::optional<Identity> identity) {
   if (identity && std::find(out.begin(), out.end(), *identity) == out.end()) {
     out.push_back(std::move(*identity));
@@ -63,10 +69,9 @@ IdentityReader::IdentityReader(std::string default_region, bool fold_plus_addres
 
 std::optional<Identity> IdentityReader::phone(std::string_view raw) const {
   raw = trimmed(raw);
-  // Channels mostly give E.164 already; parsing it again would cost more than the whole match.
-  if (raw.size() >= 8 && raw.size() <= 16 && raw[0] == '+' && all_digits(raw.substr(1))) {
-    return Identity{"phone", with_brazilian_ninth_digit(std::string(raw))};
-  }
+  if (raw.empty() || has_control(raw)) return std::nullopt;
+  // Also E.164 as channels give it goes through libphonenumber: "+" and digits alone may name no
+  // country ("+0000000", "+999…") or have a length no number of that country has.
   const PhoneNumberUtil &util = *PhoneNumberUtil::GetInstance();
   PhoneNumber number;
   if (util.Parse(std::string(raw), default_region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
@@ -84,6 +89,7 @@ std::optional<Identity> IdentityReader::phone(std::string_view raw) const {
 
 std::optional<Identity> IdentityReader::whatsapp_id(std::string_view jid) const {
   jid = trimmed(jid);
+  if (has_control(jid)) return std::nullopt;
   const size_t at = jid.find('@');
   if (at == std::string_view::npos) {
     // A bare number, as some bridges give it.
@@ -100,12 +106,14 @@ std::optional<Identity> IdentityReader::whatsapp_id(std::string_view jid) const 
     if (!all_digits(user)) return std::nullopt;
     return phone("+" + std::string(user));
   }
-  if (server == "g.us" || server == "broadcast" || server == "newsletter") return std::nullopt;
-  return Identity{"whatsapp", lower(user) + "@" + server};
+  // A LID is digits too; groups, broadcasts, channels and any other server name no person.
+  if (server != "lid" || !all_digits(user)) return std::nullopt;
+  return Identity{"whatsapp", std::string(user) + "@lid"};
 }
 
 std::optional<Identity> IdentityReader::email(std::string_view raw) const {
   raw = trimmed(raw);
+  if (has_control(raw)) return std::nullopt;
   if (const size_t open = raw.rfind('<'); open != std::string_view::npos) {
     const size_t close = raw.find('>', open);
     if (close == std::string_view::npos) return std::nullopt;

@@ -34,12 +34,14 @@ class IdentityReader {
   IdentityReader(std::string default_region, bool fold_plus_addressing);
 
   // A phone number as written by a person or a channel ("+55 11 98765-4321", "(11) 8765-4321"),
-  // read in the default region when it has no country code. nullopt when it is not a number.
+  // read in the default region when it has no country code. nullopt when libphonenumber does not
+  // take it as a possible number of a real country (old eight-digit Brazilian mobiles excepted).
   std::optional<Identity> phone(std::string_view raw) const;
 
   // A WhatsApp id: a phone JID (5511987654321@s.whatsapp.net, …@c.us, with or without a
-  // ":device" part) is the phone; a LID (…@lid) is kept as a "whatsapp" identity. Group and
-  // broadcast ids name no person: nullopt.
+  // ":device" part) is the phone; a LID (digits@lid) is kept as a "whatsapp" identity. Group,
+  // broadcast and channel ids name no person, and ids of any other server, with a user that is
+  // not digits, or with a control character are not WhatsApp ids: nullopt.
   std::optional<Identity> whatsapp_id(std::string_view jid) const;
 
   // An address, bare or as "Name <addr>": lower case, and without its +tag when folding is on.

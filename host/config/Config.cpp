@@ -1,6 +1,7 @@
 #include "config/Config.hpp"
 
 #include <arpa/inet.h>
+#include <phonenumbers/phonenumberutil.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -13,6 +14,7 @@
 #include <limits>
 #include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -363,6 +365,13 @@ std::string read_region(const Field &field) {
   if (!letters) {
     refuse(field, "expected a two-letter ISO 3166 region code such as BR or PT, got " +
                       shown(field.value));
+  }
+  std::set<std::string> known;
+  i18n::phonenumbers::PhoneNumberUtil::GetInstance()->GetSupportedRegions(&known);
+  if (known.count(region) == 0) {
+    refuse(field, "\"" + region +
+                      "\" is not a region whose phone numbers libphonenumber knows; expected a "
+                      "region code such as BR or PT");
   }
   return region;
 }

@@ -53,6 +53,41 @@ TEST(Identities, WhatsAppIdsArePhonesOrLids) {
   EXPECT_FALSE(reader.whatsapp_id("status@broadcast"));
 }
 
+TEST(Identities, PlusAndDigitsThatNameNoRealNumberAreNotPhones) {
+  IdentityReader reader("BR", true);
+  EXPECT_EQ(phone_of(reader, "+0000000"), "(none)") << "no country code 0";
+  EXPECT_EQ(phone_of(reader, "+99999999999999"), "(none)") << "no country code 999";
+  EXPECT_EQ(phone_of(reader, "+5511"), "(none)");
+  EXPECT_EQ(phone_of(reader, "+551198765432109"), "(none)") << "too long for Brazil";
+  EXPECT_EQ(phone_of(reader, std::string("+55119876\0" "54321", 15)), "(none)");
+  EXPECT_EQ(phone_of(reader, "+5511987654321"), "+5511987654321");
+  EXPECT_EQ(phone_of(reader, "+351912345678"), "+351912345678");
+  EXPECT_EQ(phone_of(reader, "+551187654321"), "+5511987654321") << "old eight-digit mobile";
+}
+
+TEST(Identities, OnlyWhatsAppsOwnServersWithDigitUsersAreWhatsAppIds) {
+  IdentityReader reader("BR", true);
+  EXPECT_FALSE(reader.whatsapp_id("x@evil.example"));
+  EXPECT_FALSE(reader.whatsapp_id("5511987654321@evil.example"));
+  EXPECT_FALSE(reader.whatsapp_id("abc@lid"));
+  EXPECT_FALSE(reader.whatsapp_id("abc@s.whatsapp.net"));
+  EXPECT_FALSE(reader.whatsapp_id("123@newsletter"));
+  EXPECT_FALSE(reader.whatsapp_id(std::string("2012345\0" "67890123@lid", 20)));
+  EXPECT_FALSE(reader.whatsapp_id("2012345\x01" "67890123@lid"));
+  EXPECT_FALSE(reader.whatsapp_id("5511987654321@s.whatsapp.net\x7f"));
+  auto lid = reader.whatsapp_id("201234567890123@LID");
+  ASSERT_TRUE(lid);
+  EXPECT_EQ(lid->value, "201234567890123@lid");
+}
+
+TEST(Identities, AddressesWithControlCharactersAreNotAddresses) {
+  IdentityReader reader("BR", true);
+  EXPECT_FALSE(reader.email(std::string("ana\0@example.com", 16)));
+  EXPECT_FALSE(reader.email("ana\x1b@example.com"));
+  EXPECT_FALSE(reader.email("Ana <ana@exam\x7fple.com>"));
+  EXPECT_TRUE(reader.email("  ana@example.com\r\n")) << "surrounding white space is trimmed";
+}
+
 TEST(Identities, AddressesCompareIgnoringCaseAndFoldPlusTagsWhenAsked) {
   IdentityReader folding("BR", true);
   IdentityReader keeping("BR", false);

@@ -78,6 +78,9 @@ TEST(MatchingConfig, MistakesAreRefusedWithPositionAndKeyPath) {
             std::string::npos);
   EXPECT_NE(error_of("matching:\n  default_region: Brazil\n").find("two-letter"),
             std::string::npos);
+  EXPECT_NE(error_of("matching:\n  default_region: XX\n").find("\"XX\" is not a region"),
+            std::string::npos)
+      << "two letters that name no region libphonenumber knows";
   EXPECT_NE(error_of("matching:\n  reopen_within_days: -1\n").find("number of days"),
             std::string::npos);
   EXPECT_NE(error_of("matching:\n  closed_cases: reopen\n").find("unknown key"), std::string::npos);
