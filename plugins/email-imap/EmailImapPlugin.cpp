@@ -280,7 +280,8 @@ class EmailImapPlugin final : public connector::sdk::Plugin {
     auto stored = host().get(id, kServersKey);
     auto password = host().get(id, kPasswordKey);
     if (!stored || !password) {
-      host().emit_status(id, "error", "", "no stored credentials: connect again");
+      host().emit_status(id, "error", "", "no stored credentials: connect again",
+                         "credentials_missing");
       return fail(CN_ERR_AUTH, "no stored credentials: connect again");
     }
     Json values = Json::parse(*stored, nullptr, false);

@@ -405,7 +405,8 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
   Status resume(const std::string &id) {
     auto mailbox = mailbox_of(id);
     if (!mailbox || !tokens_of(id)) {
-      host().emit_status(id, "reauth_needed", "", "no stored sign-in: connect again");
+      host().emit_status(id, "reauth_needed", "", "no stored sign-in: connect again",
+                         "credentials_missing");
       return fail(CN_ERR_AUTH, "no stored sign-in: connect again");
     }
     auto provider = configured(mailbox->value("provider", ""));

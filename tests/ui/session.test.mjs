@@ -356,3 +356,16 @@ test('switching language keeps what the screen said and what was typed', async (
   await page.getByRole('button', {name: 'Sair'}).click();
   await page.getByRole('heading', {name: 'Entrar'}).waitFor();
 });
+
+test('a token or link code far too long is said in Portuguese, not in the host\'s English',
+     async () => {
+  await page.goto(host.url);
+  await page.getByRole('heading', {name: 'Entrar'}).waitFor();
+  await page.getByLabel('Token de API').fill('cht_' + 'a'.repeat(17000));
+  await page.getByRole('button', {name: 'Entrar'}).click();
+  await page.getByTestId('login-error').filter({hasText: /longo demais para ser um token/}).waitFor();
+
+  await page.goto(`${host.url}/#login=${'a'.repeat(300)}`);
+  await page.getByTestId('login-error')
+      .filter({hasText: /O link de acesso não funcionou: o link chegou incompleto/}).waitFor();
+});

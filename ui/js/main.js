@@ -77,6 +77,10 @@ function confirmAction({title, body, ok}) {
 
 // --- Signing in -----------------------------------------------------------------------------------
 
+// The host's tokens are about 50 characters; anything much longer was pasted by mistake (and a
+// header that large would be refused before the token is even read).
+const kLongestToken = 512;
+
 // What the sign-in screen says, as a function of the language when it comes from t().
 let loginMessage = '';
 
@@ -107,6 +111,10 @@ function showLogin(message = '') {
       // A whole login link pasted here: use it as the link it is.
       input.value = '';
       if (await signInWithCode(code)) await enter();
+      return;
+    }
+    if (token.length > kLongestToken) {
+      showLoginError(error, () => t('login.token_too_long'));
       return;
     }
     if (!isTokenText(token)) {

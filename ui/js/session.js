@@ -32,7 +32,8 @@ function codeOf(fragment) {
   } catch {
     return '';
   }
-  return /^[A-Za-z0-9_-]+$/.test(code) ? code : '';
+  // Codes the host makes are a few dozen characters; it refuses anything over 200 bytes.
+  return /^[A-Za-z0-9_-]{1,200}$/.test(code) ? code : '';
 }
 
 // The code of a whole login link pasted where a token goes ("http://…/#login=CODE"), or null.

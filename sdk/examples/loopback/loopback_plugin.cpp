@@ -254,7 +254,8 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
     auto name = host().get(id, "account");
     auto password = host().get(id, "password");
     if (!name || !password) {
-      set_state(id, "error", name.value_or(""), "no stored credentials: connect again");
+      set_state(id, "error", name.value_or(""), "no stored credentials: connect again",
+                "credentials_missing");
       return fail(CN_ERR_AUTH, "no stored credentials: connect again");
     }
     set_state(id, "connected", *name, "");

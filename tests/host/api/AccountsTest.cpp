@@ -192,6 +192,21 @@ TEST_F(AccountsTest, TheReasonCodeOfAnErrorSurvivesARestart) {
   EXPECT_EQ(account()["reason_code"], "");
 }
 
+TEST_F(AccountsTest, AResumeWithoutStoredCredentialsSaysSoWithItsCode) {
+  ASSERT_EQ(client_->post(path("/connect"), password_values("right-pass")).status, 202);
+  host_.stop();
+  {
+    auto store = store::Database::open(host_.data_dir() / "connector-host.db");
+    ASSERT_TRUE(store);
+    ASSERT_TRUE((*store)->run("DELETE FROM account_values WHERE account_id = ? AND key = ?",
+                              {account_, std::string("password")}));
+  }
+  host_.start();
+  client_ = std::make_unique<ApiClient>(host_.port(), maria_.token);
+  ASSERT_TRUE(eventually([&] { return account()["state"] == "error"; }));
+  EXPECT_EQ(account()["reason_code"], "credentials_missing");
+}
+
 TEST_F(AccountsTest, SecretsNeverReachTheDatabaseBytesTheLogsOrTheApi) {
   const std::string password = "pa55word-that-must-not-leak";
   // The most talkative log there is, into a file the scan below reads.
