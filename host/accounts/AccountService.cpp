@@ -311,14 +311,31 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   for (const auto &a : message.value("attachments", Json::array())) {
     stored.attachments.push_back({a.value("id", ""), a.value("name", ""), a.value("mime", ""), ""});
   }
-  auto inserted = conversations_.insert(stored);
-  if (!inserted) return inserted.failure();
-  if (case_id && inserted->inserted) {
-    (void)db_.run(
-        "INSERT OR IGNORE INTO message_links (message_id, case_id, method, linked_by, linked_at) "
-        "VALUES (?, ?, 'manual', ?, ?)",
-        {inserted->id, *case_id, sent_by, now_ms()});
+  // Stored and filed in one transaction, as a message a plugin reports is: on case_id when
+  // given, else on the recipient's case.
+  Expected<store::Conversations::Stored> inserted = Failure{};
+  if (filer_) {
+    inserted = filer_(*account, stored, case_id, sent_by);
+    if (!inserted && case_id) {
+      // The channel has sent it: kept even when its case cannot take it (gone meanwhile).
+      log::warn({account->plugin_id, account_id},
+                "a sent message could not be filed on case " + std::to_string(*case_id) + ": " +
+                    inserted.failure().message + "; stored without it");
+      inserted = filer_(*account, stored, std::nullopt, sent_by);
+    }
+  } else {
+    auto done = db_.transaction([&]() -> Outcome {
+      inserted = conversations_.insert_in_transaction(stored);
+      if (!inserted) return inserted.failure();
+      if (!case_id || !inserted->inserted) return Ok{};
+      return db_.run(
+          "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+          "VALUES (?, ?, 'manual', ?, ?)",
+          {inserted->id, *case_id, sent_by, now_ms()});
+    });
+    if (!done) return done.failure();
   }
+  if (!inserted) return inserted.failure();
   auto shown = conversations_.message(inserted->id);
   if (!shown) return shown.failure();
   events_.publish(account->attendant_id, "message.new", {{"message", *shown}});
@@ -577,7 +594,7 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
 
   // Outbound messages the plugin reports itself go to the case engine too (it files them by
   // their recipient and never opens or reopens a case for them).
-  auto stored = filer_ ? filer_(account, m) : conversations_.insert(m);
+  auto stored = filer_ ? filer_(account, m, std::nullopt, "") : conversations_.insert(m);
   if (!stored) {
     log::error({account.plugin_id, account.id},
                "message could not be stored: " + stored.failure().message);
@@ -745,10 +762,17 @@ Expected<Account> AccountService::oauth_finish(const OAuthReturn &answer) {
   auto account = get(taken.account_id);
   if (!account) return failure("not_found", "the account of this sign-in no longer exists");
 
-  // Ends the attempt: the account says why, in its status and its integration log.
+  // Ends the attempt: the account says why, in its status and its integration log. A mailbox
+  // connected with an earlier sign-in stays connected; only its log tells of the failed one.
+  const bool was_connected = account->state == "connected";
   auto end_attempt = [&](const std::string &code, const std::string &why) -> Expected<Account> {
     auto now = get(account->id);
-    if (now) on_status(*now, {{"type", "status"}, {"state", "error"}, {"detail", why}});
+    if (now && was_connected && now->state == "connected") {
+      record(*now, "oauth", "warn",
+             "A new sign-in failed; the account stays connected with its earlier sign-in: " + why);
+    } else if (now) {
+      on_status(*now, {{"type", "status"}, {"state", "error"}, {"detail", why}});
+    }
     return failure(code, why);
   };
   if (taken.verdict == OAuthAttempts::Verdict::kUsed) {
@@ -775,16 +799,22 @@ Expected<Account> AccountService::oauth_finish(const OAuthReturn &answer) {
 
   std::lock_guard verbs(verb_lock(account->id));
   if (auto wanted = set_wanted(account->id, true); !wanted) return wanted.failure();
-  (void)save_state(account->id, "connecting", account->account_name, "");
-  events_.publish(account->attendant_id, "account.status",
-                  {{"account_id", account->id}, {"state", "connecting"}});
+  if (!was_connected) {
+    (void)save_state(account->id, "connecting", account->account_name, "");
+    events_.publish(account->attendant_id, "account.status",
+                    {{"account_id", account->id}, {"state", "connecting"}});
+  }
   auto started = (*plugin)->connect(account->id, {{"oauth",
                                                    {{"state", answer.state},
                                                     {"code", answer.code},
                                                     {"redirect_uri", answer.redirect_uri}}}});
   if (!started) {
     auto now = get(account->id);
-    if (now && now->state != "error" && now->state != "reauth_needed") {
+    if (now && was_connected && now->state == "connected") {
+      record(*now, "oauth", "warn",
+             "A new sign-in failed; the account stays connected with its earlier sign-in: " +
+                 started.failure().message);
+    } else if (now && now->state != "error" && now->state != "reauth_needed") {
       on_status(*now, {{"type", "status"}, {"state", "error"}, {"detail", started.failure().message}});
     }
     return started.failure();

@@ -66,11 +66,14 @@ class PluginDirectory {
   virtual std::optional<std::string> refusal(const std::string &plugin_id) = 0;
 };
 
-// Stores a message a plugin reported (inbound, or outbound sent outside the host) and files it
-// on its case in one transaction: the case engine. Runs on the plugin's calling thread before
-// emit returns. Without one, messages are only stored.
+// Stores a message and files it on its case in one transaction: the case engine. Called for a
+// message a plugin reported (inbound, or outbound sent outside the host; on the plugin's calling
+// thread before emit returns; case_id nullopt) and for one sent through send() (case_id: the
+// case it was sent on, filed by hand by `by`; nullopt: filed as a reported outbound message
+// is). Without one, messages are only stored, and a sent one linked to its case_id.
 using MessageFiler = std::function<Expected<store::Conversations::Stored>(
-    const Account &account, const store::NewMessage &message)>;
+    const Account &account, const store::NewMessage &message, std::optional<int64_t> case_id,
+    const std::string &by)>;
 
 class AccountService final : public plugins::PluginServices {
  public:

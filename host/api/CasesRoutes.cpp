@@ -142,7 +142,15 @@ Response ControlApi::cases_route(Call &call) {
 
   if (!cases && call.size() == 2) {
     auto message = conversations_.message(*id);
-    return message ? Response::json(200, *message) : fail(message.failure());
+    if (!message) return fail(message.failure());
+    // Filed by an admin on another attendant's case: the case is not the caller's to know, as
+    // in the message.linked event they got.
+    Json &linked = (*message)["case"];
+    if (!call.who().admin() && linked.is_object() && linked["id"].is_number_integer() &&
+        !may_see_case(call, linked["id"].get<int64_t>())) {
+      linked["id"] = nullptr;
+    }
+    return Response::json(200, *message);
   }
   if (cases && call.size() == 2) {
     auto summary =

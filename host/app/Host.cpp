@@ -154,9 +154,11 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   if (!casework) return casework.failure();
   p.casework = std::move(*casework);
   p.accounts->set_message_filer([work = p.casework.get()](const accounts::Account &account,
-                                                          const store::NewMessage &message)
+                                                          const store::NewMessage &message,
+                                                          std::optional<int64_t> case_id,
+                                                          const std::string &by)
                                     -> Expected<store::Conversations::Stored> {
-    auto filed = work->ingest(account.id, account.attendant_id, message);
+    auto filed = work->file_sent(account.id, account.attendant_id, message, case_id, by);
     if (!filed) return filed.failure();
     return filed->stored;
   });

@@ -120,6 +120,37 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
   return out;
 }
 
+Expected<Ingested> Casework::file_sent(const std::string &account_id,
+                                       const std::string &attendant_id, store::NewMessage message,
+                                       std::optional<int64_t> case_id, const std::string &by) {
+  if (!case_id) return ingest(account_id, attendant_id, std::move(message));
+  message.account_id = account_id;
+  std::lock_guard lock(mutex_);
+  const int64_t now = store::now_ms();
+  Ingested out;
+  auto applied = db_.transaction([&]() -> Outcome {
+    auto stored = conversations_.insert_in_transaction(message);
+    if (!stored) return stored.failure();
+    out.stored = *stored;
+    if (!stored->inserted) return Ok{};
+    auto linked = db_.run(
+        "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+        "VALUES (?, ?, 'manual', ?, ?)",
+        {out.stored.id, *case_id, by, now});
+    if (!linked) return linked;
+    return db_.run("UPDATE cases SET updated_at = ? WHERE id = ?", {now, *case_id});
+  });
+  if (!applied) return applied.failure();
+  if (!out.stored.inserted) return out;
+  out.stored.case_id = case_id;
+  out.stored.method = "manual";
+  out.decision.verdict = Decision::Verdict::kLink;
+  out.decision.case_id = case_id;
+  out.decision.method = "manual";
+  if (auto e = case_event(*case_id)) events_.publish(attendant_id, "case.updated", std::move(*e));
+  return out;
+}
+
 std::string Casework::title_for(const store::NewMessage &message, const Decision &decision) const {
   std::string title = matcher_->subjects().without_prefixes(message.subject);
   if (title.empty()) title = message.text.substr(0, message.text.find('\n'));
@@ -127,19 +158,31 @@ std::string Casework::title_for(const store::NewMessage &message, const Decision
   return clipped(std::move(title), kMaxTitle);
 }
 
-// The id SQLite would give (the highest plus one) while that stays within kMaxCaseId. Once a
-// platform took kMaxCaseId itself: the highest id below it plus one, else (almost never) the
-// lowest gap; so no case id ever passes what JavaScript holds exactly.
+// The host numbers the cases it opens from a counter of its own (host_case_counter): the id after
+// the last one it chose, skipping ids already taken. An id the platform gave never moves the
+// counter, so the platform's own numbering (5000, 5001, …) does not meet the host's next case.
+// Should the counter reach kMaxCaseId: the lowest gap, so no case id ever passes what JavaScript
+// holds exactly.
 Expected<int64_t> Casework::next_case_id() {
-  int64_t highest = 0;
-  auto read = db_.run("SELECT coalesce(max(id), 0) FROM cases", {},
-                      [&](const store::Row &row) { highest = row.integer(0); });
+  int64_t last = 0;
+  auto read = db_.run("SELECT last_id FROM host_case_counter WHERE only_row = 1", {},
+                      [&](const store::Row &row) { last = row.integer(0); });
   if (!read) return read.failure();
-  if (highest < kMaxCaseId) return highest + 1;
-  read = db_.run("SELECT coalesce(max(id), 0) FROM cases WHERE id < ?", {kMaxCaseId},
-                 [&](const store::Row &row) { highest = row.integer(0); });
-  if (!read) return read.failure();
-  if (highest + 1 < kMaxCaseId) return highest + 1;
+  if (last < kMaxCaseId) {
+    bool taken = false;
+    read = db_.run("SELECT 1 FROM cases WHERE id = ?", {last + 1},
+                   [&](const store::Row &) { taken = true; });
+    if (!read) return read.failure();
+    if (!taken) return last + 1;
+    // The end of the run of taken ids that starts there, plus one.
+    int64_t after_run = 0;
+    read = db_.run(
+        "SELECT coalesce(min(c.id), 0) + 1 FROM cases c WHERE c.id > ? AND NOT EXISTS "
+        "(SELECT 1 FROM cases d WHERE d.id = c.id + 1)",
+        {last}, [&](const store::Row &row) { after_run = row.integer(0); });
+    if (!read) return read.failure();
+    if (after_run > last + 1 && after_run <= kMaxCaseId) return after_run;
+  }
   std::optional<int64_t> free;
   read = db_.run(
       "SELECT min(x) FROM (SELECT 1 AS x WHERE NOT EXISTS (SELECT 1 FROM cases WHERE id = 1) "
@@ -160,6 +203,7 @@ Expected<int64_t> Casework::open_case(const std::string &attendant_id,
     return failure("invalid_request",
                    "a case id is between 1 and 9007199254740991 (2^53 - 1, exact in JavaScript)");
   }
+  const bool numbered_here = !id;
   if (!id) {
     auto next = next_case_id();
     if (!next) return next.failure();
@@ -172,10 +216,18 @@ Expected<int64_t> Casework::open_case(const std::string &attendant_id,
       {*id, attendant_id,
        contact_id ? store::Value(*contact_id) : store::Value(), title, now, now});
   if (!inserted) {
+    // The same answer whoever holds the id: it names no one's case.
     if (inserted.failure().code == "conflict") {
-      return failure("conflict", "case " + std::to_string(*id) + " exists already");
+      return failure("case_id_unavailable",
+                     "case id " + std::to_string(*id) +
+                         " is not available; leave \"id\" out to have the host number the case");
     }
     return inserted.failure();
+  }
+  if (numbered_here) {
+    auto counted = db_.run("UPDATE host_case_counter SET last_id = ? WHERE only_row = 1 AND last_id < ?",
+                           {*id, *id});
+    if (!counted) return counted.failure();
   }
   return *id;
 }

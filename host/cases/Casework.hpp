@@ -77,7 +77,15 @@ class Casework {
   Expected<Ingested> ingest(const std::string &account_id, const std::string &attendant_id,
                             store::NewMessage message);
 
-  // A new case of `attendant_id`; returns its id. "conflict" when the id is taken,
+  // Stores a message the host itself sent through an account (POST .../messages) and files it,
+  // in one transaction: on `case_id` by hand (recorded as by `by`; the case's updated_at moves
+  // and case.updated is published), or without one as ingest() files an outbound message, on
+  // the recipient's case. Only stores and links: message.new is the caller's to publish.
+  Expected<Ingested> file_sent(const std::string &account_id, const std::string &attendant_id,
+                               store::NewMessage message, std::optional<int64_t> case_id,
+                               const std::string &by);
+
+  // A new case of `attendant_id`; returns its id. "case_id_unavailable" when the id is taken,
   // "invalid_request" for an id outside 1..kMaxCaseId or a phone or address that cannot be read
   // (nothing is written then).
   Expected<int64_t> create_case(const std::string &attendant_id, const CaseFields &fields,

@@ -179,9 +179,23 @@ std::vector<Json> Conversations::account_messages(const std::string &account_id,
 
 std::vector<Json> Conversations::cases(const std::string &attendant_id, const Page &page) {
   std::vector<int64_t> ids;
-  (void)db_.run("SELECT id FROM cases WHERE attendant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-                {attendant_id, page_before(page), int64_t{page.limit}},
-                [&](const Row &row) { ids.push_back(row.integer(0)); });
+  // Newest first by when each case was opened (a platform's own ids need not grow with time);
+  // `before` names the last case of the previous page, whose place in that order never changes.
+  if (page.before) {
+    (void)db_.run(
+        "SELECT c.id FROM cases c, (SELECT created_at, id FROM cases WHERE id = ?2 AND "
+        "attendant_id = ?1) b "
+        "WHERE c.attendant_id = ?1 AND (c.created_at < b.created_at OR "
+        "(c.created_at = b.created_at AND c.id < b.id)) "
+        "ORDER BY c.created_at DESC, c.id DESC LIMIT ?3",
+        {attendant_id, *page.before, int64_t{page.limit}},
+        [&](const Row &row) { ids.push_back(row.integer(0)); });
+  } else {
+    (void)db_.run(
+        "SELECT id FROM cases WHERE attendant_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        {attendant_id, int64_t{page.limit}},
+        [&](const Row &row) { ids.push_back(row.integer(0)); });
+  }
   std::vector<Json> out;
   for (int64_t id : ids) {
     if (auto c = case_summary(id)) out.push_back(std::move(*c));

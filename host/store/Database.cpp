@@ -9,6 +9,7 @@ extern const char kMigration003[];
 extern const char kMigration004[];
 extern const char kMigration005[];
 extern const char kMigration006[];
+extern const char kMigration007[];
 }
 
 namespace connector::store {
@@ -17,7 +18,8 @@ namespace {
 // Applied in order; index + 1 is the schema version each one produces.
 const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002,
                                    embedded::kMigration003, embedded::kMigration004,
-                                   embedded::kMigration005, embedded::kMigration006};
+                                   embedded::kMigration005, embedded::kMigration006,
+                                   embedded::kMigration007};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 constexpr size_t kMaxCachedStatements = 256;

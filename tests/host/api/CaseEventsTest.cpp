@@ -179,5 +179,36 @@ TEST_F(CaseEventsTest, AutomaticLinksAndManualMovesArePushedWithTheLiveCount) {
   expect_beto_saw_only_his_own();
 }
 
+TEST_F(CaseEventsTest, AMessageSentThroughTheApiIsFiledAndItsCaseChangePushed) {
+  EventStream ana_events(host_.port(), ana_.token);
+  const std::string account = TestHost::create_account(*ana_api_, "loopback", "Ana's loopback");
+  const std::string account_path = "/api/v1/accounts/" + account;
+  ASSERT_EQ(ana_api_->post(account_path + "/connect", password_values()).status, 202);
+  auto created = ana_api_->post("/api/v1/cases", {{"title", "Boleto"}, {"phones", {"+5511987654321"}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const int64_t case_id = created.json()["id"];
+  ASSERT_TRUE(ana_events.wait_for_type("case.created"));
+
+  // Sent on the case: filed there by hand, and the case's change is pushed.
+  auto on_case = ana_api_->post(account_path + "/messages", {{"to", "+5511987654321"},
+                                                             {"text", "Segue o boleto"},
+                                                             {"case_id", case_id}});
+  ASSERT_EQ(on_case.status, 201) << on_case.body;
+  EXPECT_EQ(on_case.json()["case"]["id"], case_id);
+  EXPECT_EQ(on_case.json()["case"]["method"], "manual");
+  EXPECT_EQ(on_case.json()["case"]["by"], ana_.id);
+  Json updated = next_update(ana_events, case_id);
+  EXPECT_GE(updated["message_count"], 1);
+  EXPECT_GE(updated["updated_at"], created.json()["updated_at"]);
+
+  // Sent without a case to the same customer: filed on their open case, as the same message
+  // reported by the plugin would be.
+  auto no_case = ana_api_->post(account_path + "/messages",
+                                {{"to", "+5511987654321"}, {"text", "Recebeu?"}});
+  ASSERT_EQ(no_case.status, 201) << no_case.body;
+  EXPECT_EQ(no_case.json()["case"]["id"], case_id) << no_case.body;
+  EXPECT_EQ(no_case.json()["case"]["method"], "phone");
+}
+
 }  // namespace
 }  // namespace connector::test

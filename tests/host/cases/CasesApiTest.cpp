@@ -159,9 +159,10 @@ TEST_F(CasesApi, NoAnswerShowsAnotherAttendantsContact) {
 
 TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
   accounts_->set_message_filer(
-      [this](const accounts::Account &account,
-             const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
-        auto filed = work_->ingest(account.id, account.attendant_id, m);
+      [this](const accounts::Account &account, const store::NewMessage &m,
+             std::optional<int64_t> case_id,
+             const std::string &by) -> Expected<store::Conversations::Stored> {
+        auto filed = work_->file_sent(account.id, account.attendant_id, m, case_id, by);
         if (!filed) return filed.failure();
         return filed->stored;
       });
@@ -187,9 +188,10 @@ TEST_F(CasesApi, OutboundMessageAPluginReportsIsFiledOnTheRecipientsCase) {
 // one left off cases.
 TEST_F(CasesApi, TheLiveMessageIsTheMessageAsTheApiShowsIt) {
   accounts_->set_message_filer(
-      [this](const accounts::Account &account,
-             const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
-        auto filed = work_->ingest(account.id, account.attendant_id, m);
+      [this](const accounts::Account &account, const store::NewMessage &m,
+             std::optional<int64_t> case_id,
+             const std::string &by) -> Expected<store::Conversations::Stored> {
+        auto filed = work_->file_sent(account.id, account.attendant_id, m, case_id, by);
         if (!filed) return filed.failure();
         return filed->stored;
       });
@@ -240,6 +242,78 @@ TEST_F(CasesApi, BadFieldsAreRefusedWithTheReason) {
   EXPECT_EQ(unknown.status, 400);
   EXPECT_NE(unknown.body.find("valid fields"), std::string::npos);
   EXPECT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"attendant_id", kBeto}}).status, 403);
+}
+
+TEST_F(CasesApi, TheHostNumbersItsCasesApartFromThePlatformsIds) {
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 5000}}).status, 201);
+  Decision opened = receive(kAnaMail, mail("novo@example.com", "Oi"));
+  ASSERT_TRUE(opened.case_id);
+  EXPECT_EQ(*opened.case_id, 1) << "the platform's 5000 does not move the host's counter";
+  auto next = call(ana_token_, "POST", "/api/v1/cases", {{"id", 5001}});
+  EXPECT_EQ(next.status, 201) << "the platform's next number is still free: " << next.body;
+
+  // The host's counter steps over ids the platform took.
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 2}}).status, 201);
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 3}}).status, 201);
+  auto numbered = call(ana_token_, "POST", "/api/v1/cases", {{"title", "sem id"}});
+  ASSERT_EQ(numbered.status, 201) << numbered.body;
+  EXPECT_EQ(json_of(numbered)["id"], 4);
+  EXPECT_EQ(*receive(kAnaMail, mail("outro@example.com", "Oi")).case_id, 5);
+}
+
+TEST_F(CasesApi, ATakenCaseIdIsRefusedAlikeWhoeverHoldsIt) {
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 1}}).status, 201);
+  auto own = call(ana_token_, "POST", "/api/v1/cases", {{"id", 1}});
+  auto others = call(beto_token_, "POST", "/api/v1/cases", {{"id", 1}});
+  EXPECT_EQ(others.status, 409);
+  EXPECT_EQ(json_of(others)["error"]["code"], "case_id_unavailable") << others.body;
+  EXPECT_EQ(others.status, own.status);
+  EXPECT_EQ(others.body, own.body) << "Beto learns nothing Ana would not";
+  EXPECT_EQ(others.body.find("exists"), std::string::npos) << others.body;
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contacts WHERE attendant_id = ?", {std::string(kBeto)}), 0);
+}
+
+TEST_F(CasesApi, CasesAreListedNewestOpenedFirstAndPagedStably) {
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 5000}}).status, 201);
+  const int64_t host_case = *receive(kAnaMail, mail("novo@example.com", "Oi")).case_id;
+  ASSERT_EQ(call(ana_token_, "POST", "/api/v1/cases", {{"id", 300}}).status, 201);
+  // Opened in this order, a millisecond apart, whatever the clock did during the test.
+  ASSERT_TRUE(db_->run("UPDATE cases SET created_at = 1000 WHERE id = 5000"));
+  ASSERT_TRUE(db_->run("UPDATE cases SET created_at = 1001 WHERE id = ?", {host_case}));
+  ASSERT_TRUE(db_->run("UPDATE cases SET created_at = 1002 WHERE id = 300"));
+
+  std::vector<int64_t> seen;
+  std::map<std::string, std::string> query = {{"limit", "1"}};
+  for (int page = 0; page < 4; ++page) {
+    auto listed = call(ana_token_, "GET", "/api/v1/cases", nullptr, query);
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    Json body = json_of(listed);
+    for (const auto &item : body["items"]) seen.push_back(item["id"]);
+    if (body["next_before"].is_null()) break;
+    query["before"] = body["next_before"].dump();
+    // A case touched meanwhile keeps its place: the order is by when cases were opened.
+    ASSERT_TRUE(db_->run("UPDATE cases SET updated_at = updated_at + 10"));
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{300, host_case, 5000}));
+}
+
+TEST_F(CasesApi, PhonesAndWhatsAppIdsThatNameNoOneAreRefusedByName) {
+  for (const std::string phone : {"+0000000", "+99999999999999"}) {
+    auto refused = call(ana_token_, "POST", "/api/v1/cases", {{"phones", {phone}}});
+    EXPECT_EQ(refused.status, 400) << phone;
+    EXPECT_NE(refused.body.find(phone), std::string::npos) << refused.body;
+  }
+  for (const std::string &id :
+       std::vector<std::string>{"x@evil.example", "abc@lid", std::string("55119\0@lid", 10)}) {
+    auto refused = call(ana_token_, "POST", "/api/v1/cases", {{"whatsapp_ids", {id}}});
+    EXPECT_EQ(refused.status, 400) << refused.body;
+  }
+  auto address = call(ana_token_, "POST", "/api/v1/cases",
+                      {{"addresses", {std::string("ana\0@example.com", 16)}}});
+  EXPECT_EQ(address.status, 400) << address.body;
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 0) << "nothing written";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_identities"), 0) << "nothing written";
 }
 
 TEST_F(CasesApi, CaseMessagesFromEveryChannelNewestFirstWithPaging) {
@@ -307,6 +381,13 @@ TEST_F(CasesApi, AttendantsSeeAndMoveOnlyTheirOwn) {
 
   EXPECT_EQ(call(admin_token_, "GET", anas_case_path).status, 200);
   EXPECT_EQ(call(admin_token_, "POST", link_path, {{"case_id", betos_case}}).status, 200);
+
+  // Filed by the admin on Beto's case: Ana still has her message, but not Beto's case id.
+  const std::string message_path = "/api/v1/messages/" + std::to_string(anas_message);
+  auto anas_view = call(ana_token_, "GET", message_path);
+  ASSERT_EQ(anas_view.status, 200) << anas_view.body;
+  EXPECT_TRUE(json_of(anas_view)["case"]["id"].is_null()) << anas_view.body;
+  EXPECT_EQ(json_of(call(admin_token_, "GET", message_path))["case"]["id"], betos_case);
 }
 
 TEST_F(CasesApi, AdminsListAndUndoMerges) {
