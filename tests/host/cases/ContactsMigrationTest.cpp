@@ -9,6 +9,10 @@
 namespace connector::embedded {
 extern const char kMigration001[];
 extern const char kMigration002[];
+extern const char kMigration003[];
+extern const char kMigration004[];
+extern const char kMigration005[];
+extern const char kMigration006[];
 }  // namespace connector::embedded
 
 namespace connector::cases::test {
@@ -62,6 +66,34 @@ TEST(ContactsMigration, ASharedContactIsSplitBetweenItsAttendants) {
             "2");
   EXPECT_EQ(one("SELECT attendant_id FROM contacts WHERE id = 2"), "")
       << "a contact without a case has no owner to give it";
+}
+
+// Migration 007 starts the host's own case counter: an existing store goes on from its highest
+// case id, so no id the host gave before is given again.
+TEST(ContactsMigration, TheHostsCaseCounterGoesOnFromAnExistingStoresHighestId) {
+  connector::test::TempDir dir;
+  const auto file = dir / "old.db";
+  {
+    sqlite3 *db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    for (const char *migration : {embedded::kMigration001, embedded::kMigration002,
+                                  embedded::kMigration003, embedded::kMigration004,
+                                  embedded::kMigration005, embedded::kMigration006}) {
+      exec(db, migration);
+    }
+    exec(db,
+         "PRAGMA user_version = 6;"
+         "INSERT INTO attendants (id, name, role, created_at) VALUES ('ana', 'Ana', 'attendant', 0);"
+         "INSERT INTO cases (id, attendant_id, created_at, updated_at) VALUES "
+         "  (5, 'ana', 0, 0), (10, 'ana', 0, 0);");
+    sqlite3_close(db);
+  }
+  auto db = store::Database::open(file);
+  ASSERT_TRUE(db) << db.failure().message;
+  int64_t last = -1;
+  EXPECT_TRUE((*db)->run("SELECT last_id FROM host_case_counter", {},
+                         [&](const store::Row &row) { last = row.integer(0); }));
+  EXPECT_EQ(last, 10);
 }
 
 }  // namespace
