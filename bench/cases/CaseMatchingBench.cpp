@@ -334,9 +334,10 @@ int main(int argc, char **argv) {
     accounts::AccountService accounts(**db, values, attachments, conversations, events);
     cases::Casework *engine = work->get();
     accounts.set_message_filer(
-        [engine](const accounts::Account &account,
-                 const store::NewMessage &m) -> Expected<store::Conversations::Stored> {
-          auto filed = engine->ingest(account.id, account.attendant_id, m);
+        [engine](const accounts::Account &account, const store::NewMessage &m,
+                 std::optional<int64_t> case_id,
+                 const std::string &by) -> Expected<store::Conversations::Stored> {
+          auto filed = engine->file_sent(account.id, account.attendant_id, m, case_id, by);
           if (!filed) return filed.failure();
           return filed->stored;
         });
