@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 namespace connector::whatsapp {
@@ -87,8 +86,37 @@ sdk::Status BridgeProcess::start() {
   return sdk::ok();
 }
 
+bool BridgeProcess::nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 void BridgeProcess::read_loop() {
+  auto report = [this](const std::string &text) {
+    if (on_log_) on_log_(text);
+  };
   std::string buffer;
+  // Set while the rest of an over-long line is being thrown away, up to its newline.
+  bool skipping = false;
   char chunk[65536];
   for (;;) {
     const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
@@ -97,8 +125,26 @@ void BridgeProcess::read_loop() {
     buffer.append(chunk, static_cast<size_t>(n));
     size_t start = 0;
     for (size_t end; (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
-      Json line = Json::parse(buffer.begin() + start, buffer.begin() + end, nullptr, false);
-      if (line.is_discarded() || !line.is_object()) continue;
+      if (skipping) {
+        skipping = false;
+        continue;
+      }
+      const std::string_view text(buffer.data() + start, end - start);
+      if (text.size() > max_line_) {
+        report("bridge line of " + std::to_string(text.size()) + " bytes dropped (longer than " +
+               std::to_string(max_line_) + ")");
+        continue;
+      }
+      if (nests_deeper_than(text, kMaxDepth)) {
+        report("bridge line dropped: nested deeper than " + std::to_string(kMaxDepth) +
+               " levels");
+        continue;
+      }
+      Json line = Json::parse(text.begin(), text.end(), nullptr, false);
+      if (line.is_discarded() || !line.is_object()) {
+        report("bridge line dropped: not a JSON object");
+        continue;
+      }
       if (line.contains("id") && line["id"].is_number_integer()) {
         const int64_t id = line["id"].get<int64_t>();
         std::lock_guard lock(answers_mutex_);
@@ -109,11 +155,18 @@ void BridgeProcess::read_loop() {
         try {
           on_event_(line);
         } catch (const std::exception &e) {
-          std::fprintf(stderr, "whatsapp: bridge event dropped: %s\n", e.what());
+          report(std::string("bridge event dropped: ") + e.what());
         }
       }
     }
     buffer.erase(0, start);
+    if (buffer.size() > max_line_) {
+      if (!skipping) {
+        report("bridge line dropped: longer than " + std::to_string(max_line_) + " bytes");
+      }
+      skipping = true;
+      buffer.clear();
+    }
   }
   running_ = false;
   answered_.notify_all();

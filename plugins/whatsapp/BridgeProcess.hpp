@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,13 @@ class BridgeProcess {
  public:
   using EventHandler = std::function<void(const Json &)>;
   using ExitHandler = std::function<void()>;
+  using LogHandler = std::function<void(const std::string &)>;
+
+  // Lines nested deeper than this are dropped: copying or destroying such a value recurses once
+  // per level and would overflow the stack.
+  static constexpr int kMaxDepth = 64;
+  // Media travels as base64 inside one line, so the cap on a line is generous.
+  static constexpr size_t kDefaultMaxLine = size_t{128} << 20;
 
   // argv[0] is the program (looked up in PATH), e.g. {"node", "/path/bridge.mjs"}.
   BridgeProcess(std::vector<std::string> argv, EventHandler on_event, ExitHandler on_exit);
@@ -42,6 +50,16 @@ class BridgeProcess {
   void set_environment(const std::string &name, const std::string &value) {
     extra_env_.push_back(name + "=" + value);
   }
+
+  // Where dropped lines are reported (before start()); without one they go unreported.
+  void set_log_handler(LogHandler on_log) { on_log_ = std::move(on_log); }
+
+  // The longest line accepted from the bridge, in bytes (before start()); a longer one is
+  // dropped whole, up to its newline.
+  void set_max_line_bytes(size_t bytes) { max_line_ = bytes; }
+
+  // Whether the JSON text nests arrays or objects deeper than `limit` (strings are skipped).
+  static bool nests_deeper_than(std::string_view text, int limit);
 
   // Starts the process; false (with a reason) when it could not be spawned.
   sdk::Status start();
@@ -64,6 +82,8 @@ class BridgeProcess {
   std::vector<std::string> extra_env_;
   EventHandler on_event_;
   ExitHandler on_exit_;
+  LogHandler on_log_;
+  size_t max_line_ = kDefaultMaxLine;
   pid_t pid_ = -1;
   int to_child_ = -1;
   int from_child_ = -1;

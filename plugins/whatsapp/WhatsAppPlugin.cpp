@@ -87,6 +87,10 @@ class WhatsAppPlugin final : public sdk::Plugin {
          {setting("node", "string", "node", "The Node.js program that runs the bridge."),
           setting("bridge_dir", "string", CONNECTOR_WA_BRIDGE_DIR,
                   "Folder of the bridge (bridge.mjs and its node_modules)."),
+          setting("bridge_max_line_bytes", "integer",
+                  static_cast<int64_t>(BridgeProcess::kDefaultMaxLine),
+                  "Longest line accepted from the bridge (media travels as base64 in one line); "
+                  "a longer one is dropped."),
           setting("ws_url", "string", "",
                   "WhatsApp's chat socket; empty means WhatsApp's own server."),
           setting("wa_version", "string", "",
@@ -281,6 +285,11 @@ class WhatsAppPlugin final : public sdk::Plugin {
         std::vector<std::string>{settings_.value("node", std::string("node")),
                                  dir + "/bridge.mjs"},
         [this](const Json &event) { on_event(event); }, [this] { on_bridge_exit(); });
+    bridge->set_log_handler([this](const std::string &text) { host().warn("", text); });
+    if (const int64_t max_line = settings_.value("bridge_max_line_bytes", int64_t{0});
+        max_line > 0) {
+      bridge->set_max_line_bytes(static_cast<size_t>(max_line));
+    }
     if (auto ca = settings_.value("test_media_ca_file", std::string()); !ca.empty()) {
       // Node reads extra trusted certificates only at start, from this variable.
       bridge->set_environment("NODE_EXTRA_CA_CERTS", ca);

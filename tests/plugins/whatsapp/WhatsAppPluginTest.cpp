@@ -753,5 +753,41 @@ TEST_F(WhatsAppPlugin, ConnectingDoesNotMarkTheAttendantOnline) {
   }
 }
 
+// A bridge of the test's own that answers every request and, once a session starts, writes a
+// delivery nested 200,000 levels deep, then a line longer than the configured cap, then a valid
+// status: the host drops the two bad lines and still takes the good one.
+TEST_F(WhatsAppPlugin, DeeplyNestedOrOverlongBridgeLinesAreDroppedAndTheHostGoesOn) {
+  TempDir bridge_dir;
+  bridge_dir.write("bridge.mjs", R"js(
+import readline from 'node:readline';
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (text) => {
+  const m = JSON.parse(text);
+  if (m.id === undefined) return;
+  out({ id: m.id, ok: true, baileys: 'fake' });
+  if (m.op !== 'start') return;
+  const deep = '['.repeat(200000) + ']'.repeat(200000);
+  process.stdout.write('{"event":"delivery","account":"' + m.account +
+                       '","external_id":"x","status":"read","detail":' + deep + '}\n');
+  process.stdout.write('{"event":"log","text":"' + 'a'.repeat(3 * 1024 * 1024) + '"}\n');
+  out({ event: 'status', account: m.account, state: 'connected', phone: '5511900000001' });
+});
+)js");
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  host_ = std::make_unique<TestHost>(whatsapp_plugin_yaml(
+      *server_, 0,
+      "      bridge_dir: \"" + bridge_dir.path().string() + "\"\n" +
+          "      bridge_max_line_bytes: 1048576\n"));
+  events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
+  account_ = TestHost::create_account(host_->admin(), "whatsapp", "attendant's WhatsApp");
+
+  auto connect = host_->admin().post(path("/connect"), {{"values", Json::object()}});
+  ASSERT_EQ(connect.status, 202) << connect.body;
+  ASSERT_TRUE(wait_state("connected")) << "the valid line after the bad ones did not arrive";
+  auto account = host_->admin().get(path());
+  ASSERT_EQ(account.status, 200) << account.body;
+}
+
 }  // namespace
 }  // namespace connector::test
