@@ -246,6 +246,14 @@ Plugin read_plugin(const Field &section, const fs::path &base) {
         refuse(field, "expected a map, got " + shown(field.value));
       }
       plugin.settings = field.value.IsNull() ? nlohmann::json::object() : to_json(field);
+      // A setting named *_file is a path: relative to the configuration file's folder, as
+      // every path in this file is, not to wherever the host was started.
+      for (auto &[key, value] : plugin.settings.items()) {
+        const bool path = key.size() > 5 && key.compare(key.size() - 5, 5, "_file") == 0;
+        if (path && value.is_string() && !value.get<std::string>().empty()) {
+          value = resolved(base, value.get<std::string>()).string();
+        }
+      }
     }
   }
   return plugin;

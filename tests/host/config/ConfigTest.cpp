@@ -187,6 +187,26 @@ plugins:
   EXPECT_TRUE(settings["ratio"].is_number_float());
 }
 
+TEST(Config, PluginSettingsEndingInFileAreRelativeToTheConfigFilesFolder) {
+  auto config = parse(R"(
+plugins:
+  email-oauth:
+    settings:
+      google_client_secret_file: secrets/google
+      microsoft_client_secret_file: /etc/connector/microsoft
+      ca_file: ../ca.pem
+      empty_file: ""
+      profile: secrets/not-a-path
+)");
+  ASSERT_TRUE(config) << config.failure().message;
+  const nlohmann::json &settings = config->plugins.at("email-oauth").settings;
+  EXPECT_EQ(settings["google_client_secret_file"], "/base/secrets/google");
+  EXPECT_EQ(settings["microsoft_client_secret_file"], "/etc/connector/microsoft");
+  EXPECT_EQ(settings["ca_file"], "/ca.pem");
+  EXPECT_EQ(settings["empty_file"], "");
+  EXPECT_EQ(settings["profile"], "secrets/not-a-path");
+}
+
 TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
   EXPECT_EQ(error_of("listen: {}\nlisen:\n  port: 1\n"),
             "test.yaml:2:1: lisen: unknown key; valid keys are: listen, data_dir, plugin_dir, ui_dir, log, "
