@@ -70,9 +70,27 @@ IdentityReader::IdentityReader(std::string default_region, bool fold_plus_addres
 std::optional<Identity> IdentityReader::phone(std::string_view raw) const {
   raw = trimmed(raw);
   if (raw.empty() || has_control(raw)) return std::nullopt;
-  // Also E.164 as channels give it goes through libphonenumber: "+" and digits alone may name no
-  // country ("+0000000", "+999…") or have a length no number of that country has.
+  // Also E.164 as channels give it is checked by libphonenumber, as "+" and digits alone may name
+  // no country ("+0000000", "+999…") or have a length no number of that country has. Parsing it
+  // would cost more than the whole match, so its country code is looked up directly (calling
+  // codes are prefix-free: at most one of its first one to three digits is one) and the length
+  // checked against that country's. A national number starting with 0 (Italy's) is parsed.
   const PhoneNumberUtil &util = *PhoneNumberUtil::GetInstance();
+  if (raw.size() >= 4 && raw.size() <= 16 && raw[0] == '+' && all_digits(raw.substr(1))) {
+    std::string region;
+    for (size_t digits = 1; digits <= 3 && 1 + digits < raw.size(); ++digits) {
+      const int code = std::stoi(std::string(raw.substr(1, digits)));
+      util.GetRegionCodeForCountryCode(code, &region);
+      if (region == "ZZ") continue;
+      if (raw[1 + digits] == '0') break;
+      PhoneNumber number;
+      number.set_country_code(code);
+      number.set_national_number(std::stoull(std::string(raw.substr(1 + digits))));
+      const std::string e164 = with_brazilian_ninth_digit(std::string(raw));
+      if (!util.IsPossibleNumber(number) && e164 == raw) return std::nullopt;
+      return Identity{"phone", e164};
+    }
+  }
   PhoneNumber number;
   if (util.Parse(std::string(raw), default_region_, &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
     return std::nullopt;

@@ -63,6 +63,10 @@ TEST(Identities, PlusAndDigitsThatNameNoRealNumberAreNotPhones) {
   EXPECT_EQ(phone_of(reader, "+5511987654321"), "+5511987654321");
   EXPECT_EQ(phone_of(reader, "+351912345678"), "+351912345678");
   EXPECT_EQ(phone_of(reader, "+551187654321"), "+5511987654321") << "old eight-digit mobile";
+  EXPECT_EQ(phone_of(reader, "+390612345678"), "+390612345678") << "Italy keeps its leading 0";
+  EXPECT_EQ(phone_of(reader, "+14155552671"), "+14155552671");
+  EXPECT_EQ(phone_of(reader, "+1415555267"), "(none)") << "too short for +1";
+  EXPECT_EQ(phone_of(reader, "+80012345678"), "+80012345678") << "a non-geographic code";
 }
 
 TEST(Identities, OnlyWhatsAppsOwnServersWithDigitUsersAreWhatsAppIds) {
