@@ -504,6 +504,11 @@ cn_result AccountService::on_status(const Account &account, const Json &event) {
   if (auto saved = save_state(account.id, state, name, detail, reason); !saved) {
     return CN_ERR_STORAGE;
   }
+  // A session the channel logged out or the plugin gave up on purpose is not resumed at the
+  // next start: the attendant connects it again.
+  const bool final = event.contains("final") && event["final"].is_boolean() &&
+                     event["final"].get<bool>();
+  if (state == "reauth_needed" || final) (void)set_wanted(account.id, false);
   {
     std::lock_guard lock(mutex_);
     if (state != "awaiting_qr") qr_codes_.erase(account.id);

@@ -489,13 +489,14 @@ class WhatsAppPlugin final : public sdk::Plugin {
       name = event["phone"].get<std::string>();
       host().put(id, kPhoneKey, name);
     }
-    if (state == "reauth_needed" || state == "disconnected" || state == "error") {
+    const bool given_up = state == "reauth_needed" || state == "disconnected" || state == "error";
+    if (given_up) {
       // The bridge gave this session up on purpose (logged out, replaced, outdated, QR expired):
-      // a bridge restart must not bring it back.
+      // neither a bridge restart nor the host's next start may bring it back.
       std::lock_guard lock(mutex_);
       accounts_[id].active = false;
     }
-    set_status(id, state, name, event.value("detail", ""), reason_of(state, event));
+    set_status(id, state, name, event.value("detail", ""), reason_of(state, event), given_up);
   }
 
   // The machine-readable reason of a status from the bridge, by WhatsApp's close code.
@@ -550,7 +551,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
   }
 
   void set_status(const std::string &id, const std::string &state, const std::string &name,
-                  const std::string &detail, const std::string &reason_code = "") {
+                  const std::string &detail, const std::string &reason_code = "",
+                  bool final = false) {
     std::string shown;
     {
       std::lock_guard lock(mutex_);
@@ -561,7 +563,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
       if (state != "awaiting_qr") account.qr_payload.clear();
       shown = account.name;
     }
-    host().emit_status(id, state, shown, detail, reason_code);
+    Json event = {{"type", "status"}, {"state", state}};
+    if (!shown.empty()) event["account"] = shown;
+    if (!detail.empty()) event["detail"] = detail;
+    if (!reason_code.empty()) event["reason_code"] = reason_code;
+    if (final) event["final"] = true;
+    host().emit(id, event);
   }
 
   Json settings_ = Json::object();

@@ -216,14 +216,15 @@ TEST_F(WhatsAppPlugin, LoggedOutOnThePhoneIsReportedAndCredentialsWiped) {
   EXPECT_EQ((*state)["detail"], "disconnected on the phone");
   EXPECT_EQ((*state)["reason_code"], "logged_out");
 
-  // The stored session is gone: a restart cannot resume it.
+  // The stored session is gone and a restart does not try it: the account still says why.
   events_.reset();
   host_->restart();
   std::this_thread::sleep_for(2s);
   EXPECT_FALSE(server_->device_connected(kAttendantPhone));
   const Json after = host_->admin().get(path()).json();
-  EXPECT_NE(after["state"], "connected");
-  EXPECT_EQ(after["reason_code"], "session_missing");
+  EXPECT_EQ(after["state"], "reauth_needed") << after;
+  EXPECT_EQ(after["reason_code"], "logged_out") << after;
+  EXPECT_EQ(after["detail"], "disconnected on the phone") << after;
 }
 
 TEST_F(WhatsAppPlugin, ReplacedByAnotherClientDoesNotFightBack) {
@@ -238,6 +239,25 @@ TEST_F(WhatsAppPlugin, ReplacedByAnotherClientDoesNotFightBack) {
   // No reconnect: give a reconnect loop time to show itself.
   std::this_thread::sleep_for(3s);
   EXPECT_FALSE(server_->device_connected(kAttendantPhone));
+}
+
+TEST_F(WhatsAppPlugin, ReplacedSessionIsNotResumedAtTheNextHostStart) {
+  start();
+  pair();
+  ASSERT_EQ(server_->kick(kAttendantPhone, 440), 1);
+  ASSERT_TRUE(wait_state("disconnected"));
+  // From here on the server turns every new connection away and counts it.
+  server_->call("POST", "/refuse", {{"on", true}});
+  events_.reset();
+  host_->restart();
+  // Give a resume time to show itself.
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(server_->info()["refused"], 0) << "the host reconnected a replaced session";
+  EXPECT_FALSE(server_->device_connected(kAttendantPhone));
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_EQ(after["state"], "disconnected") << after;
+  EXPECT_EQ(after["reason_code"], "replaced") << after;
+  EXPECT_EQ(after["wanted_connected"], false) << after;
 }
 
 TEST_F(WhatsAppPlugin, OutdatedVersionSaysAnUpdateIsNeeded) {
