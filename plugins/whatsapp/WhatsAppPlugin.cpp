@@ -143,11 +143,32 @@ class WhatsAppPlugin final : public sdk::Plugin {
       std::lock_guard lock(mutex_);
       auto &account = accounts_[id];
       if (account.state == "connected") return fail(CN_ERR_STATE, "the account is connected");
-      account.active = true;
+    }
+    // A paired session (even one reconnecting) is never thrown away for a new QR: the old
+    // device would stay linked on the phone. Only an account without one pairs again.
+    if (paired(id)) {
+      return fail(CN_ERR_STATE,
+                  "this account is paired with a phone: disconnect it first to pair again");
+    }
+    {
+      std::lock_guard lock(mutex_);
+      accounts_[id].active = true;
     }
     // A new pairing from scratch: whatever half-finished pairing state there was goes away.
     host().erase(id, kAuthKey);
     return start_session(id, std::nullopt);
+  }
+
+  // Whether the stored session belongs to a device the phone has linked.
+  bool paired(const std::string &id) {
+    const auto auth = host().get(id, kAuthKey);
+    if (!auth) return false;
+    const Json state = Json::parse(*auth, nullptr, false);
+    if (!state.is_object() || !state.contains("creds") || !state["creds"].is_object()) {
+      return false;
+    }
+    const Json &creds = state["creds"];
+    return creds.contains("me") && !creds["me"].is_null();
   }
 
   Status disconnect(const std::string &id, bool forget) override {

@@ -291,6 +291,21 @@ TEST_F(WhatsAppPlugin, ExpiredQrIsReportedAndRefreshStartsANewPairing) {
   EXPECT_TRUE(wait_state("connected"));
 }
 
+TEST_F(WhatsAppPlugin, RefreshQrIsRefusedWhileAPairedSessionReconnects) {
+  start();
+  pair();
+  server_->call("POST", "/refuse", {{"on", true}});
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  ASSERT_TRUE(wait_state("connecting"));
+  auto refresh = host_->admin().post(path("/qr/refresh"), Json::object());
+  EXPECT_EQ(refresh.status, 409) << refresh.body;
+  EXPECT_NE(refresh.body.find("paired"), std::string::npos) << refresh.body;
+  // The session was kept: once the server is back it reconnects without a scan.
+  server_->call("POST", "/refuse", {{"on", false}});
+  ASSERT_TRUE(wait_state("connected")) << "the paired session was lost";
+  EXPECT_EQ(server_->info()["pending_qr_refs"], 0);
+}
+
 TEST_F(WhatsAppPlugin, DroppedConnectionReconnects) {
   start();
   pair();
