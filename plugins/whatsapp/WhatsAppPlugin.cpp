@@ -176,14 +176,31 @@ class WhatsAppPlugin final : public sdk::Plugin {
       std::lock_guard lock(mutex_);
       accounts_[id].active = false;
     }
-    // Logging out removes this device from the phone's linked devices.
-    auto stopped = bridge_request({{"op", "stop"}, {"account", id}, {"logout", forget}});
+    // Logging out removes this device from the phone's linked devices; the bridge opens the
+    // session once more for it when it is between connections.
+    Json stop = {{"op", "stop"}, {"account", id}, {"logout", forget}};
+    if (forget) {
+      if (auto auth = host().get(id, kAuthKey)) stop["auth"] = *auth;
+    }
+    auto stopped = bridge_request(stop);
     if (forget) {
       host().erase(id, kAuthKey);
       host().erase(id, kPhoneKey);
     }
-    set_status(id, "disconnected", "", forget ? "logged out" : "",
-               forget ? "logged_out_here" : "");
+    const bool unconfirmed = forget && (!stopped || (stopped.value().value("paired", false) &&
+                                                     !stopped.value().value("logged_out", false)));
+    if (unconfirmed) {
+      const std::string why = stopped ? stopped.value().value("detail", std::string())
+                                      : stopped.error().message;
+      set_status(id, "disconnected", "",
+                 "logged out here, but WhatsApp could not be reached to confirm it" +
+                     (why.empty() ? std::string() : " (" + why + ")") +
+                     ": this device may still be listed among the phone's linked devices",
+                 "logout_unconfirmed");
+    } else {
+      set_status(id, "disconnected", "", forget ? "logged out" : "",
+                 forget ? "logged_out_here" : "");
+    }
     if (!stopped) host().warn(id, "the bridge did not confirm the stop: " + stopped.error().message);
     return sdk::ok();
   }

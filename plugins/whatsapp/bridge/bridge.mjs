@@ -52,6 +52,7 @@ const settings = {
   reconnectMaxMs: 60000,
   maxConcurrentConnects: 4,
   sendTimeoutMs: 30000,
+  logoutTimeoutMs: 20000,            // how long a logout waits for a connection to open
 };
 
 // Limits how many sessions open their socket at once, so that a mass drop does not become a storm.
@@ -147,6 +148,7 @@ class Session {
     }
     if (u.connection === 'connecting') event('status', this.account, { state: 'connecting' });
     if (u.connection === 'open') {
+      this.isOpen = true;
       this.attempt = 0;
       const me = this.auth.state.creds.me;
       event('status', this.account, { state: 'connected', me: me?.id, phone: phoneOf(me?.id), name: me?.name || '' });
@@ -159,6 +161,7 @@ class Session {
     const code = error?.output?.statusCode ?? error?.statusCode ?? 0;
     const pairing = !this.auth.state.creds.me;
     this.sock = null;
+    this.isOpen = false;
     await this.auth.flushed();
     if (this.stopped) return;
     if (code === DisconnectReason.restartRequired) return this.reconnect(0);
@@ -303,18 +306,73 @@ class Session {
 
   // `waitForSave` false: the plugin is going away and cannot confirm any more; the last state is
   // written out and the plugin reads it before it sees the process end.
+  // With `logout`, answers whether WhatsApp confirmed it ({ logged_out, detail }): a session
+  // caught between connections is opened once more to log out, since only an open connection
+  // can remove this device from the phone's linked devices.
   async stop(logout, waitForSave = true) {
     this.stopped = true;
     clearTimeout(this.timer);
     const sock = this.sock;
+    const wasOpen = this.isOpen;
     this.sock = null;
-    if (sock) {
-      if (logout) await sock.logout().catch(() => {});
-      else sock.end(undefined);
+    this.isOpen = false;
+    const paired = !!this.auth.state.creds.me;
+    let result = { logged_out: false, paired };
+    if (logout && paired) {
+      result = await this.logOut(wasOpen ? sock : null, sock);
+    } else if (sock) {
+      sock.end(undefined);
     }
     if (logout) this.auth.wipe();
     if (waitForSave) await this.auth.flushed();
     else this.auth.writePending();
+    return result;
+  }
+
+  async logOut(openSock, staleSock) {
+    try {
+      let sock = openSock;
+      if (!sock) {
+        if (staleSock) staleSock.end(undefined);
+        sock = await this.openForLogout();
+      }
+      await sock.logout();
+      return { logged_out: true, paired: true };
+    } catch (e) {
+      return { logged_out: false, paired: true, detail: e.message };
+    }
+  }
+
+  // A connection of its own, only to log out: resolves once it is open.
+  openForLogout() {
+    return new Promise((resolve, reject) => {
+      const sock = makeWASocket({
+        auth: this.auth.state,
+        logger: libraryLogger,
+        version: settings.version,
+        browser: Browsers.ubuntu('Chrome'),
+        waWebSocketUrl: settings.wsUrl,
+        markOnlineOnConnect: false,
+        syncFullHistory: false,
+        printQRInTerminal: false,
+        getMessage: async () => undefined,
+      });
+      const timer = setTimeout(() => {
+        sock.end(undefined);
+        reject(new Error('WhatsApp did not answer in time'));
+      }, settings.logoutTimeoutMs);
+      sock.ev.on('creds.update', () => this.auth.changed());
+      sock.ev.on('connection.update', (u) => {
+        if (u.connection === 'open') {
+          clearTimeout(timer);
+          resolve(sock);
+        } else if (u.connection === 'close') {
+          clearTimeout(timer);
+          const code = u.lastDisconnect?.error?.output?.statusCode ?? 0;
+          reject(new Error(`the connection closed (${code || 'no code'})`));
+        }
+      });
+    });
   }
 }
 
@@ -358,12 +416,14 @@ const operations = {
     await session.open();
     return { paired: !!session.auth.state.creds.me };
   },
-  stop: async ({ account, logout }) => {
-    const session = sessions.get(account);
+  stop: async ({ account, logout, auth }) => {
+    let session = sessions.get(account);
+    // A session the bridge no longer runs (given up, or before a restart) can still log out.
+    if (!session && logout && auth) session = new Session(account, auth, null);
     // Still listed while it stops: the plugin's confirmation of its last state write finds it.
-    if (session) await session.stop(!!logout);
+    const result = session ? await session.stop(!!logout) : { logged_out: false };
     if (sessions.get(account) === session) sessions.delete(account);
-    return {};
+    return result;
   },
   send: async (request) => {
     const session = sessions.get(request.account);

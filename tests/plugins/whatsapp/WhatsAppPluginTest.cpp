@@ -481,6 +481,46 @@ TEST_F(WhatsAppPlugin, DisconnectFromTheScreenLogsOutAndWipesTheSession) {
   EXPECT_TRUE(wait_event("account.qr"));
 }
 
+TEST_F(WhatsAppPlugin, DisconnectWhileReconnectingStillLogsOut) {
+  start();
+  pair();
+  server_->call("POST", "/refuse", {{"on", true}});
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  ASSERT_TRUE(wait_state("connecting"));
+  // The server is back but slow to answer: the disconnect finds the session between connections
+  // or in the middle of its handshake.
+  server_->call("POST", "/handshake-delay", {{"ms", 1500}});
+  server_->call("POST", "/refuse", {{"on", false}});
+  auto done = host_->admin().post(path("/disconnect"));
+  ASSERT_EQ(done.status, 200) << done.body;
+  bool logged_out = false;
+  for (const auto &d : server_->devices()) {
+    if (d["phone"] == kAttendantPhone && d["logged_out"].get<bool>()) logged_out = true;
+  }
+  EXPECT_TRUE(logged_out) << server_->devices();
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_EQ(after["state"], "disconnected") << after;
+  EXPECT_EQ(after["reason_code"], "logged_out_here") << after;
+}
+
+TEST_F(WhatsAppPlugin, DisconnectWhileWhatsAppIsOutOfReachSaysTheDeviceMayStayListed) {
+  start();
+  pair();
+  server_->call("POST", "/refuse", {{"on", true}});
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  ASSERT_TRUE(wait_state("connecting"));
+  auto done = host_->admin().post(path("/disconnect"));
+  ASSERT_EQ(done.status, 200) << done.body;
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_EQ(after["state"], "disconnected") << after;
+  EXPECT_EQ(after["reason_code"], "logout_unconfirmed") << after;
+  EXPECT_NE(after["detail"].get<std::string>().find("may still be listed"), std::string::npos)
+      << after;
+  for (const auto &d : server_->devices()) {
+    if (d["phone"] == kAttendantPhone) EXPECT_FALSE(d["logged_out"].get<bool>()) << d;
+  }
+}
+
 TEST_F(WhatsAppPlugin, PairingByPhoneNumberOffersACode) {
   start();
   auto connect = host_->admin().post(path("/connect"), {{"values", {{"phone", "+55 11 90000-0001"}}}});
