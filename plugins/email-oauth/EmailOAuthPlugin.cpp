@@ -76,23 +76,43 @@ std::optional<ServerAddress> server_of(const std::string &url) {
                        implicit ? Security::kImplicitTls : Security::kStartTls};
 }
 
-// A client secret from a file, an environment variable or the YAML itself, in that order.
-std::string secret_from(const Json &s, const std::string &key) {
-  const std::string file = s.value(key + "_file", std::string());
-  if (!file.empty()) {
-    std::ifstream in(file);
+// A client secret from a file, an environment variable or the YAML itself, in that order. A
+// file or variable that is named but gives nothing is an error naming the setting: a token
+// request without the secret would only fail later, at the provider, in far vaguer words.
+struct Secret {
+  std::string value;
+  std::string error;
+};
+
+Secret secret_from(const Json &s, const std::string &key) {
+  const Json file_setting = s.value(key + "_file", Json());
+  if (file_setting.is_string() && !file_setting.get<std::string>().empty()) {
+    const std::string file = file_setting.get<std::string>();
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      return {"", key + "_file names " + file + ", which does not exist or cannot be read"};
+    }
     std::stringstream text;
     text << in.rdbuf();
     std::string value = text.str();
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-    return value;
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r' ||
+                              value.back() == ' ' || value.back() == '\t')) {
+      value.pop_back();
+    }
+    if (value.empty()) return {"", key + "_file names " + file + ", which is empty"};
+    return {value, ""};
   }
-  const std::string env = s.value(key + "_env", std::string());
-  if (!env.empty()) {
+  const Json env_setting = s.value(key + "_env", Json());
+  if (env_setting.is_string() && !env_setting.get<std::string>().empty()) {
+    const std::string env = env_setting.get<std::string>();
     const char *value = std::getenv(env.c_str());
-    return value != nullptr ? value : "";
+    if (value == nullptr || *value == '\0') {
+      return {"", key + "_env names the environment variable " + env +
+                      ", which is not set (or empty) in the host's environment"};
+    }
+    return {value, ""};
   }
-  return s.value(key, std::string());
+  return {s.value(key, std::string()), ""};
 }
 
 // One provider with its mail servers and what its sign-in needs.
@@ -203,7 +223,9 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     ProviderSetup google;
     google.oauth.id = "google";
     google.oauth.client_id = s.value("google_client_id", std::string());
-    google.oauth.client_secret = secret_from(s, "google_client_secret");
+    const Secret google_secret = secret_from(s, "google_client_secret");
+    if (!google_secret.error.empty()) return fail(CN_ERR_INVALID_ARGUMENT, google_secret.error);
+    google.oauth.client_secret = google_secret.value;
     google.oauth.authorize_url = s.value("google_authorize_url", std::string());
     google.oauth.token_url = s.value("google_token_url", std::string());
     google.oauth.revoke_url = s.value("google_revoke_url", std::string());
@@ -230,7 +252,11 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     const std::string authority = s.value("microsoft_authority", std::string()) + "/" + tenant;
     microsoft.oauth.id = "microsoft";
     microsoft.oauth.client_id = s.value("microsoft_client_id", std::string());
-    microsoft.oauth.client_secret = secret_from(s, "microsoft_client_secret");
+    const Secret microsoft_secret = secret_from(s, "microsoft_client_secret");
+    if (!microsoft_secret.error.empty()) {
+      return fail(CN_ERR_INVALID_ARGUMENT, microsoft_secret.error);
+    }
+    microsoft.oauth.client_secret = microsoft_secret.value;
     microsoft.oauth.authorize_url = authority + "/oauth2/v2.0/authorize";
     microsoft.oauth.token_url = authority + "/oauth2/v2.0/token";
     microsoft.oauth.userinfo_url = s.value("microsoft_userinfo_url", std::string());
@@ -351,10 +377,31 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     return &it->second;
   }
 
-  // Ends a sign-in attempt: status "error" with the reason, which also goes to the log.
+  // The provider refuses the host's own registration: the admin's business, not the attendant's.
+  static std::string bad_client_words(const std::string &provider_id, const OAuthFailure &failure) {
+    return "The provider does not accept this host's registration (" + failure.text() +
+           "): an admin must check " + provider_id + "_client_id and the client secret (" +
+           provider_id + "_client_secret, _env or _file) against the app registered with " +
+           provider_id + "; signing in again does not help until then";
+  }
+
+  // Ends a sign-in attempt: status "error" with the reason, which also goes to the log. A
+  // mailbox that is connected with an earlier sign-in stays connected: only the log says that
+  // the new sign-in failed.
   Status sign_in_failed(const std::string &id, cn_result code, const std::string &why) {
-    host().emit_status(id, "error", "", why);
+    if (connected(id)) {
+      host().emit_log(id, "warn",
+                      "A new sign-in failed; the mailbox stays connected with its earlier "
+                      "sign-in: " + why);
+    } else {
+      host().emit_status(id, "error", "", why);
+    }
     return fail(code, why);
+  }
+
+  bool connected(const std::string &id) {
+    if (!tokens_of(id) || !mailbox_of(id)) return false;
+    return engine_->status(id).value("state", "") == "connected";
   }
 
   Status finish_sign_in(const std::string &id, const Json &answer) {
@@ -378,6 +425,9 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
         setup.oauth, answer.value("code", ""), pending.value("verifier", ""),
         answer.value("redirect_uri", ""));
     if (auto *failure = std::get_if<OAuthFailure>(&exchanged)) {
+      if (failure->bad_client) {
+        return sign_in_failed(id, CN_ERR_AUTH, bad_client_words(setup.oauth.id, *failure));
+      }
       return sign_in_failed(id, failure->refused ? CN_ERR_AUTH : CN_ERR_NETWORK,
                             "The provider did not accept the sign-in (" + failure->text() +
                                 "): connect again");
@@ -554,7 +604,13 @@ class EmailOAuthPlugin final : public connector::sdk::Plugin {
     auto refreshed =
         connector::email_oauth::refresh_tokens(provider->second.oauth, tokens->refresh_token);
     if (auto *failure = std::get_if<OAuthFailure>(&refreshed)) {
+      if (failure->bad_client) {
+        const std::string why = bad_client_words(provider_id, *failure);
+        host().emit_log(id, "error", why);
+        return MailFailure{FailureKind::kWrongCredentials, why};
+      }
       if (!failure->refused) {
+        // Throttled, failing or unreachable: the engine tries again later, with backoff.
         return MailFailure{FailureKind::kUnreachable,
                            "Refreshing the access token failed: " + failure->text()};
       }

@@ -44,9 +44,13 @@ struct Tokens {
 // kin): the grant is gone and only a new sign-in helps. Otherwise the provider could not be
 // reached or answered nonsense, and a later retry may work.
 struct OAuthFailure {
+  // The provider no longer honours the grant (invalid_grant): only a new sign-in helps.
   bool refused = false;
   std::string error;        // the provider's error code, or a short description of the failure
   std::string description;  // the provider's words (never a token)
+  // The provider does not accept the host's own registration (invalid_client): the admin's
+  // client id or secret is wrong; signing in again does not help.
+  bool bad_client = false;
   std::string text() const { return description.empty() ? error : error + ": " + description; }
 };
 
@@ -73,6 +77,9 @@ OAuthResult<Tokens> refresh_tokens(const Provider &provider, const std::string &
 std::optional<OAuthFailure> revoke_token(const Provider &provider, const std::string &token);
 
 // The mailbox address: the ID token's claims (email, then preferred_username), else user info.
+// local@domain with nothing an IMAP or SMTP command could trip on (no spaces, controls, quotes).
+bool plain_address(const std::string &address);
+
 OAuthResult<std::string> mailbox_address(const Provider &provider, const Tokens &tokens);
 
 // Microsoft Graph sendMail with a whole MIME message: POST to `send_url` (…/v1.0/me/sendMail)

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -244,7 +245,9 @@ class EmailOAuthTest : public ::testing::Test {
   void SetUp() override {
     control({{"revoke_refresh_tokens", false}, {"wrong_scope", false}, {"expire_codes", false},
              {"delay_ms", 0}, {"access_ttl_s", 3600}, {"withhold_scopes", Json::array()},
-             {"graph_status", 0}, {"graph_relay_port", 0}});
+             {"graph_status", 0}, {"graph_relay_port", 0}, {"refresh_failure", nullptr},
+             {"exchange_patch", nullptr}, {"exchange_raw", nullptr}, {"exchange_raw_times", 1},
+             {"id_email", nullptr}, {"expires_in_raw", nullptr}});
     host_ = std::make_unique<TestHost>(plugin_yaml(oauth->dir() / "client-secret"));
     api_ = host_->admin();
     account_ = TestHost::create_account(api_, "email-oauth", "support mailbox");
@@ -806,6 +809,149 @@ TEST_F(EmailOAuthTest, MicrosoftDisconnectForgetsTheTokensWithoutARevocationCall
   HttpResult again = api_.post("/api/v1/accounts/" + account_ + "/connect",
                                {{"values", {{"provider", "microsoft"}}}});
   EXPECT_GE(again.status, 400) << again.body;
+}
+
+// The plugin as the host lists it: its state and, when refused, the reason.
+Json listed_plugin(const ApiClient &api) {
+  const Json listed = api.get("/api/v1/plugins").json();
+  for (const auto &p : listed.is_array() ? listed : listed.value("items", Json::array())) {
+    if (p.value("id", "") == "email-oauth") return p;
+  }
+  return Json();
+}
+
+TEST_F(EmailOAuthTest, AClientSecretFileOrVariableThatGivesNothingIsRefusedNamingTheSetting) {
+  const fs::path secret = oauth->dir() / "client-secret";
+  const std::string good = plugin_yaml(secret);
+  const std::string line = "google_client_secret_file: " + secret.string();
+  ASSERT_NE(good.find(line), std::string::npos);
+  auto with = [&](const std::string &replacement) {
+    std::string yaml = good;
+    yaml.replace(yaml.find(line), line.size(), replacement);
+    return yaml;
+  };
+  struct Case {
+    std::string setting;
+    std::string words;
+  } cases[] = {
+      {"google_client_secret_file: " + (oauth->dir() / "no-such-secret").string(),
+       "google_client_secret_file names"},
+      {"google_client_secret_env: CONNECTOR_TEST_SURELY_UNSET_SECRET",
+       "google_client_secret_env names the environment variable "
+       "CONNECTOR_TEST_SURELY_UNSET_SECRET, which is not set"},
+  };
+  for (const auto &c : cases) {
+    host_.reset();
+    host_ = std::make_unique<TestHost>(with(c.setting));
+    api_ = host_->admin();
+    const Json plugin = listed_plugin(api_);
+    ASSERT_TRUE(plugin.is_object()) << c.setting;
+    EXPECT_EQ(plugin.value("state", ""), "refused") << plugin.dump();
+    EXPECT_NE(plugin.value("reason", "").find(c.words), std::string::npos) << plugin.dump();
+  }
+  // An empty file is no secret either.
+  const fs::path empty = oauth->dir() / "empty-secret";
+  std::ofstream(empty) << "\n";
+  host_.reset();
+  host_ = std::make_unique<TestHost>(with("google_client_secret_file: " + empty.string()));
+  api_ = host_->admin();
+  EXPECT_NE(listed_plugin(api_).value("reason", "").find("which is empty"), std::string::npos)
+      << listed_plugin(api_).dump();
+}
+
+TEST_F(EmailOAuthTest, AFailedOrDeniedNewSignInLeavesAConnectedMailboxConnected) {
+  connect();
+  // The provider refuses the code of a second sign-in.
+  control({{"expire_codes", true}});
+  HttpResult page = callback(consent(start_sign_in()));
+  EXPECT_GE(page.status, 400);
+  EXPECT_NE(page.body.find("authorization code expired"), std::string::npos) << page.body;
+  EXPECT_EQ(state(), "connected") << account().dump();
+  EXPECT_NE(log_text().find("stays connected"), std::string::npos) << log_text();
+
+  // The attendant says no at the provider's page.
+  control({{"expire_codes", false}});
+  const std::string sign_in = query_of(start_sign_in())["state"];
+  ASSERT_FALSE(sign_in.empty());
+  HttpResult denied =
+      callback("/api/v1/oauth/callback?error=access_denied&state=" + sign_in);
+  EXPECT_GE(denied.status, 400);
+  EXPECT_NE(denied.body.find("access_denied"), std::string::npos) << denied.body;
+  EXPECT_EQ(state(), "connected") << account().dump();
+
+  // Still a working mailbox.
+  const std::string subject = unique("after a failed new sign-in");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject));
+  EXPECT_TRUE(received(subject));
+}
+
+TEST_F(EmailOAuthTest, AThrottledOrFailingTokenEndpointIsRetriedAndNeverAsksForANewSignIn) {
+  control({{"access_ttl_s", 4}});
+  connect();
+  for (int status : {429, 503}) {
+    control({{"refresh_failure", {{"status", status}, {"error", "temporarily_unavailable"}}}});
+    const int refreshes_before = control().value("refreshes", 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(4200));
+    kick_imap_sessions();
+    // Tried, refused, and tried again later: the account waits, it is not signed out.
+    ASSERT_TRUE(eventually([&] { return control().value("refreshes", 0) > refreshes_before + 1; },
+                           std::chrono::seconds(20)))
+        << account().dump();
+    EXPECT_EQ(state(), "connecting") << account().dump();
+    EXPECT_NE(account().value("detail", "").find("HTTP " + std::to_string(status)),
+              std::string::npos)
+        << account().dump();
+    control({{"refresh_failure", nullptr}});
+    ASSERT_TRUE(eventually([&] { return state() == "connected"; }, std::chrono::seconds(70)))
+        << account().dump();
+  }
+}
+
+TEST_F(EmailOAuthTest, ATokenEndpointRefusingTheHostsRegistrationIsSaidToTheAdmin) {
+  control({{"access_ttl_s", 4}});
+  connect();
+  control({{"refresh_failure", {{"status", 401}, {"error", "invalid_client"}}}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(4200));
+  kick_imap_sessions();
+  ASSERT_TRUE(eventually([&] { return state() == "error"; }, std::chrono::seconds(15)))
+      << account().dump();
+  const std::string detail = account().value("detail", "");
+  EXPECT_NE(detail.find("an admin must check google_client_id"), std::string::npos) << detail;
+  EXPECT_EQ(detail.find("connect again"), std::string::npos) << detail;
+}
+
+TEST_F(EmailOAuthTest, OddTokenAnswersAreRefusedInWords) {
+  struct Case {
+    Json change;
+    std::string words;
+  } cases[] = {
+      {{{"exchange_patch", {{"access_token", 12345}}}}, "access_token is not text"},
+      {{{"exchange_patch", {{"refresh_token", Json::array()}}}}, "refresh_token is not text"},
+      {{{"exchange_raw", "<html>welcome</html>"}, {"exchange_raw_times", 1}},
+       "is not a JSON object"},
+      {{{"exchange_raw", std::string(1024, ' ')}, {"exchange_raw_times", 2048}},
+       "larger than 1 MiB"},
+      {{{"id_email", std::string(Fixture::kAgent) + "\r\nA1 LOGOUT"}},
+       "not a plain e-mail address"},
+      {{{"id_email", "a b@example.test"}}, "not a plain e-mail address"},
+  };
+  for (const auto &c : cases) {
+    control({{"exchange_patch", nullptr}, {"exchange_raw", nullptr}, {"id_email", nullptr}});
+    control(c.change);
+    HttpResult page = callback(consent(start_sign_in()));
+    EXPECT_GE(page.status, 400) << c.change.dump();
+    EXPECT_NE(page.status, 500) << page.body;
+    EXPECT_NE(page.body.find(c.words), std::string::npos) << c.change.dump() << page.body;
+    EXPECT_NE(state(), "connected");
+  }
+}
+
+TEST_F(EmailOAuthTest, AnAccessTokenLifeBeyondAnyClockIsKeptWithinAYear) {
+  control({{"expires_in_raw", std::to_string(std::numeric_limits<int64_t>::max())}});
+  const int refreshes_before = control().value("refreshes", 0);
+  connect();
+  // No overflow into the past: the fresh token is used as it is, not refreshed at once.
+  EXPECT_EQ(control().value("refreshes", 0), refreshes_before);
 }
 
 }  // namespace

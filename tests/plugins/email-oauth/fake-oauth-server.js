@@ -25,7 +25,13 @@
 //   POST /control       switches: {"revoke_refresh_tokens":true, "wrong_scope":true,
 //                       "expire_codes":true, "delay_ms":N (token endpoint), "access_ttl_s":N,
 //                       "expire_access_tokens":true, "withhold_scopes":[...] (never granted),
-//                       "graph_status":N (Graph answers N), "graph_relay_port":N}
+//                       "graph_status":N (Graph answers N), "graph_relay_port":N,
+//                       "refresh_failure":{status,error} (refreshes answer that),
+//                       "exchange_patch":{...} (merged into the code exchange's answer),
+//                       "exchange_raw":"text", "exchange_raw_times":N (the code exchange
+//                       answers HTTP 200 with that text N times over instead),
+//                       "id_email":"..." (the ID token's email claim),
+//                       "expires_in_raw":"digits" (the exchange's expires_in, as written)}
 //   GET  /control       counters, tenants asked, recorded Graph mails
 'use strict';
 const http = require('http');
@@ -41,7 +47,9 @@ const access = new Map();    // token -> {expires, scope}
 const refresh = new Map();   // token -> {active, scope}
 const switches = {revoke_refresh_tokens: false, wrong_scope: false, expire_codes: false,
                   delay_ms: 0, access_ttl_s: 3600, withhold_scopes: [], graph_status: 0,
-                  graph_relay_port: 0};
+                  graph_relay_port: 0, refresh_failure: null, exchange_patch: null,
+                  exchange_raw: null, exchange_raw_times: 1, id_email: null,
+                  expires_in_raw: null};
 const seen = {exchanges: 0, refreshes: 0, introspections: 0, revocations: 0, graph_mails: [],
               graph_calls: 0, graph_refused: 0, tenants: [], refresh_scopes: [],
               issued: []};  // every token handed out, for the 'no secret leaked' checks
@@ -92,7 +100,7 @@ function issueTokens(grant, asked, withIdToken, microsoft, tenant) {
     const claims = microsoft
         ? {iss: 'https://login.microsoftonline.com/' + tenant + '/v2.0', tid: tenant,
            preferred_username: userEmail, name: 'Support Agent'}
-        : {iss: 'fake', email: userEmail};
+        : {iss: 'fake', email: switches.id_email === null ? userEmail : switches.id_email};
     answer.id_token = b64url({alg: 'none'}) + '.' +
         b64url({sub: 'user-1', aud: clientId, exp: Math.floor(Date.now() / 1000) + 3600,
                 ...claims}) + '.';
@@ -124,10 +132,23 @@ function token(res, form, tenant) {
     if (challenge !== entry.challenge) {
       return oauthError(res, 'invalid_grant', 'PKCE verification failed');
     }
-    return send(res, 200, issueTokens(entry.scope, entry.scope, true, !!tenant, tenant));
+    if (switches.exchange_raw !== null) {
+      res.writeHead(200, {'Content-Type': 'application/json'});
+      return res.end(switches.exchange_raw.repeat(switches.exchange_raw_times));
+    }
+    const answer = issueTokens(entry.scope, entry.scope, true, !!tenant, tenant);
+    const text = JSON.stringify({...answer, ...(switches.exchange_patch || {})});
+    // JavaScript numbers cannot hold every JSON number: this one goes in as written.
+    return send(res, 200, switches.expires_in_raw === null ? JSON.parse(text)
+                    : text.replace(/"expires_in":\d+/, '"expires_in":' + switches.expires_in_raw));
   }
   if (grant === 'refresh_token') {
     seen.refreshes++;
+    if (switches.refresh_failure) {
+      return send(res, switches.refresh_failure.status,
+                  {error: switches.refresh_failure.error,
+                   error_description: 'switched on by the test'});
+    }
     const entry = refresh.get(form.get('refresh_token'));
     if (!entry || !entry.active || switches.revoke_refresh_tokens) {
       return oauthError(res, 'invalid_grant', 'Token has been expired or revoked.');
