@@ -128,6 +128,11 @@ class WhatsAppPlugin final : public sdk::Plugin {
       return fail(CN_ERR_AUTH, "no stored WhatsApp session: scan the QR code again");
     }
     std::string phone = params.value("values", Json::object()).value("phone", "");
+    if (phone.find_first_not_of(' ') != std::string::npos && !is_phone(phone)) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "the phone number to pair with must be the attendant's number with its country "
+                  "code (8 to 15 digits), or empty to pair with the QR code");
+    }
     {
       std::lock_guard lock(mutex_);
       auto &account = accounts_[id];
@@ -157,6 +162,37 @@ class WhatsAppPlugin final : public sdk::Plugin {
     // A new pairing from scratch: whatever half-finished pairing state there was goes away.
     host().erase(id, kAuthKey);
     return start_session(id, std::nullopt);
+  }
+
+  // A phone number as written by people: digits with + ( ) - . and spaces between them.
+  static bool is_phone(const std::string &text) {
+    size_t count = 0;
+    for (char c : text) {
+      if (c >= '0' && c <= '9') {
+        ++count;
+      } else if (c != '+' && c != ' ' && c != '-' && c != '(' && c != ')' && c != '.') {
+        return false;
+      }
+    }
+    return count >= 8 && count <= 15;
+  }
+
+  // The recipient as the bridge takes it (a phone number or a WhatsApp id), or empty when `to`
+  // is neither.
+  static std::string recipient(const std::string &to) {
+    const size_t at = to.find('@');
+    if (at == std::string::npos) return is_phone(to) ? to : std::string();
+    const std::string user = to.substr(0, at);
+    std::string domain = to.substr(at + 1);
+    if (domain == "c.us") domain = "s.whatsapp.net";
+    const bool group = domain == "g.us";
+    if (!group && domain != "s.whatsapp.net" && domain != "lid") return {};
+    if (user.empty() || user.size() > 64) return {};
+    for (char c : user) {
+      if (!(c >= '0' && c <= '9') && !(group && c == '-')) return {};
+    }
+    if (user.front() == '-' || user.back() == '-') return {};
+    return user + "@" + domain;
   }
 
   // Whether the stored session belongs to a device the phone has linked.
@@ -217,8 +253,16 @@ class WhatsAppPlugin final : public sdk::Plugin {
   }
 
   Result<Json> send(const std::string &id, const Json &message) override {
-    const std::string to = message.value("to", "");
-    if (to.empty()) return fail(CN_ERR_INVALID_ARGUMENT, "a recipient is required");
+    const Json to_member = message.value("to", Json());
+    if (!to_member.is_string() || to_member.get<std::string>().empty()) {
+      return fail(CN_ERR_INVALID_ARGUMENT, "a recipient is required");
+    }
+    const std::string to = recipient(to_member.get<std::string>());
+    if (to.empty()) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "\"to\" must be a phone number with its country code (8 to 15 digits) or a "
+                  "WhatsApp id (digits@s.whatsapp.net, digits@lid or a group's id@g.us)");
+    }
     Json request = {{"op", "send"}, {"account", id}, {"to", to},
                     {"text", message.value("text", "")}};
     // A reply the client named is quoted; the one the host picks for a send on a case is not (a

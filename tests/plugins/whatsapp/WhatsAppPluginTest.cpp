@@ -176,6 +176,31 @@ TEST_F(WhatsAppPlugin, SendingToANumberNotOnWhatsAppIsRefusedAsSuch) {
   EXPECT_EQ(sent.json()["error"]["message"], "this number is not on WhatsApp");
 }
 
+TEST_F(WhatsAppPlugin, RecipientsThatAreNeitherAPhoneNorAWhatsAppIdAreRefusedInWords) {
+  start();
+  pair();
+  for (const char *to : {"@", "foo@bar", "abc", "123", "x@s.whatsapp.net", "5511@evil.example",
+                         "-@g.us"}) {
+    auto sent = host_->admin().post(path("/messages"), {{"to", to}, {"text", "oi"}});
+    EXPECT_EQ(sent.status, 400) << to << ": " << sent.body;
+    EXPECT_EQ(sent.error_code(), "invalid_argument") << to;
+    EXPECT_NE(sent.body.find("phone number"), std::string::npos) << to << ": " << sent.body;
+  }
+  // The connection survived the attempts: a good recipient still gets the message.
+  server_->call("POST", "/contact", {{"phone", kContactPhone}});
+  auto sent = host_->admin().post(path("/messages"), {{"to", kContactPhone}, {"text", "ainda aqui"}});
+  EXPECT_EQ(sent.status, 201) << sent.body;
+  EXPECT_TRUE(server_->device_connected(kAttendantPhone));
+}
+
+TEST_F(WhatsAppPlugin, PairingPhoneThatIsNoNumberIsRefusedInWords) {
+  start();
+  auto connect = host_->admin().post(path("/connect"), {{"values", {{"phone", "abc"}}}});
+  EXPECT_EQ(connect.status, 400) << connect.body;
+  EXPECT_NE(connect.body.find("country code"), std::string::npos) << connect.body;
+  EXPECT_FALSE(wait_event("account.qr", nullptr, 2s)) << "a QR was shown instead";
+}
+
 TEST_F(WhatsAppPlugin, BridgeKilledMidSessionResumesWithoutNewScan) {
   start();
   pair();
