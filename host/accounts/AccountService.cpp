@@ -50,7 +50,9 @@ Outcome check_connect_values(const Json &descriptor, const Json &values) {
   std::string valid;
   for (const auto &field : fields) valid += (valid.empty() ? "" : ", ") + field.value("name", "");
 
-  for (const auto &[name, value] : values.items()) {
+  for (const auto &item : values.items()) {
+    const std::string &name = item.key();
+    const Json &value = item.value();
     const bool declared = std::any_of(fields.begin(), fields.end(), [&](const Json &f) {
       return f.value("name", "") == name;
     });
@@ -754,7 +756,7 @@ Expected<Json> AccountService::oauth_start(const std::string &account_id, const 
     return failure("internal", "plugin " + account->plugin_id + " gave no authorization URL");
   }
   log::info({account->plugin_id, account_id}, "OAuth sign-in started");
-  return Json{{"authorization_url", url}};
+  return Json{{"authorization_url", url}, {"state", state}};
 }
 
 Expected<Account> AccountService::oauth_finish(const OAuthReturn &answer) {
@@ -785,6 +787,16 @@ Expected<Account> AccountService::oauth_finish(const OAuthReturn &answer) {
     record(*account, "oauth", "warn",
            "A sign-in answer arrived a second time and was refused (its state was already used)");
     return failure("invalid_oauth_state", "this sign-in answer was already used");
+  }
+  if (!answer.same_browser) {
+    // Someone else's browser (a forwarded link, a planted answer) completes nothing: the
+    // account keeps its state, the log tells of the attempt.
+    record(*account, "oauth", "warn",
+           "A sign-in answer arrived in a browser that did not start the sign-in and was refused");
+    return failure("oauth_other_browser",
+                   "This sign-in answer does not belong to a sign-in started in this browser: "
+                   "start the sign-in again from the connection screen, in the browser you want "
+                   "to use");
   }
   if (taken.verdict == OAuthAttempts::Verdict::kExpired) {
     return end_attempt("invalid_oauth_state",

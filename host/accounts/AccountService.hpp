@@ -118,6 +118,8 @@ class AccountService final : public plugins::PluginServices {
     std::string error;              // the provider's error code, e.g. access_denied
     std::string error_description;  // the provider's words
     std::string redirect_uri;
+    // The browser brought back the cookie POST …/oauth/start gave the one that started it.
+    bool same_browser = false;
   };
   // Consumes the state and hands the code to the account's plugin (connect with {"oauth":…}).
   // The account once the plugin connected it; otherwise a failure whose message says why (and,

@@ -5,7 +5,10 @@
 #include "log/Log.hpp"
 #include "qr/QrImage.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <array>
 #include <set>
 
 namespace connector::embedded {
@@ -53,6 +56,7 @@ int status_for(const Failure &failure) {
       {"conflict", 409},           {"state", 409},               {"unknown_plugin", 422},
       {"auth", 422},               {"unsupported", 422},         {"network", 502},
       {"plugin_unavailable", 503}, {"storage", 503},          {"invalid_oauth_state", 400},
+      {"oauth_other_browser", 400},
       {"invalid_choice", 400},     {"case_id_unavailable", 409}};
   auto it = kStatus.find(failure.code);
   return it == kStatus.end() ? 500 : it->second;
@@ -444,6 +448,10 @@ std::string oauth_failure_text(const Failure &failure, bool english) {
     return "Este retorno de login é desconhecido, expirou ou já foi usado. Comece o login de "
            "novo pela tela de conexão.";
   }
+  if (failure.code == "oauth_other_browser") {
+    return "Esta resposta de login não pertence a um login iniciado neste navegador. Comece o "
+           "login de novo pela tela de conexão, no navegador que quer usar.";
+  }
   if (failure.code == "not_found") return "A conta deste login não existe mais.";
   return "Não foi possível concluir o login: " + failure.message;
 }
@@ -451,6 +459,37 @@ std::string oauth_failure_text(const Failure &failure, bool english) {
 std::string query_value(const Request &request, const char *name) {
   auto it = request.query.find(name);
   return it == request.query.end() ? std::string() : it->second.substr(0, 8192);
+}
+
+// The browser that started a sign-in gets a cookie bound to its state; the callback wants it
+// back, so an answer opened in another browser (a link sent to someone) completes nothing. Name
+// and value are a keyed hash of the state, the key random for this run of the host (sign-ins in
+// flight end with it anyway): one cookie per attempt, so two open tabs both work.
+std::pair<std::string, std::string> oauth_binding(const std::string &state) {
+  static const std::array<unsigned char, crypto_generichash_KEYBYTES> key = [] {
+    std::array<unsigned char, crypto_generichash_KEYBYTES> k{};
+    if (sodium_init() < 0) throw std::runtime_error("libsodium could not start");
+    randombytes_buf(k.data(), k.size());
+    return k;
+  }();
+  std::array<unsigned char, 24> hash{};
+  crypto_generichash(hash.data(), hash.size(), reinterpret_cast<const unsigned char *>(state.data()),
+                     state.size(), key.data(), key.size());
+  std::array<char, 2 * 24 + 1> hex{};
+  sodium_bin2hex(hex.data(), hex.size(), hash.data(), hash.size());
+  const std::string text(hex.data());
+  return {"connector_oauth_" + text.substr(0, 16), text.substr(16)};
+}
+
+bool has_cookie(const std::string &cookie, const std::string &name, const std::string &value) {
+  const std::string wanted = name + "=" + value;
+  for (size_t at = cookie.find(wanted); at != std::string::npos; at = cookie.find(wanted, at + 1)) {
+    const bool starts = at == 0 || cookie[at - 1] == ' ' || cookie[at - 1] == ';';
+    const size_t end = at + wanted.size();
+    const bool ends = end == cookie.size() || cookie[end] == ';' || cookie[end] == ' ';
+    if (starts && ends) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -467,7 +506,17 @@ Response ControlApi::oauth_start(Call &call, const accounts::Account &account) {
   auto started = accounts_.oauth_start(account.id, call.body.value("values", Json::object()),
                                        oauth_redirect_uri());
   if (!started) return fail(started.failure());
-  return Response::json(200, *started);
+  Json answer = *started;
+  const std::string state = answer.value("state", "");
+  answer.erase("state");
+  Response response = Response::json(200, answer);
+  const auto [name, value] = oauth_binding(state);
+  const bool https = settings_.public_url.rfind("https://", 0) == 0;
+  response.headers.emplace_back("Set-Cookie", name + "=" + value +
+                                                  "; Path=/api/v1/oauth/callback; Max-Age=900; "
+                                                  "HttpOnly; SameSite=Lax" +
+                                                  (https ? "; Secure" : ""));
+  return response;
 }
 
 Response ControlApi::oauth_callback(Call &call) {
@@ -477,6 +526,9 @@ Response ControlApi::oauth_callback(Call &call) {
   answer.error = query_value(call.request, "error");
   answer.error_description = query_value(call.request, "error_description");
   answer.redirect_uri = oauth_redirect_uri();
+  const auto binding = oauth_binding(answer.state);
+  answer.same_browser =
+      !answer.state.empty() && has_cookie(call.request.cookie, binding.first, binding.second);
   Expected<accounts::Account> done = failure("internal", "the sign-in could not be completed");
   try {
     done = accounts_.oauth_finish(answer);

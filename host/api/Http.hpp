@@ -21,7 +21,7 @@ struct Request {
   std::string bearer_token;  // from "Authorization: Bearer …"; empty when absent
   std::string content_type;
   std::string accept_language;  // the browser's languages, for pages a browser shows directly
-  std::string cookie;           // the Cookie header (only the screen's language choice is read)
+  std::string cookie;           // the Cookie header (the language choice, OAuth sign-in binding)
   std::string body;
 };
 

@@ -319,6 +319,10 @@ class EmailOAuthTest : public ::testing::Test {
         api_.post("/api/v1/accounts/" + account_ + "/oauth/start",
                   {{"values", {{"provider", provider}}}});
     EXPECT_EQ(started.status, 200) << started.body;
+    // The browser keeps the cookie that binds the sign-in to it.
+    const std::string set_cookie = started.headers["set-cookie"];
+    cookie_ = set_cookie.substr(0, set_cookie.find(';'));
+    last_set_cookie_ = set_cookie;
     return started.json().value("authorization_url", "");
   }
 
@@ -333,8 +337,10 @@ class EmailOAuthTest : public ::testing::Test {
   }
 
   // The browser asks for English, the language these tests read the page in.
-  HttpResult callback(const std::string &target) {
-    return host_->anonymous().request("GET", target, {}, {{"Accept-Language", "en"}});
+  HttpResult callback(const std::string &target, bool same_browser = true) {
+    std::map<std::string, std::string> headers{{"Accept-Language", "en"}};
+    if (same_browser) headers["Cookie"] = "connector_lang=en; " + cookie_;
+    return host_->anonymous().request("GET", target, {}, headers);
   }
 
   void connect(const std::string &provider = "google") {
@@ -364,6 +370,8 @@ class EmailOAuthTest : public ::testing::Test {
   ApiClient api_{0};
   std::string account_;
   bool dovecot_plays_microsoft_ = false;
+  std::string cookie_;           // name=value of the sign-in's cookie
+  std::string last_set_cookie_;  // the whole Set-Cookie header
 };
 
 TEST_F(EmailOAuthTest, ConnectsThroughTheCallbackWithTheProvidersAddressAndReceivesMail) {
@@ -952,6 +960,36 @@ TEST_F(EmailOAuthTest, AnAccessTokenLifeBeyondAnyClockIsKeptWithinAYear) {
   connect();
   // No overflow into the past: the fresh token is used as it is, not refreshed at once.
   EXPECT_EQ(control().value("refreshes", 0), refreshes_before);
+}
+
+TEST_F(EmailOAuthTest, TheSignInAnswerCompletesOnlyInTheBrowserThatStartedIt) {
+  const std::string target = consent(start_sign_in());
+  EXPECT_NE(last_set_cookie_.find("HttpOnly"), std::string::npos) << last_set_cookie_;
+  EXPECT_NE(last_set_cookie_.find("SameSite=Lax"), std::string::npos) << last_set_cookie_;
+  EXPECT_NE(last_set_cookie_.find("Path=/api/v1/oauth/callback"), std::string::npos);
+  const int exchanges_before = control().value("exchanges", -1);
+
+  // Another browser: no cookie, or the cookie of another sign-in.
+  HttpResult elsewhere = callback(target, false);
+  EXPECT_EQ(elsewhere.status, 400) << elsewhere.body;
+  EXPECT_NE(elsewhere.body.find("not belong to a sign-in started in this browser"),
+            std::string::npos)
+      << elsewhere.body;
+  EXPECT_EQ(control().value("exchanges", -1), exchanges_before);  // the code was not used
+  EXPECT_NE(state(), "connected");
+  EXPECT_NE(log_text().find("did not start the sign-in"), std::string::npos) << log_text();
+
+  start_sign_in();
+  const std::string other_cookie = cookie_;
+  const std::string third = consent(start_sign_in());
+  cookie_ = other_cookie;  // another sign-in's cookie with this one's answer
+  HttpResult mixed = callback(third);
+  EXPECT_EQ(mixed.status, 400) << mixed.body;
+  EXPECT_NE(mixed.body.find("started in this browser"), std::string::npos) << mixed.body;
+  EXPECT_NE(state(), "connected");
+
+  // The browser that started a sign-in finishes it.
+  connect();
 }
 
 }  // namespace
