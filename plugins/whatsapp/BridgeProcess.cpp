@@ -210,7 +210,12 @@ sdk::Result<Json> BridgeProcess::request(Json request, std::chrono::milliseconds
   Json answer = std::move(answers_[id]);
   answers_.erase(id);
   if (!answer.value("ok", false)) {
-    return sdk::fail(CN_ERR_INTERNAL, answer.value("error", std::string("bridge error")));
+    const std::string kind = answer.value("kind", std::string());
+    const cn_result code = kind == "invalid_argument" ? CN_ERR_INVALID_ARGUMENT
+                           : kind == "state"          ? CN_ERR_STATE
+                           : kind == "not_found"      ? CN_ERR_NOT_FOUND
+                                                      : CN_ERR_INTERNAL;
+    return sdk::fail(code, answer.value("error", std::string("bridge error")));
   }
   return answer;
 }

@@ -65,7 +65,8 @@ class BridgeProcess {
   sdk::Status start();
 
   // Sends one request and waits for its answer: the answer's members, or an Error with the
-  // bridge's message (CN_ERR_NETWORK when the bridge is gone or did not answer in time).
+  // bridge's message (CN_ERR_NETWORK when the bridge is gone or did not answer in time; the
+  // code of the answer's `kind` when the bridge refused: invalid_argument, state, not_found).
   sdk::Result<Json> request(Json request, std::chrono::milliseconds timeout);
 
   // Sends one line that expects no answer.

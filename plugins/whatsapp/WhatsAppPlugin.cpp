@@ -291,14 +291,9 @@ class WhatsAppPlugin final : public sdk::Plugin {
       request["media"] = {{"path", *path}, {"mime", a.value("mime", "")},
                           {"name", a.value("name", "")}};
     }
+    // Refusals an attendant can cause come with their own code (the bridge's kind).
     auto sent = bridge_request(request);
-    if (!sent) {
-      // Refusals an attendant can cause are said as such, not as an internal error.
-      const std::string &why = sent.error().message;
-      if (why == "this number is not on WhatsApp") return fail(CN_ERR_INVALID_ARGUMENT, why);
-      if (why == "the account is not connected") return fail(CN_ERR_STATE, why);
-      return sent.error();
-    }
+    if (!sent) return sent.error();
     const Json &answer = sent.value();
     const std::string shown = answer.value("phone", Json()).is_string()
                                   ? answer["phone"].get<std::string>()

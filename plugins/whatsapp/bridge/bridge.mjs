@@ -266,7 +266,7 @@ class Session {
     if (to.includes('@')) return to;
     const digits = to.replace(/\D/g, '');
     const [found] = (await this.sock.onWhatsApp(digits)) || [];
-    if (!found?.exists) throw new Error('this number is not on WhatsApp');
+    if (!found?.exists) throw refusal('invalid_argument', 'this number is not on WhatsApp');
     return found.jid;
   }
 
@@ -276,7 +276,7 @@ class Session {
   // `message_id`: the id a retry goes out under, when the host knows it and we no longer do (a
   // bridge restarted since the first try).
   async send({ to, text, media, quoted_id: quotedId, client_id: clientId, message_id: retryId }) {
-    if (!this.sock || !this.auth.state.creds.me) throw new Error('the account is not connected');
+    if (!this.sock || !this.isOpen || !this.auth.state.creds.me) throw refusal('state', 'the account is not connected');
     const earlier = clientId ? this.sentByClientId.get(clientId) : undefined;
     if (earlier && !earlier.failed) return earlier.result;
     const messageId = retryId || earlier?.result.external_id;
@@ -376,6 +376,14 @@ class Session {
   }
 }
 
+// An error the plugin reports as a refusal of `kind` (invalid_argument, state, not_found) rather
+// than as an internal failure.
+function refusal(kind, message) {
+  const e = new Error(message);
+  e.kind = kind;
+  return e;
+}
+
 function remember(set, id, limit) {
   set.add(id);
   if (set.size > limit) set.delete(set.values().next().value);
@@ -427,12 +435,12 @@ const operations = {
   },
   send: async (request) => {
     const session = sessions.get(request.account);
-    if (!session) throw new Error('the account is not connected');
+    if (!session) throw refusal('state', 'the account is not connected');
     return session.send(request);
   },
   resolve: async ({ account, phone }) => {
     const session = sessions.get(account);
-    if (!session?.sock) throw new Error('the account is not connected');
+    if (!session?.sock || !session.isOpen) throw refusal('state', 'the account is not connected');
     const jid = await session.resolve(phone);
     return { jid, phone: phoneOf(jid) };
   },
@@ -462,7 +470,10 @@ async function onLine(line) {
     const result = await operation(request);
     if (result !== undefined && request.id !== undefined) write({ id: request.id, ok: true, ...result });
   } catch (e) {
-    if (request.id !== undefined) write({ id: request.id, ok: false, error: e.message });
+    // `kind` tells the plugin what sort of refusal this is; a closed connection (Baileys' 428)
+    // is one the attendant can wait out.
+    const kind = e.kind || (e?.output?.statusCode === 428 ? 'state' : undefined);
+    if (request.id !== undefined) write({ id: request.id, ok: false, error: e.message, ...(kind ? { kind } : {}) });
   }
 }
 

@@ -201,6 +201,22 @@ TEST_F(WhatsAppPlugin, PairingPhoneThatIsNoNumberIsRefusedInWords) {
   EXPECT_FALSE(wait_event("account.qr", nullptr, 2s)) << "a QR was shown instead";
 }
 
+TEST_F(WhatsAppPlugin, SendingWhileTheConnectionIsStillOpeningIsRefusedAsAState) {
+  start();
+  pair();
+  server_->call("POST", "/contact", {{"phone", kContactPhone}});
+  // The reconnect's socket exists but its handshake is held back.
+  server_->call("POST", "/handshake-delay", {{"ms", 20000}});
+  server_->call("POST", "/opening-peak/reset");
+  ASSERT_EQ(server_->kick(kAttendantPhone, 0), 1);
+  ASSERT_TRUE(eventually([&] { return server_->info()["opening_peak"].get<int>() >= 1; }, 30s))
+      << server_->info();
+  auto sent = host_->admin().post(path("/messages"), {{"to", kContactPhone}, {"text", "cedo"}});
+  EXPECT_EQ(sent.status, 409) << sent.body;
+  EXPECT_EQ(sent.error_code(), "state") << sent.body;
+  server_->call("POST", "/handshake-delay", {{"ms", 0}});
+}
+
 TEST_F(WhatsAppPlugin, BridgeKilledMidSessionResumesWithoutNewScan) {
   start();
   pair();
