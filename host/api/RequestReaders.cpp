@@ -18,7 +18,8 @@ Response fail(const Failure &failure) {
 }
 
 std::optional<Response> only_fields(const Json &body, std::initializer_list<const char *> allowed) {
-  for (const auto &[key, value] : body.items()) {
+  for (const auto &item : body.items()) {
+    const std::string &key = item.key();
     if (std::none_of(allowed.begin(), allowed.end(), [&](const char *a) { return key == a; })) {
       std::string valid;
       for (const char *a : allowed) valid += (valid.empty() ? "" : ", ") + std::string(a);
