@@ -455,7 +455,16 @@ class WhatsAppPlugin final : public sdk::Plugin {
       for (const auto &id : active) {
         auto auth = host().get(id, kAuthKey);
         if (!auth) {
-          host().log(CN_LOG_WARN, id, "no stored WhatsApp session to resume after the restart");
+          // It was still pairing: the QR it showed died with the bridge, and a new one needs
+          // the attendant in front of the screen.
+          {
+            std::lock_guard relock(mutex_);
+            accounts_[id].active = false;
+          }
+          set_status(id, "disconnected", "",
+                     "the pairing was interrupted when the WhatsApp bridge restarted: connect "
+                     "again for a new QR code",
+                     "pairing_interrupted", /*final=*/true);
           continue;
         }
         if (auto resumed = start_session(id, auth); !resumed) {

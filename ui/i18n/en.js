@@ -159,6 +159,7 @@ export default {
   'reason.bridge_restarting': "the server's WhatsApp service is restarting",
   'reason.bridge_unavailable': "the server's WhatsApp service is not available",
   'reason.credentials_missing': 'no credentials are stored for this account; connect again',
+  'reason.pairing_interrupted': 'the pairing was interrupted because the WhatsApp service restarted; connect again for a new QR code',
   'reason.session_missing': "no stored WhatsApp session; scan the QR code again",
   'reason.logged_out_here': "disconnected and removed from the phone's linked devices",
   'reason.detail': "(technical detail: {detail})",

@@ -159,6 +159,7 @@ export default {
   'reason.bridge_restarting': "o serviço do WhatsApp no servidor está reiniciando",
   'reason.bridge_unavailable': "o serviço do WhatsApp no servidor não está disponível",
   'reason.credentials_missing': 'não há credenciais guardadas para esta conta; conecte de novo',
+  'reason.pairing_interrupted': 'o pareamento foi interrompido porque o serviço do WhatsApp reiniciou; conecte de novo para ver um novo QR code',
   'reason.session_missing': "não há sessão do WhatsApp guardada; escaneie o QR code de novo",
   'reason.logged_out_here': "desconectado e removido dos aparelhos conectados do celular",
   'reason.detail': "(detalhe técnico: {detail})",

@@ -234,6 +234,28 @@ TEST_F(WhatsAppPlugin, BridgeKilledMidSessionResumesWithoutNewScan) {
   EXPECT_TRUE(wait_message("ainda aí?"));
 }
 
+// A bridge that dies while the attendant is still scanning takes the QR with it: the account
+// says the pairing was interrupted, instead of staying "connecting" with nothing to scan.
+TEST_F(WhatsAppPlugin, BridgeKilledDuringPairingSaysThePairingWasInterrupted) {
+  start();
+  auto connect = host_->admin().post(path("/connect"), {{"values", Json::object()}});
+  ASSERT_EQ(connect.status, 202) << connect.body;
+  ASSERT_TRUE(wait_event("account.qr"));
+  const pid_t first = bridge_pid();
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+
+  auto interrupted = wait_event("account.status", [](const Json &e) {
+    return e["state"] == "disconnected" && e.value("reason_code", "") == "pairing_interrupted";
+  });
+  ASSERT_TRUE(interrupted) << "the account was left waiting: " << host_->admin().get(path()).body;
+  EXPECT_NE((*interrupted)["detail"].get<std::string>().find("connect again"), std::string::npos);
+  EXPECT_EQ(host_->admin().get(path()).json()["state"], "disconnected");
+
+  // Connecting again pairs as usual.
+  pair();
+}
+
 TEST_F(WhatsAppPlugin, HostRestartResumesWithoutNewScan) {
   start();
   pair();
