@@ -375,9 +375,18 @@ class WhatsAppPlugin final : public sdk::Plugin {
 
     auto hello = bridge->request({{"op", "hello"}, {"protocol", kProtocolVersion}}, 30s);
     if (!hello) {
-      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir +
-                                       " did not start (run npm ci there): " +
-                                       hello.error().message);
+      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " refused to start: " +
+                                       hello.error().message +
+                                       " (are its npm modules installed? run npm ci there)");
+    }
+    // Both sides check: an older bridge may not know to refuse a protocol it does not speak.
+    if (const Json spoken = hello.value().value("protocol", Json());
+        spoken != Json(kProtocolVersion)) {
+      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " speaks protocol " +
+                                       (spoken.is_null() ? std::string("(none)") : spoken.dump()) +
+                                       ", this plugin speaks " +
+                                       std::to_string(kProtocolVersion) +
+                                       ": install the bridge that came with this plugin");
     }
     Json configure = {{"op", "configure"}};
     if (auto url = settings_.value("ws_url", std::string()); !url.empty()) configure["ws_url"] = url;

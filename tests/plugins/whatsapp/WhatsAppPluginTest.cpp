@@ -903,7 +903,7 @@ const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', (text) => {
   const m = JSON.parse(text);
   if (m.id === undefined) return;
-  out({ id: m.id, ok: true, baileys: 'fake' });
+  out({ id: m.id, ok: true, baileys: 'fake', protocol: 1 });
   if (m.op !== 'start') return;
   const deep = '['.repeat(200000) + ']'.repeat(200000);
   process.stdout.write('{"event":"delivery","account":"' + m.account +
@@ -925,6 +925,37 @@ rl.on('line', (text) => {
   ASSERT_TRUE(wait_state("connected")) << "the valid line after the bad ones did not arrive";
   auto account = host_->admin().get(path());
   ASSERT_EQ(account.status, 200) << account.body;
+}
+
+// A bridge from another release answers the greeting with its own protocol version: the plugin
+// refuses to work with it, and the host shows the channel refused with both versions named.
+TEST_F(WhatsAppPlugin, ABridgeSpeakingAnotherProtocolIsRefusedAndNamesBothVersions) {
+  TempDir bridge_dir;
+  bridge_dir.write("bridge.mjs", R"js(
+import readline from 'node:readline';
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (text) => {
+  const m = JSON.parse(text);
+  if (m.id !== undefined) {
+    process.stdout.write(JSON.stringify({ id: m.id, ok: true, baileys: 'old', protocol: 2 }) + '\n');
+  }
+});
+)js");
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  host_ = std::make_unique<TestHost>(whatsapp_plugin_yaml(
+      *server_, 0, "      bridge_dir: \"" + bridge_dir.path().string() + "\"\n"));
+  const Json plugins = host_->admin().get("/api/v1/plugins").json();
+  Json whatsapp;
+  for (const auto &p : plugins.value("items", Json::array())) {
+    if (p.value("id", "") == "whatsapp") whatsapp = p;
+  }
+  ASSERT_FALSE(whatsapp.is_null()) << plugins;
+  EXPECT_EQ(whatsapp["state"], "refused");
+  EXPECT_NE(whatsapp.value("reason", "").find("speaks protocol 2, this plugin speaks 1"),
+            std::string::npos)
+      << whatsapp;
+  auto created = host_->admin().post("/api/v1/accounts", {{"plugin", "whatsapp"}});
+  EXPECT_GE(created.status, 400) << created.body;
 }
 
 }  // namespace
