@@ -90,7 +90,7 @@ Secret secret_from(const Json &s, const std::string &key) {
     const std::string file = file_setting.get<std::string>();
     std::ifstream in(file, std::ios::binary);
     if (!in) {
-      return {"", key + "_file names " + file + ", which does not exist or cannot be read"};
+      return {"", key + "_file names a file that does not exist or cannot be read by the host"};
     }
     std::stringstream text;
     text << in.rdbuf();
@@ -99,7 +99,7 @@ Secret secret_from(const Json &s, const std::string &key) {
                               value.back() == ' ' || value.back() == '\t')) {
       value.pop_back();
     }
-    if (value.empty()) return {"", key + "_file names " + file + ", which is empty"};
+    if (value.empty()) return {"", key + "_file names a file which is empty"};
     return {value, ""};
   }
   const Json env_setting = s.value(key + "_env", Json());
