@@ -290,6 +290,19 @@ TEST_F(WhatsAppPlugin, LoggedOutOnThePhoneIsReportedAndCredentialsWiped) {
   EXPECT_EQ(after["detail"], "disconnected on the phone") << after;
 }
 
+// WhatsApp answers 403 when the account itself is barred from WhatsApp Web: as final as a logout.
+TEST_F(WhatsAppPlugin, AForbiddenSessionIsTakenAsLoggedOut) {
+  start();
+  pair();
+  ASSERT_EQ(server_->kick(kAttendantPhone, 403), 1);
+  auto state = wait_state("reauth_needed");
+  ASSERT_TRUE(state);
+  EXPECT_EQ((*state)["reason_code"], "logged_out");
+  std::this_thread::sleep_for(3s);  // a reconnect loop would show itself by now
+  EXPECT_FALSE(server_->device_connected(kAttendantPhone));
+  EXPECT_EQ(host_->admin().get(path()).json()["state"], "reauth_needed");
+}
+
 TEST_F(WhatsAppPlugin, ReplacedByAnotherClientDoesNotFightBack) {
   start();
   pair();
