@@ -85,8 +85,11 @@ const char *kMicrosoftImapScope = "https://outlook.office.com/IMAP.AccessAsUser.
 
 // Dovecot's oauth2 passdb against our server's introspection endpoint; the password passdb
 // stays for the other users. Dovecot wants every scope it is given in each token, so it plays
-// one provider at a time: Gmail's scope, or Microsoft's IMAP scope.
-std::string dovecot_oauth_settings(const std::string &scope = kGoogleMailScope) {
+// one provider at a time: Gmail's scope with both OAuth mechanisms (the plugin then picks
+// OAUTHBEARER), or Microsoft's IMAP scope with XOAUTH2 alone, as Outlook offers it (so IMAP and
+// Postfix's SMTP AUTH, which asks Dovecot, log in with XOAUTH2).
+std::string dovecot_oauth_settings(const std::string &scope = kGoogleMailScope,
+                                   const std::string &mechanisms = "xoauth2 oauthbearer") {
   const fs::path ext = servers->dir() / "dovecot" / "oauth2.conf.ext";
   std::ofstream(ext) << "introspection_mode = post\n"
                      << "introspection_url = " << oauth->url("/introspect") << "\n"
@@ -95,10 +98,10 @@ std::string dovecot_oauth_settings(const std::string &scope = kGoogleMailScope) 
                      << "active_attribute = active\n"
                      << "active_value = true\n"
                      << "scope = " << scope << "\n";
-  return "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+  return "auth_mechanisms = plain login " + mechanisms + "\n"
          "passdb {\n"
          "  driver = oauth2\n"
-         "  mechanisms = xoauth2 oauthbearer\n"
+         "  mechanisms = " + mechanisms + "\n"
          "  args = " + ext.string() + "\n"
          "}\n";
 }
@@ -261,7 +264,7 @@ class EmailOAuthTest : public ::testing::Test {
         plugin_yaml(secret, {}, microsoft_settings(secret, tenant, smtp, graph_send)));
     api_ = host_->admin();
     account_ = TestHost::create_account(api_, "email-oauth", "Microsoft 365 mailbox");
-    servers->restart_dovecot_with(dovecot_oauth_settings(kMicrosoftImapScope));
+    servers->restart_dovecot_with(dovecot_oauth_settings(kMicrosoftImapScope, "xoauth2"));
     dovecot_plays_microsoft_ = true;
   }
 
@@ -634,9 +637,20 @@ TEST_F(EmailOAuthTest, MicrosoftSignInUsesTheTenantsEndpointsAndTheAddressOfTheI
   for (const auto &asked : tenants) token_calls += asked == tenant ? 1 : 0;
   EXPECT_GE(token_calls, 2);  // authorize and token, both under the tenant
 
+  // Dovecot offers XOAUTH2 alone here, as Outlook does: IMAP and SMTP both log in with it.
   const std::string subject = unique("Microsoft inbound");
   servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subject));
   EXPECT_TRUE(received(subject));
+  const std::string outbound = unique("Microsoft outbound");
+  HttpResult sent = api_.post("/api/v1/accounts/" + account_ + "/messages",
+                              {{"to", Fixture::kCustomer}, {"subject", outbound}, {"text", "Oi"}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  servers->wait_for_queue_empty();
+  bool arrived = false;
+  for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+    if (mail.find(outbound) != std::string::npos) arrived = true;
+  }
+  EXPECT_TRUE(arrived);
 }
 
 TEST_F(EmailOAuthTest, MicrosoftTenantNamesTheEndpointsAndGraphSendAddsItsScope) {
