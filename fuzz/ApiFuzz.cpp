@@ -9,6 +9,7 @@
 #include "config/Config.hpp"
 #include "log/Log.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -58,8 +59,17 @@ struct World {
 
   Json answer(const std::string &method, const std::string &path, const std::string &token,
               const Json &body) {
-    Request request{method, path, {}, token, "application/json", body.dump()};
+    Request request;
+    request.method = method;
+    request.path = path;
+    request.bearer_token = token;
+    request.content_type = "application/json";
+    request.body = body.dump();
     Response response = host->handle(request);
+    if (response.status / 100 != 2) {
+      std::fprintf(stderr, "set-up %s %s answered %d: %s\n", method.c_str(), path.c_str(),
+                   response.status, response.body.c_str());
+    }
     FUZZ_CHECK(response.status / 100 == 2, "the fuzz set-up was refused");
     return Json::parse(response.body);
   }
