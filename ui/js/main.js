@@ -183,7 +183,7 @@ async function enter() {
     const card = channels.cards.get(accountId);
     return channels.pluginName(card ? card.account.plugin : pluginId);
   });
-  events = new EventStream(session, {
+  const stream = new EventStream(session, {
     onEvent: onEvent,
     onOpen: reload,
     onState: (state) => {
@@ -193,9 +193,11 @@ async function enter() {
     },
     onRevoked: () => signOut(() => t('login.revoked')),
   });
+  events = stream;
   setLiveState('connecting');
   await reload();
-  events.start();
+  // Signed out (or in again) while loading: this stream belongs to a session that is gone.
+  if (events === stream) stream.start();
 }
 
 async function reload() {
