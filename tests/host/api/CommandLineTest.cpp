@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -83,10 +84,27 @@ class HostProcess {
     return found;
   }
 
+  // Waits for the host to run and turns its first-start login link into an admin token.
+  struct Admin {
+    uint16_t port = 0;
+    std::string token;
+  };
+  std::optional<Admin> sign_in() const {
+    const std::string url = wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
+    const std::string code = wait_for("#login=([A-Za-z0-9_-]+)");
+    if (url.empty() || code.empty()) return std::nullopt;
+    Admin admin;
+    admin.port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+    auto redeemed = ApiClient(admin.port).post("/api/v1/auth/login-link", {{"code", code}});
+    if (redeemed.status != 201) return std::nullopt;
+    admin.token = redeemed.json()["token"];
+    return admin;
+  }
+
   // CPU seconds the process has used so far (user and system), from /proc.
   double cpu_seconds() const {
-    std::istringstream fields(read_file("/proc/" + std::to_string(pid_) + "/stat").substr(
-        read_file("/proc/" + std::to_string(pid_) + "/stat").rfind(')') + 2));
+    const std::string stat = read_file("/proc/" + std::to_string(pid_) + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
     std::string field;
     double ticks = 0;
     for (int i = 3; fields >> field; ++i) {
@@ -206,13 +224,9 @@ TEST(CommandLineTest, ALostOrReplacedSecretKeyStopsTheStartWithTheWayOut) {
       "plugins:\n  loopback:\n    library: " CONNECTOR_PLUGIN_DIR "/libconnector_loopback.so\n");
   {
     HostProcess host(config, dir / "first.txt");
-    const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
-    ASSERT_FALSE(url.empty()) << read_file(dir / "first.txt");
-    const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-    const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
-    auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
-    ASSERT_EQ(redeemed.status, 201);
-    ApiClient admin(port, redeemed.json()["token"]);
+    const auto signed_in = host.sign_in();
+    ASSERT_TRUE(signed_in) << read_file(dir / "first.txt");
+    ApiClient admin(signed_in->port, signed_in->token);
     auto account = admin.post("/api/v1/accounts", {{"plugin", "loopback"}, {"label", "x"}});
     ASSERT_EQ(account.status, 201);
     const std::string id = account.json()["id"];
@@ -261,13 +275,10 @@ TEST(CommandLineTest, TheHostServesMoreClientsThanASmallSoftFileLimitAllows) {
   TempDir dir;
   const auto config = dir.write("host.yaml", "listen:\n  port: 0\ndata_dir: data\n");
   HostProcess host(config, dir / "output.txt", /*soft_file_limit=*/64);
-  const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
-  ASSERT_FALSE(url.empty()) << read_file(dir / "output.txt");
-  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-  const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
-  auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
-  ASSERT_EQ(redeemed.status, 201);
-  const std::string token = redeemed.json()["token"];
+  const auto admin = host.sign_in();
+  ASSERT_TRUE(admin) << read_file(dir / "output.txt");
+  const uint16_t port = admin->port;
+  const std::string token = admin->token;
 
   // With 64 descriptors the host could not hold these; it raised its own limit at start.
   std::vector<std::unique_ptr<EventStream>> clients;
@@ -284,13 +295,10 @@ TEST(CommandLineTest, OutOfFileDescriptorsTheHostWaitsInsteadOfSpinningAndServes
   TempDir dir;
   const auto config = dir.write("host.yaml", "listen:\n  port: 0\ndata_dir: data\n");
   HostProcess host(config, dir / "output.txt", /*soft_file_limit=*/64, /*hard_file_limit=*/64);
-  const std::string url = host.wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
-  ASSERT_FALSE(url.empty()) << read_file(dir / "output.txt");
-  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-  const std::string code = host.wait_for("#login=([A-Za-z0-9_-]+)");
-  auto redeemed = ApiClient(port).post("/api/v1/auth/login-link", {{"code", code}});
-  ASSERT_EQ(redeemed.status, 201);
-  const std::string token = redeemed.json()["token"];
+  const auto admin = host.sign_in();
+  ASSERT_TRUE(admin) << read_file(dir / "output.txt");
+  const uint16_t port = admin->port;
+  const std::string token = admin->token;
 
   // Take every descriptor the host has left, then some: the kernel queues the extra connections.
   std::vector<int> sockets;
