@@ -3,8 +3,8 @@
 // Every change is handed to the plugin as one snapshot (BufferJSON text) with a sequence number;
 // the plugin stores it as one secret value of the account (an atomic replace) and confirms the
 // number. Changes close together are coalesced into one snapshot. `flushed()` resolves once the
-// newest change is confirmed, and is awaited before any reconnect or exit: an exit right after the
-// 515 restart must not lose the fresh credentials.
+// newest change is confirmed, and is awaited before any reconnect or exit (an exit right after the
+// 515 restart must not lose the fresh credentials) and before new pre-keys are uploaded.
 import { BufferJSON, initAuthCreds, proto } from 'baileys';
 
 const COALESCE_MS = 50;
@@ -46,6 +46,11 @@ export class AuthState {
             }
           }
           self.changed();
+          // Baileys uploads fresh pre-keys right after storing them. A contact's first message is
+          // encrypted to one of them, so they must be on disk before the server can hand them
+          // out: lost on a crash, that message could never be decrypted.
+          const newPreKeys = Object.values(data['pre-key'] || {}).some(Boolean);
+          if (newPreKeys) await self.flushed();
         },
       },
     };
