@@ -409,8 +409,12 @@ export class WhatsAppTestServer {
     this.sendNode(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
   }
 
+  // The device's open connection; one whose socket is closing (its bridge just died) is not, so
+  // what is sent meanwhile waits in the offline queue.
   connectionOf(device) {
-    for (const c of this.connections) if (c.device === `${device.phone}:${device.device}`) return c;
+    for (const c of this.connections) {
+      if (c.device === `${device.phone}:${device.device}` && c.ws.readyState === 1) return c;
+    }
     return null;
   }
 
