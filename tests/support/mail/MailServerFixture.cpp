@@ -1,13 +1,18 @@
 #include "MailServerFixture.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -45,17 +50,51 @@ std::string run_command(const std::string &command) {
   return output;
 }
 
-MailServerFixture::MailServerFixture() {
-  // Ports apart per process, so test binaries running side by side do not collide.
-  base_ = static_cast<uint16_t>(21000 + (getpid() % 400) * 10);
-  char pattern[] = "/tmp/connector-mail-XXXXXX";
-  if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-  dir_ = pattern;
-  run_command(script("start-mail-servers.sh").string() + " " + dir_.string() + " " +
-              std::to_string(base_));
+namespace {
+
+// Whether nothing listens on 127.0.0.1:`port` now (another test process may take it later).
+bool port_is_free(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool free = bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) == 0;
+  close(fd);
+  return free;
 }
 
-MailServerFixture::~MailServerFixture() {
+}  // namespace
+
+MailServerFixture::MailServerFixture() {
+  // Test binaries run side by side, each with its own servers on ten ports of its own. A base
+  // whose ports are taken, or that another process takes before Dovecot and Postfix bind them,
+  // is given up for another one.
+  std::mt19937 pick(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr)));
+  std::string failures;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    base_ = static_cast<uint16_t>(21000 + (pick() % 400) * 10);
+    bool all_free = true;
+    for (uint16_t port = base_; port < base_ + 10; ++port) all_free = all_free && port_is_free(port);
+    if (!all_free) continue;
+    char pattern[] = "/tmp/connector-mail-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+    try {
+      run_command(script("start-mail-servers.sh").string() + " " + dir_.string() + " " +
+                  std::to_string(base_));
+      return;
+    } catch (const std::exception &e) {
+      failures += e.what();
+      failures += "\n";
+      stop_and_remove();
+    }
+  }
+  throw std::runtime_error("Dovecot and Postfix did not start on five port bases:\n" + failures);
+}
+
+void MailServerFixture::stop_and_remove() {
   try {
     run_command(script("stop-mail-servers.sh").string() + " " + dir_.string());
   } catch (...) {
@@ -63,6 +102,8 @@ MailServerFixture::~MailServerFixture() {
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
 }
+
+MailServerFixture::~MailServerFixture() { stop_and_remove(); }
 
 void MailServerFixture::deliver(const std::string &from, const std::string &to,
                                 const std::string &raw) const {

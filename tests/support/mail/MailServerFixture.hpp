@@ -46,6 +46,8 @@ class MailServerFixture {
   void restart_dovecot_with(const std::string &settings) const;
 
  private:
+  void stop_and_remove();
+
   std::filesystem::path dir_;
   uint16_t base_ = 0;
 };
