@@ -41,11 +41,13 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
   std::lock_guard lock(mutex_);
   const int64_t now = store::now_ms();
   Ingested out;
-  out.decision = matcher_->decide(attendant_id, message, now);
   Decision &decision = out.decision;
   bool reopened = false, opened_case = false, first_for_account = false;
 
+  // Decided inside the write transaction: nothing can change between the decision and the
+  // writes it leads to, and the matcher reads the pages this connection keeps warm.
   auto applied = db_.transaction([&]() -> Outcome {
+    decision = matcher_->decide(attendant_id, message, now);
     auto stored = conversations_.insert_in_transaction(message);
     if (!stored) return stored.failure();
     out.stored = *stored;
@@ -85,10 +87,9 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
       reopened = decision.reopen;
     }
     // Whether this is the account's first automatic link to the case (the count beside the
-    // channel then grows), asked here on the writing connection: its pages are warm, where the
-    // matcher's connection would start one more read transaction for it. CROSS JOIN keeps
-    // message_links outside: otherwise the planner may walk every message of the account
-    // (messages_account) and probe each link, ~18 ms a message at 20,000 messages.
+    // channel then grows). CROSS JOIN keeps message_links outside: otherwise the planner may
+    // walk every message of the account (messages_account) and probe each link, ~18 ms a
+    // message at 20,000 messages.
     first_for_account = true;
     if (!opened_case) {
       auto read = db_.run(

@@ -58,34 +58,19 @@ CaseRow case_from(auto &q) {
 }  // namespace
 
 Expected<std::unique_ptr<MatchLookups>> MatchLookups::open(store::Database &db) {
-  std::string file;
-  auto listed = db.run("SELECT file FROM pragma_database_list WHERE name = 'main'", {},
-                       [&](const store::Row &row) { file = row.text(0); });
-  if (!listed) return listed.failure();
-  if (file.empty()) {
-    return failure("storage", "the case matcher needs a database file, not an in-memory one");
-  }
-  sqlite3 *handle = nullptr;
-  if (sqlite3_open_v2(file.c_str(), &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    std::string reason = handle != nullptr ? sqlite3_errmsg(handle) : "out of memory";
-    sqlite3_close(handle);
-    return failure("storage", "the case matcher cannot read " + file + ": " + reason);
-  }
-  sqlite3_busy_timeout(handle, 5000);
-  std::unique_ptr<MatchLookups> lookups(new MatchLookups(handle));
-  // Reading through a memory map turns each B-tree page visit of a cold lookup into a memory
-  // access instead of a read() call and a copy; with a million contacts most lookups are cold.
-  (void)sqlite3_exec(handle, "PRAGMA mmap_size = 2147418112", nullptr, nullptr, nullptr);
-  (void)sqlite3_exec(handle, "PRAGMA cache_size = -65536", nullptr, nullptr, nullptr);
+  std::unique_ptr<MatchLookups> lookups(new MatchLookups(db));
+  auto lock = db.lock();
   if (auto prepared = lookups->prepare(); !prepared) return prepared.failure();
   return lookups;
 }
 
-MatchLookups::MatchLookups(sqlite3 *db) : db_(db) {}
+MatchLookups::MatchLookups(store::Database &store) : store_(store), db_(store.connection()) {}
 
-MatchLookups::Snapshot::Snapshot(MatchLookups &lookups) : lookups_(lookups), lock_(lookups.mutex_) {
-  // A failed BEGIN only means each query reads on its own again.
+MatchLookups::Snapshot::Snapshot(MatchLookups &lookups)
+    : lookups_(lookups), lock_(lookups.store_.lock()) {
+  // Inside the ingest path's write transaction the reads already see one state. Otherwise a
+  // failed BEGIN only means each query reads on its own again.
+  if (sqlite3_get_autocommit(lookups_.db_) == 0) return;
   begun_ = sqlite3_step(lookups_.begin_->statement()) == SQLITE_DONE;
   lookups_.begin_->done();
 }
@@ -97,6 +82,7 @@ MatchLookups::Snapshot::~Snapshot() {
 }
 
 MatchLookups::~MatchLookups() {
+  auto lock = store_.lock();
   begin_.reset();
   commit_.reset();
   contact_of_.reset();
@@ -106,7 +92,6 @@ MatchLookups::~MatchLookups() {
   message_id_case_.reset();
   merge_undone_.reset();
   auto_linked_cases_.reset();
-  sqlite3_close(db_);
 }
 
 Outcome MatchLookups::prepare() {
@@ -151,7 +136,7 @@ Outcome MatchLookups::prepare() {
 
 std::optional<int64_t> MatchLookups::contact_of(std::string_view attendant_id,
                                                 std::string_view kind, std::string_view value) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = contact_of_->bind(1, attendant_id).bind(2, kind).bind(3, value);
   std::optional<int64_t> found;
   if (q.row()) found = q.integer(0);
@@ -160,7 +145,7 @@ std::optional<int64_t> MatchLookups::contact_of(std::string_view attendant_id,
 }
 
 std::optional<CaseRow> MatchLookups::case_row(int64_t case_id) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = case_row_->bind(1, case_id);
   std::optional<CaseRow> found;
   if (q.row()) found = case_from(q);
@@ -170,7 +155,7 @@ std::optional<CaseRow> MatchLookups::case_row(int64_t case_id) {
 
 std::optional<CaseRow> MatchLookups::newest_case(int64_t contact_id, std::string_view attendant_id,
                                                  bool open_only) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = (open_only ? *newest_open_ : *newest_any_).bind(1, contact_id).bind(2, attendant_id);
   std::optional<CaseRow> found;
   if (q.row()) found = case_from(q);
@@ -179,7 +164,7 @@ std::optional<CaseRow> MatchLookups::newest_case(int64_t contact_id, std::string
 }
 
 std::optional<int64_t> MatchLookups::case_of_message_id(std::string_view message_id) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = message_id_case_->bind(1, message_id);
   std::optional<int64_t> found;
   if (q.row()) found = q.integer(0);
@@ -188,7 +173,7 @@ std::optional<int64_t> MatchLookups::case_of_message_id(std::string_view message
 }
 
 bool MatchLookups::merge_was_undone(int64_t a, int64_t b) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = merge_undone_->bind(1, a).bind(2, b);
   const bool found = q.row();
   q.done();
@@ -196,7 +181,7 @@ bool MatchLookups::merge_was_undone(int64_t a, int64_t b) {
 }
 
 int64_t MatchLookups::auto_linked_cases(std::string_view account_id) {
-  std::lock_guard lock(mutex_);
+  auto lock = store_.lock();
   Query &q = auto_linked_cases_->bind(1, account_id);
   const int64_t count = q.row() ? q.integer(0) : 0;
   q.done();

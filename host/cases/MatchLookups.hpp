@@ -1,17 +1,17 @@
-// The matcher's read side: its own read-only SQLite connection with every query prepared once.
+// The matcher's read side: its queries prepared once, on the store's own connection.
 //
-// Why a second connection: the store's Database prepares each statement on every call, which
-// alone costs more than the matcher's whole budget per message (p99 ≤ 20 µs). In WAL mode a
-// reader sees every committed write at its next statement and never blocks the writer; all
-// writes still go through the store's Database. Each query resets its statement after use, so
-// no read transaction stays open between calls.
+// Why prepared here: preparing a statement costs more than the matcher's whole budget per
+// message (p99 ≤ 20 µs). Why on the store's connection and not a read-only one of its own: the
+// ingest path decides inside its write transaction, on pages that connection keeps warm. A
+// second connection had to drop its whole page cache each time the writer committed, which made
+// every decision during a stream of messages several times slower than an idle one.
 //
-// One decision reads inside one Snapshot: a single read transaction for all its queries. Without
-// it each query opens its own, and taking and dropping the WAL read lock (fcntl calls) cost
-// about a tenth of the matcher's time.
+// One decision reads inside one Snapshot: it holds the store's lock and, when no transaction is
+// open yet, a single read transaction for all its queries (each query would otherwise open its
+// own, and take and drop the WAL read lock with fcntl calls).
 //
-// Threading: thread-safe (one recursive mutex, held by a Snapshot for its whole life; each
-// query is a few microseconds).
+// Threading: thread-safe (the store's recursive lock is held by every query and by a Snapshot
+// for its whole life).
 #pragma once
 
 #include <sqlite3.h>
@@ -39,7 +39,7 @@ struct CaseRow {
 
 class MatchLookups {
  public:
-  // Opens a read-only connection to the file behind `db` (found through PRAGMA database_list).
+  // Prepares the queries on `db`'s connection; `db` must outlive the lookups.
   static Expected<std::unique_ptr<MatchLookups>> open(store::Database &db);
   ~MatchLookups();
   MatchLookups(const MatchLookups &) = delete;
@@ -57,7 +57,7 @@ class MatchLookups {
    private:
     MatchLookups &lookups_;
     std::unique_lock<std::recursive_mutex> lock_;
-    bool begun_ = false;
+    bool begun_ = false;  // this Snapshot began the read transaction
   };
 
   // The contact of `attendant_id` that an identity reaches (contacts are per attendant).
@@ -83,11 +83,11 @@ class MatchLookups {
 
  private:
   class Query;
-  MatchLookups(sqlite3 *db);
+  explicit MatchLookups(store::Database &store);
   Outcome prepare();
 
+  store::Database &store_;
   sqlite3 *db_;
-  std::recursive_mutex mutex_;
   std::unique_ptr<Query> begin_, commit_, contact_of_, case_row_, newest_open_, newest_any_, message_id_case_,
       merge_undone_, auto_linked_cases_;
 };

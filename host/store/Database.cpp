@@ -97,9 +97,13 @@ Expected<std::unique_ptr<Database>> Database::open(const std::filesystem::path &
   sqlite3_busy_timeout(handle, 5000);
 
   // WAL lets readers go on while the ingest path writes; NORMAL sync is durable in WAL mode
-  // against process crashes, which is what a killed host needs.
+  // against process crashes, which is what a killed host needs. Reading through a memory map
+  // turns each B-tree page visit of a cold lookup (the case matcher's, with a million contacts
+  // most are cold) into a memory access instead of a read() call and a copy; the page cache
+  // holds what is written and read again.
   for (const char *pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
-                             "PRAGMA foreign_keys = ON"}) {
+                             "PRAGMA foreign_keys = ON", "PRAGMA mmap_size = 2147418112",
+                             "PRAGMA cache_size = -65536"}) {
     if (auto done = db->run(pragma); !done) {
       return failure("storage", "the database " + file.string() +
                                     " cannot be used: " + done.failure().message +

@@ -65,6 +65,12 @@ class Database {
   int64_t last_insert_id();
   int changes();
 
+  // The connection itself, for a component that keeps prepared statements of its own on it
+  // (the case matcher). Use it only while holding lock(), and finalize them before the
+  // Database goes.
+  sqlite3 *connection() { return db_; }
+  std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock(mutex_); }
+
   // The schema version this host writes (and the highest it can read).
   static int schema_version();
 
