@@ -111,66 +111,66 @@ bool BridgeProcess::nests_deeper_than(std::string_view text, int limit) {
 }
 
 void BridgeProcess::read_loop() {
-  auto report = [this](const std::string &text) {
-    if (on_log_) on_log_(text);
-  };
-  std::string buffer;
-  // Set while the rest of an over-long line is being thrown away, up to its newline.
-  bool skipping = false;
   char chunk[65536];
   for (;;) {
     const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    buffer.append(chunk, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t end; (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
-      if (skipping) {
-        skipping = false;
-        continue;
-      }
-      const std::string_view text(buffer.data() + start, end - start);
-      if (text.size() > max_line_) {
-        report("bridge line of " + std::to_string(text.size()) + " bytes dropped (longer than " +
-               std::to_string(max_line_) + ")");
-        continue;
-      }
-      if (nests_deeper_than(text, kMaxDepth)) {
-        report("bridge line dropped: nested deeper than " + std::to_string(kMaxDepth) +
-               " levels");
-        continue;
-      }
-      Json line = Json::parse(text.begin(), text.end(), nullptr, false);
-      if (line.is_discarded() || !line.is_object()) {
-        report("bridge line dropped: not a JSON object");
-        continue;
-      }
-      if (line.contains("id") && line["id"].is_number_integer()) {
-        const int64_t id = line["id"].get<int64_t>();
-        std::lock_guard lock(answers_mutex_);
-        answers_[id] = std::move(line);
-        answered_.notify_all();
-      } else {
-        // A malformed event must not take the host down: this thread is outside any verb.
-        try {
-          on_event_(line);
-        } catch (const std::exception &e) {
-          report(std::string("bridge event dropped: ") + e.what());
-        }
-      }
-    }
-    buffer.erase(0, start);
-    if (buffer.size() > max_line_) {
-      if (!skipping) {
-        report("bridge line dropped: longer than " + std::to_string(max_line_) + " bytes");
-      }
-      skipping = true;
-      buffer.clear();
-    }
+    feed(std::string_view(chunk, static_cast<size_t>(n)));
   }
   running_ = false;
   answered_.notify_all();
   if (!closing_) on_exit_();
+}
+
+void BridgeProcess::feed(std::string_view bytes) {
+  pending_.append(bytes);
+  size_t start = 0;
+  for (size_t end; (end = pending_.find('\n', start)) != std::string::npos; start = end + 1) {
+    if (skipping_) {
+      skipping_ = false;
+      continue;
+    }
+    take_line(std::string_view(pending_.data() + start, end - start));
+  }
+  pending_.erase(0, start);
+  if (pending_.size() > max_line_) {
+    if (!skipping_) {
+      report("bridge line dropped: longer than " + std::to_string(max_line_) + " bytes");
+    }
+    skipping_ = true;
+    pending_.clear();
+  }
+}
+
+void BridgeProcess::take_line(std::string_view text) {
+  if (text.size() > max_line_) {
+    report("bridge line of " + std::to_string(text.size()) + " bytes dropped (longer than " +
+           std::to_string(max_line_) + ")");
+    return;
+  }
+  if (nests_deeper_than(text, kMaxDepth)) {
+    report("bridge line dropped: nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    return;
+  }
+  Json line = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (line.is_discarded() || !line.is_object()) {
+    report("bridge line dropped: not a JSON object");
+    return;
+  }
+  if (line.contains("id") && line["id"].is_number_integer()) {
+    const int64_t id = line["id"].get<int64_t>();
+    std::lock_guard lock(answers_mutex_);
+    answers_[id] = std::move(line);
+    answered_.notify_all();
+  } else {
+    // A malformed event must not take the host down: this thread is outside any verb.
+    try {
+      on_event_(line);
+    } catch (const std::exception &e) {
+      report(std::string("bridge event dropped: ") + e.what());
+    }
+  }
 }
 
 bool BridgeProcess::write_line(const std::string &line) {
@@ -209,13 +209,17 @@ sdk::Result<Json> BridgeProcess::request(Json request, std::chrono::milliseconds
   }
   Json answer = std::move(answers_[id]);
   answers_.erase(id);
-  if (!answer.value("ok", false)) {
-    const std::string kind = answer.value("kind", std::string());
+  return outcome(std::move(answer));
+}
+
+sdk::Result<Json> BridgeProcess::outcome(Json answer) {
+  if (!flag_of(answer, "ok")) {
+    const std::string kind = text_of(answer, "kind");
     const cn_result code = kind == "invalid_argument" ? CN_ERR_INVALID_ARGUMENT
                            : kind == "state"          ? CN_ERR_STATE
                            : kind == "not_found"      ? CN_ERR_NOT_FOUND
                                                       : CN_ERR_INTERNAL;
-    return sdk::fail(code, answer.value("error", std::string("bridge error")));
+    return sdk::fail(code, text_of(answer, "error", "bridge error"));
   }
   return answer;
 }

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -25,6 +26,38 @@
 namespace connector::whatsapp {
 
 using sdk::Json;
+
+// Members of a bridge line, read leniently: a member of another type than the protocol says
+// reads as the fallback. A malformed line is the bridge's fault; reading it must neither throw
+// (answers are also read outside any verb) nor convert out of range.
+inline std::string text_of(const Json &line, const char *key, std::string fallback = {}) {
+  const auto it = line.find(key);
+  return it != line.end() && it->is_string() ? it->get<std::string>() : std::move(fallback);
+}
+// True only when the member is true.
+inline bool flag_of(const Json &line, const char *key) {
+  const auto it = line.find(key);
+  return it != line.end() && it->is_boolean() && it->get<bool>();
+}
+// An integer member (a number with a fraction is cut to its whole part, as before), or the
+// fallback when it is missing, not a number, or beyond 64 bits.
+inline int64_t integer_of(const Json &line, const char *key, int64_t fallback = 0) {
+  const auto it = line.find(key);
+  if (it == line.end()) return fallback;
+  if (it->is_number_unsigned()) {
+    const uint64_t value = it->get<uint64_t>();
+    return value <= uint64_t(INT64_MAX) ? static_cast<int64_t>(value) : fallback;
+  }
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_number_float()) {
+    const double value = it->get<double>();
+    // -2^63 is exact as a double; 2^63 is the first value beyond the range.
+    return value >= -9223372036854775808.0 && value < 9223372036854775808.0
+               ? static_cast<int64_t>(value)
+               : fallback;
+  }
+  return fallback;
+}
 
 class BridgeProcess {
  public:
@@ -72,11 +105,25 @@ class BridgeProcess {
   // Sends one line that expects no answer.
   void notify(const Json &message);
 
+  // Takes bytes the bridge wrote on its stdout, as they were read (any split): each complete line
+  // within the limits is handed on, an answer to its waiting request and an event to the event
+  // handler. The reader thread calls it for every read; without start(), a caller may feed the
+  // protocol itself (one caller at a time).
+  void feed(std::string_view bytes);
+
+  // What request() makes of an answer: its members when `ok` is true, else an Error with the
+  // bridge's message and the code of its `kind`.
+  static sdk::Result<Json> outcome(Json answer);
+
   pid_t pid() const { return pid_; }
   bool running() const { return running_; }
 
  private:
   void read_loop();
+  void take_line(std::string_view text);
+  void report(const std::string &text) const {
+    if (on_log_) on_log_(text);
+  }
   bool write_line(const std::string &line);
 
   std::vector<std::string> argv_;
@@ -85,6 +132,10 @@ class BridgeProcess {
   ExitHandler on_exit_;
   LogHandler on_log_;
   size_t max_line_ = kDefaultMaxLine;
+  // Read but not yet a whole line; skipping_ is set while the rest of an over-long line is being
+  // thrown away, up to its newline.
+  std::string pending_;
+  bool skipping_ = false;
   pid_t pid_ = -1;
   int to_child_ = -1;
   int from_child_ = -1;

@@ -6,7 +6,7 @@
 // The credentials (Baileys' creds and Signal keys) are one secret value per account, "wa.auth",
 // replaced atomically on every change the bridge reports; the bridge waits for our confirmation
 // before it reconnects or exits.
-#include "BridgeProcess.hpp"
+#include "WhatsAppPlugin.hpp"
 #include "Base64.hpp"
 
 #include <connector/sdk.hpp>
@@ -223,16 +223,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
       host().erase(id, kAuthKey);
       host().erase(id, kPhoneKey);
     }
-    const bool unconfirmed = forget && (!stopped || (stopped.value().value("paired", false) &&
-                                                     !stopped.value().value("logged_out", false)));
-    if (unconfirmed) {
-      const std::string why = stopped ? stopped.value().value("detail", std::string())
-                                      : stopped.error().message;
-      set_status(id, "disconnected", "",
-                 "logged out here, but WhatsApp could not be reached to confirm it" +
-                     (why.empty() ? std::string() : " (" + why + ")") +
-                     ": this device may still be listed among the phone's linked devices",
-                 "logout_unconfirmed");
+    if (auto unconfirmed = forget ? logout_unconfirmed(stopped) : std::nullopt) {
+      set_status(id, "disconnected", "", *unconfirmed, "logout_unconfirmed");
     } else {
       set_status(id, "disconnected", "", forget ? "logged out" : "",
                  forget ? "logged_out_here" : "");
@@ -294,13 +286,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
     // Refusals an attendant can cause come with their own code (the bridge's kind).
     auto sent = bridge_request(request);
     if (!sent) return sent.error();
-    const Json &answer = sent.value();
-    const std::string shown = answer.value("phone", Json()).is_string()
-                                  ? answer["phone"].get<std::string>()
-                                  : answer.value("to", to);
-    return Json{{"external_id", answer.value("external_id", "")},
-                {"to", shown},
-                {"status", "sent"}};
+    return sent_answer(sent.value(), to);
   }
 
   // The keys the host links a message by: the sender's phone and WhatsApp ids (LID and phone JID),
@@ -356,7 +342,8 @@ class WhatsAppPlugin final : public sdk::Plugin {
 
   // --- The bridge process ----------------------------------------------------------------------
 
-  Status start_bridge() {
+  // The bridge process as the settings ask for, wired to this plugin, not started yet.
+  std::unique_ptr<BridgeProcess> make_bridge() {
     const std::string dir = settings_.value("bridge_dir", std::string(CONNECTOR_WA_BRIDGE_DIR));
     auto bridge = std::make_unique<BridgeProcess>(
         std::vector<std::string>{settings_.value("node", std::string("node")),
@@ -371,23 +358,17 @@ class WhatsAppPlugin final : public sdk::Plugin {
       // Node reads extra trusted certificates only at start, from this variable.
       bridge->set_environment("NODE_EXTRA_CA_CERTS", ca);
     }
+    return bridge;
+  }
+
+  Status start_bridge() {
+    const std::string dir = settings_.value("bridge_dir", std::string(CONNECTOR_WA_BRIDGE_DIR));
+    auto bridge = make_bridge();
     if (auto started = bridge->start(); !started) return started;
 
-    auto hello = bridge->request({{"op", "hello"}, {"protocol", kProtocolVersion}}, 30s);
-    if (!hello) {
-      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " refused to start: " +
-                                       hello.error().message +
-                                       " (are its npm modules installed? run npm ci there)");
-    }
-    // Both sides check: an older bridge may not know to refuse a protocol it does not speak.
-    if (const Json spoken = hello.value().value("protocol", Json());
-        spoken != Json(kProtocolVersion)) {
-      return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " speaks protocol " +
-                                       (spoken.is_null() ? std::string("(none)") : spoken.dump()) +
-                                       ", this plugin speaks " +
-                                       std::to_string(kProtocolVersion) +
-                                       ": install the bridge that came with this plugin");
-    }
+    auto hello = read_hello(
+        bridge->request({{"op", "hello"}, {"protocol", kProtocolVersion}}, 30s), dir);
+    if (!hello) return hello.error();
     Json configure = {{"op", "configure"}};
     if (auto url = settings_.value("ws_url", std::string()); !url.empty()) configure["ws_url"] = url;
     if (auto key = settings_.value("test_root_key", std::string()); !key.empty()) {
@@ -402,7 +383,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
     }
     if (auto configured = bridge->request(configure, 10s); !configured) return configured.error();
     host().info("", "WhatsApp bridge started (pid " + std::to_string(bridge->pid()) +
-                        ", Baileys " + hello.value().value("baileys", "?") + ")");
+                        ", Baileys " + hello.value() + ")");
 
     std::lock_guard lock(mutex_);
     bridge_ = std::move(bridge);
@@ -532,13 +513,13 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (kind == "pairing_code") {
       host().emit(id, {{"type", "pairing_code"},
                        {"code", event.value("code", "")},
-                       {"expires_at", event.value("expires_at", int64_t{0})}});
+                       {"expires_at", integer_of(event, "expires_at")}});
       return;
     }
     if (kind == "message") return on_message(id, event.value("message", Json::object()));
     if (kind == "backlog") {
       // One summary for a burst of offline or history messages, which were stored quietly.
-      const int64_t count = event.value("count", int64_t{0});
+      const int64_t count = integer_of(event, "count");
       host().emit(id, {{"type", "progress"}, {"phase", "backlog"}, {"done", count}, {"total", count}});
       return;
     }
@@ -573,7 +554,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
     }
     std::lock_guard lock(mutex_);
     if (bridge_) {
-      bridge_->notify({{"op", "state_saved"}, {"account", id}, {"seq", event.value("seq", 0)}});
+      bridge_->notify({{"op", "state_saved"}, {"account", id}, {"seq", integer_of(event, "seq")}});
     }
   }
 
@@ -596,8 +577,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
 
   // The machine-readable reason of a status from the bridge, by WhatsApp's close code.
   static std::string reason_of(const std::string &state, const Json &event) {
-    const Json code_member = event.value("code", Json(0));
-    const int code = code_member.is_number_integer() ? code_member.get<int>() : 0;
+    const int64_t code = integer_of(event, "code");
     if (state == "reauth_needed" && (code == 401 || code == 403)) return "logged_out";
     if (state == "disconnected" && code == 440) return "replaced";
     if (state == "error" && code == 405) return "update_needed";
@@ -608,7 +588,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
 
   void on_qr(const std::string &id, const Json &event) {
     const std::string payload = event.value("qr", "");
-    const int64_t expires_at = event.value("expires_at", int64_t{0});
+    const int64_t expires_at = integer_of(event, "expires_at");
     {
       std::lock_guard lock(mutex_);
       auto &account = accounts_[id];
@@ -676,9 +656,50 @@ class WhatsAppPlugin final : public sdk::Plugin {
   std::map<std::string, Account> accounts_;
   std::map<std::string, std::string> lid_phones_;
   std::thread supervisor_;
+
+  friend std::unique_ptr<BridgeProcess> whatsapp::bridge_reader(sdk::Plugin &plugin);
 };
 
 }  // namespace
+
+std::unique_ptr<BridgeProcess> bridge_reader(sdk::Plugin &plugin) {
+  return static_cast<WhatsAppPlugin &>(plugin).make_bridge();
+}
+
+sdk::Result<std::string> read_hello(const sdk::Result<Json> &hello, const std::string &dir) {
+  if (!hello) {
+    return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " refused to start: " +
+                                     hello.error().message +
+                                     " (are its npm modules installed? run npm ci there)");
+  }
+  // Both sides check: an older bridge may not know to refuse a protocol it does not speak.
+  if (const Json spoken = hello.value().value("protocol", Json());
+      spoken != Json(kProtocolVersion)) {
+    return fail(CN_ERR_INTERNAL, "the WhatsApp bridge in " + dir + " speaks protocol " +
+                                     (spoken.is_null() ? std::string("(none)") : spoken.dump()) +
+                                     ", this plugin speaks " + std::to_string(kProtocolVersion) +
+                                     ": install the bridge that came with this plugin");
+  }
+  return text_of(hello.value(), "baileys", "?");
+}
+
+Json sent_answer(const Json &answer, const std::string &to) {
+  const std::string shown = text_of(answer, "phone", text_of(answer, "to", to));
+  return Json{{"external_id", text_of(answer, "external_id")},
+              {"to", shown},
+              {"status", "sent"}};
+}
+
+std::optional<std::string> logout_unconfirmed(const sdk::Result<Json> &stopped) {
+  const bool unconfirmed =
+      !stopped || (flag_of(stopped.value(), "paired") && !flag_of(stopped.value(), "logged_out"));
+  if (!unconfirmed) return std::nullopt;
+  const std::string why = stopped ? text_of(stopped.value(), "detail") : stopped.error().message;
+  return "logged out here, but WhatsApp could not be reached to confirm it" +
+         (why.empty() ? std::string() : " (" + why + ")") +
+         ": this device may still be listed among the phone's linked devices";
+}
+
 }  // namespace connector::whatsapp
 
 CONNECTOR_PLUGIN(connector::whatsapp::WhatsAppPlugin)
