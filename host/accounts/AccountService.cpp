@@ -30,9 +30,15 @@ Account account_from(const Row &row) {
 }
 
 cn_result code_of(const Failure &failure) {
-  return failure.code == "conflict" || failure.code == "storage" ? CN_ERR_STORAGE
-                                                                 : CN_ERR_INVALID_ARGUMENT;
+  return failure.code == "conflict" || failure.code == "storage" ||
+                 failure.code == "storage_full"
+             ? CN_ERR_STORAGE
+             : CN_ERR_INVALID_ARGUMENT;
 }
+
+// At most this many attachments of one account wait for their message (see
+// unfiled_attachments_); a plugin that stores more without a message is not tracked further.
+constexpr size_t kMaxUnfiledAttachments = 1000;
 
 std::string string_member(const Json &object, const char *key, size_t max_size = 1 << 20) {
   auto it = object.find(key);
@@ -121,6 +127,8 @@ AccountService::AccountService(store::Database &db, store::AccountValues &values
       conversations_(conversations),
       events_(events) {}
 
+AccountService::~AccountService() { stop_watching_space(); }
+
 Expected<Account> AccountService::create(const std::string &attendant_id,
                                          const std::string &plugin_id, const std::string &label) {
   if (plugins_ == nullptr || plugins_->find(plugin_id) == nullptr) {
@@ -198,6 +206,11 @@ Outcome AccountService::connect(const std::string &account_id, const Json &value
 
   std::lock_guard verbs(verb_lock(account_id));
   if (auto wanted = set_wanted(account_id, true); !wanted) return wanted;
+  {
+    // Asked for by the attendant: a paused account tries again now.
+    std::lock_guard lock(mutex_);
+    paused_.erase(account_id);
+  }
   log::info({account->plugin_id, account_id}, "connecting");
   (void)save_state(account_id, "connecting", account->account_name, "");
   events_.publish(account->attendant_id, "account.status",
@@ -220,6 +233,10 @@ Outcome AccountService::disconnect(const std::string &account_id) {
   if (!account) return account.failure();
   std::lock_guard verbs(verb_lock(account_id));
   if (auto wanted = set_wanted(account_id, false); !wanted) return wanted;
+  {
+    std::lock_guard lock(mutex_);
+    paused_.erase(account_id);
+  }
   auto plugin = plugin_of(*account);
   if (plugin) {
     if (auto done = (*plugin)->disconnect(account_id, true); !done) return done;
@@ -459,6 +476,12 @@ cn_result AccountService::emit(std::string_view plugin, std::string_view account
     return CN_ERR_INVALID_ARGUMENT;
   }
   const std::string type = event["type"];
+  if (paused(account->id)) {
+    // Paused by a full disk: the account's status stays what the host said, and no message is
+    // taken, so the plugin acknowledges none of them to its channel.
+    if (type == "status") return CN_OK;
+    if (type == "message") return CN_ERR_STORAGE;
+  }
   if (type == "status") return on_status(*account, event);
   if (type == "qr") return on_qr(*account, event);
   if (type == "message") return on_message(*account, event);
@@ -605,7 +628,16 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
   if (!stored) {
     log::error({account.plugin_id, account.id},
                "message could not be stored: " + stored.failure().message);
+    if (stored.failure().code == "storage_full") {
+      std::vector<std::string> named;
+      for (const auto &a : m.attachments) named.push_back(a.id);
+      pause_for_full_disk(account, "a message could not be stored", named);
+    }
     return CN_ERR_STORAGE;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    unfiled_attachments_.erase(account.id);
   }
   if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
   // Part of a backlog import: the plugin reports the whole import with one progress event
@@ -674,13 +706,23 @@ cn_result AccountService::store_delete(std::string_view plugin, std::string_view
 
 cn_result AccountService::attachment_put(std::string_view plugin, std::string_view account,
                                          std::string_view data, std::string &id) {
-  if (!owned_by(plugin, account)) return CN_ERR_NOT_FOUND;
+  auto owner = owned_by(plugin, account);
+  if (!owner) return CN_ERR_NOT_FOUND;
+  if (paused(owner->id)) return CN_ERR_STORAGE;
   auto stored = attachments_.put(data);
   if (!stored) {
     log::error({plugin, account}, "cannot store an attachment: " + stored.failure().message);
+    if (stored.failure().code == "storage_full") {
+      pause_for_full_disk(*owner, "an attachment could not be stored", {});
+    }
     return CN_ERR_STORAGE;
   }
   id = *stored;
+  {
+    std::lock_guard lock(mutex_);
+    auto &unfiled = unfiled_attachments_[owner->id];
+    if (unfiled.size() < kMaxUnfiledAttachments) unfiled.push_back(id);
+  }
   return CN_OK;
 }
 
@@ -690,6 +732,134 @@ cn_result AccountService::attachment_path(std::string_view plugin, std::string_v
   if (!file) return CN_ERR_NOT_FOUND;
   path = file->string();
   return CN_OK;
+}
+
+// --- A full disk -------------------------------------------------------------------------------
+
+void AccountService::watch_space(store::SpaceReserve &reserve, std::chrono::milliseconds interval) {
+  stop_watching_space();
+  {
+    std::lock_guard lock(mutex_);
+    reserve_ = &reserve;
+    space_stopping_ = false;
+  }
+  space_watch_ = std::thread([this, interval] { watch_space_loop(interval); });
+}
+
+void AccountService::stop_watching_space() {
+  {
+    std::lock_guard lock(mutex_);
+    space_stopping_ = true;
+  }
+  space_wake_.notify_all();
+  if (space_watch_.joinable()) space_watch_.join();
+  std::lock_guard lock(mutex_);
+  reserve_ = nullptr;
+}
+
+bool AccountService::paused(const std::string &account_id) {
+  std::lock_guard lock(mutex_);
+  return paused_.count(account_id) > 0;
+}
+
+void AccountService::pause_for_full_disk(const Account &account, const std::string &why,
+                                         const std::vector<std::string> &attachments) {
+  std::vector<std::string> unfiled = attachments;
+  store::SpaceReserve *reserve = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (reserve_ == nullptr || space_stopping_) return;  // no watch: nothing would resume it
+    if (!paused_.insert(account.id).second) return;
+    reserve = reserve_;
+    to_disconnect_.push_back(account.id);
+    auto it = unfiled_attachments_.find(account.id);
+    if (it != unfiled_attachments_.end()) {
+      unfiled.insert(unfiled.end(), it->second.begin(), it->second.end());
+      unfiled_attachments_.erase(it);
+    }
+  }
+  // The reserve's room is what the lines below write with.
+  reserve->release();
+  // Attachments whose message was not stored are not kept: the channel hands them over again.
+  for (const auto &id : unfiled) attachments_.forget_unreferenced(id);
+  log::error({account.plugin_id, account.id},
+             "the disk is full (" + why + "): the account pauses until there is room again");
+  on_status(account, {{"type", "status"},
+                      {"state", "error"},
+                      {"detail", "The disk of the host's data folder is full: " + why +
+                                     ". New messages wait at the channel and arrive once space "
+                                     "is freed; the account resumes by itself."},
+                      {"reason_code", "storage_full"}});
+  space_wake_.notify_all();
+}
+
+void AccountService::watch_space_loop(std::chrono::milliseconds interval) {
+  std::unique_lock lock(mutex_);
+  while (!space_stopping_) {
+    space_wake_.wait_for(lock, interval,
+                         [&] { return space_stopping_ || !to_disconnect_.empty(); });
+    if (space_stopping_) break;
+    std::vector<std::string> pending;
+    pending.swap(to_disconnect_);
+    const bool any_paused = !paused_.empty();
+    store::SpaceReserve *reserve = reserve_;
+    lock.unlock();
+    for (const auto &id : pending) stop_paused(id);
+    if (any_paused && reserve->room_to_resume() && reserve->hold()) resume_paused();
+    lock.lock();
+  }
+}
+
+void AccountService::stop_paused(const std::string &account_id) {
+  auto account = get(account_id);
+  if (!account) {
+    std::lock_guard lock(mutex_);
+    paused_.erase(account_id);
+    return;
+  }
+  auto plugin = plugin_of(*account);
+  if (!plugin) return;
+  std::lock_guard verbs(verb_lock(account_id));
+  if (!paused(account_id)) return;  // connected again by the attendant meanwhile
+  if (auto done = (*plugin)->disconnect(account_id, false); !done) {
+    log::warn({account->plugin_id, account_id},
+              "pausing for a full disk: disconnect failed: " + done.failure().message);
+  }
+}
+
+void AccountService::resume_paused() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mutex_);
+    ids.assign(paused_.begin(), paused_.end());
+  }
+  for (const auto &id : ids) {
+    std::lock_guard verbs(verb_lock(id));
+    {
+      std::lock_guard lock(mutex_);
+      if (paused_.erase(id) == 0) continue;  // the attendant connected or disconnected it
+    }
+    auto account = get(id);
+    if (!account) continue;
+    log::info({account->plugin_id, id}, "there is room on the disk again: resuming");
+    record(*account, "storage", "info",
+           "There is room on the disk again: the account resumes and fetches what could not be "
+           "stored");
+    auto plugin = plugin_of(*account);
+    if (!plugin) {
+      on_status(*account, {{"type", "status"}, {"state", "error"},
+                           {"detail", plugin.failure().message}});
+      continue;
+    }
+    on_status(*account, {{"type", "status"}, {"state", "connecting"}, {"detail", ""}});
+    if (auto resumed = (*plugin)->connect(id, {{"resume", true}}); !resumed) {
+      auto now = get(id);
+      if (now && now->state != "error" && now->state != "reauth_needed") {
+        on_status(*now, {{"type", "status"}, {"state", "error"},
+                         {"detail", resumed.failure().message}});
+      }
+    }
+  }
 }
 
 // --- Internals ---------------------------------------------------------------------------------

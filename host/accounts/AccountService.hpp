@@ -19,15 +19,20 @@
 #include "store/AttachmentStore.hpp"
 #include "store/Conversations.hpp"
 #include "store/Database.hpp"
+#include "store/SpaceReserve.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace connector::plugins {
@@ -80,6 +85,7 @@ class AccountService final : public plugins::PluginServices {
   AccountService(store::Database &db, store::AccountValues &values,
                  store::AttachmentStore &attachments, store::Conversations &conversations,
                  EventHub &events);
+  ~AccountService() override;
 
   // Must be called before plugins are loaded or accounts resumed.
   void set_plugins(PluginDirectory *plugins) { plugins_ = plugins; }
@@ -133,6 +139,19 @@ class AccountService final : public plugins::PluginServices {
   // stopped.
   void resume_all();
 
+  // A full disk. When a message of an account (or one of its attachments) cannot be stored for
+  // want of space, the account pauses: its status says so (state "error", reason_code
+  // "storage_full") and so does its integration log; its plugin is disconnected, so nothing
+  // more is taken from the channel and nothing is acknowledged to it (the plugin acknowledges
+  // only what emit stored). The reserve is released at once, so that status can still be
+  // written. Every `interval` the watch looks at the disk; once there is room again and the
+  // reserve is held once more, every paused account resumes from its stored credentials and the
+  // channel hands over again what was not stored. Without a watch, a full disk only fails the
+  // write (CN_ERR_STORAGE), as any storage failure does.
+  void watch_space(store::SpaceReserve &reserve, std::chrono::milliseconds interval);
+  // Stops the watch; called before the plugins shut down.
+  void stop_watching_space();
+
   // PluginServices.
   void log(std::string_view plugin, std::string_view account, cn_log_level level,
            std::string_view text) override;
@@ -171,6 +190,13 @@ class AccountService final : public plugins::PluginServices {
   cn_result on_message(const Account &account, const Json &event);
   cn_result on_delivery(const Account &account, const Json &event);
 
+  bool paused(const std::string &account_id);
+  void pause_for_full_disk(const Account &account, const std::string &why,
+                           const std::vector<std::string> &attachments);
+  void watch_space_loop(std::chrono::milliseconds interval);
+  void stop_paused(const std::string &account_id);
+  void resume_paused();
+
   store::Database &db_;
   store::AccountValues &values_;
   store::AttachmentStore &attachments_;
@@ -179,9 +205,19 @@ class AccountService final : public plugins::PluginServices {
   PluginDirectory *plugins_ = nullptr;
   MessageFiler filer_;
 
-  std::mutex mutex_;  // guards the two maps below
+  std::mutex mutex_;  // guards the members below, up to space_stopping_
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
   std::map<std::string, QrCode> qr_codes_;
+  // Accounts paused by a full disk, those whose plugin is still to be disconnected, and the
+  // attachments each account stored since its last stored message (removed again when that
+  // message cannot be stored).
+  std::set<std::string> paused_;
+  std::vector<std::string> to_disconnect_;
+  std::map<std::string, std::vector<std::string>> unfiled_attachments_;
+  std::condition_variable space_wake_;
+  bool space_stopping_ = false;
+  store::SpaceReserve *reserve_ = nullptr;
+  std::thread space_watch_;
   OAuthAttempts oauth_attempts_;
 };
 

@@ -13,9 +13,11 @@
 #include "store/Conversations.hpp"
 #include "store/Database.hpp"
 #include "store/SecretBox.hpp"
+#include "store/SpaceReserve.hpp"
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 
@@ -42,6 +44,12 @@ class RegistryDirectory final : public accounts::PluginDirectory {
  private:
   const plugins::PluginRegistry &registry_;
 };
+
+// The reserve kept for the full-disk status (SpaceReserve), the room beyond it that must be free
+// before paused accounts resume, and how often the disk is looked at.
+constexpr uint64_t kReserveBytes = 2ull << 20;
+constexpr uint64_t kResumeMarginBytes = 8ull << 20;
+constexpr std::chrono::milliseconds kSpaceCheckInterval{1000};
 
 Outcome prepare_data_dir(const std::filesystem::path &dir) {
   std::error_code ec;
@@ -70,6 +78,7 @@ std::vector<plugins::PluginSpec> plugin_specs(const config::Config &config) {
 struct Host::Parts {
   config::Config config;
   std::unique_ptr<store::Database> db;
+  std::unique_ptr<store::SpaceReserve> reserve;
   std::unique_ptr<store::SecretBox> secrets;
   std::unique_ptr<store::AccountValues> values;
   std::unique_ptr<store::AttachmentStore> attachments;
@@ -214,6 +223,16 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   }
 
   p.accounts->resume_all();
+
+  // Room for saying "the disk is full" when it is: an account whose messages cannot be stored
+  // pauses, and resumes once the watch finds space again.
+  p.reserve = std::make_unique<store::SpaceReserve>(config.data_dir, kReserveBytes,
+                                                    kResumeMarginBytes);
+  if (!p.reserve->hold()) {
+    log::warn({}, "the disk of " + config.data_dir.string() + " is (nearly) full: only " +
+                      std::to_string(p.reserve->free_bytes() / 1024) + " KiB are free");
+  }
+  p.accounts->watch_space(*p.reserve, kSpaceCheckInterval);
   log::info({}, "listening on " + p.public_url);
   return std::unique_ptr<Host>(new Host(std::move(parts)));
 }
@@ -224,6 +243,7 @@ Host::~Host() {
   if (!parts_) return;
   log::info({}, "stopping");
   parts_->server->stop();
+  parts_->accounts->stop_watching_space();
   parts_->registry.reset();  // shuts every plugin down while the store is still open
   log::info({}, "stopped");
 }

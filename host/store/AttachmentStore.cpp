@@ -3,6 +3,8 @@
 #include <sodium.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,6 +19,8 @@ std::string sha256_hex(std::string_view bytes) {
   sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
   return hex;
 }
+
+bool disk_full(int error) { return error == ENOSPC || error == EDQUOT; }
 
 bool write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
@@ -50,17 +54,28 @@ Expected<std::string> AttachmentStore::put(std::string_view bytes) {
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) {
     std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec && disk_full(ec.value())) {
+      return failure("storage_full", "cannot create a folder in " + root_.string() + ": " +
+                                         ec.message());
+    }
     static std::atomic<uint64_t> sequence{0};
     const auto temp = file.parent_path() / (".tmp-" + std::to_string(::getpid()) + "-" +
                                             std::to_string(sequence++));
     const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return failure("storage", "cannot create an attachment file in " + root_.string());
+    if (fd < 0) {
+      return failure(disk_full(errno) ? "storage_full" : "storage",
+                     "cannot create an attachment file in " + root_.string() + ": " +
+                         std::strerror(errno));
+    }
     const bool ok = write_all(fd, bytes) && ::fsync(fd) == 0;
+    const int write_error = errno;
     ::close(fd);
     if (!ok || std::rename(temp.c_str(), file.c_str()) != 0) {
+      const int error = ok ? errno : write_error;
       ::unlink(temp.c_str());
-      return failure("storage", "cannot write an attachment file in " + root_.string() +
-                                    " (is the disk full?)");
+      return failure(disk_full(error) ? "storage_full" : "storage",
+                     "cannot write an attachment file in " + root_.string() + ": " +
+                         std::strerror(error));
     }
   }
   auto recorded = db_.run("INSERT OR IGNORE INTO attachments (id, size, created_at) VALUES (?, ?, ?)",
@@ -74,6 +89,20 @@ Expected<std::filesystem::path> AttachmentStore::path(std::string_view id) const
   auto file = file_for(id);
   if (!std::filesystem::exists(file)) return failure("not_found", "no such attachment");
   return file;
+}
+
+void AttachmentStore::forget_unreferenced(std::string_view id) {
+  if (!valid_id(id)) return;
+  bool named = false;
+  auto forgotten = db_.transaction([&]() -> Outcome {
+    auto read = db_.run("SELECT 1 FROM message_attachments WHERE attachment_id = ? LIMIT 1",
+                        {std::string(id)}, [&](const Row &) { named = true; });
+    if (!read || named) return read;
+    return db_.run("DELETE FROM attachments WHERE id = ?", {std::string(id)});
+  });
+  if (!forgotten || named) return;
+  std::error_code ec;
+  std::filesystem::remove(file_for(id), ec);
 }
 
 }  // namespace connector::store

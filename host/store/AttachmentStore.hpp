@@ -22,6 +22,10 @@ class AttachmentStore {
   // The file of a stored attachment; fails with "not_found" for an unknown or malformed id.
   Expected<std::filesystem::path> path(std::string_view id) const;
 
+  // Removes a stored attachment no message names (its message could not be stored), so a
+  // failed write leaves no file behind; one that a message names stays.
+  void forget_unreferenced(std::string_view id);
+
   static bool valid_id(std::string_view id);
 
  private:

@@ -1,5 +1,6 @@
 #include "store/Database.hpp"
 
+#include <cerrno>
 #include <chrono>
 
 namespace connector::embedded {
@@ -124,8 +125,15 @@ Database::~Database() {
 Failure Database::error(std::string_view what) const {
   const int code = sqlite3_extended_errcode(db_);
   const bool conflict = (code & 0xff) == SQLITE_CONSTRAINT;
-  return failure(conflict ? "conflict" : "storage",
-                 std::string(what) + ": " + sqlite3_errmsg(db_));
+  // A full disk (or quota) is told apart: it passes once space returns, and whoever wrote
+  // pauses until then instead of giving up.
+  const int system_error = sqlite3_system_errno(db_);
+  const bool full = (code & 0xff) == SQLITE_FULL ||
+                    ((code & 0xff) == SQLITE_IOERR && (system_error == ENOSPC ||
+                                                       system_error == EDQUOT));
+  return failure(conflict ? "conflict" : full ? "storage_full" : "storage",
+                 std::string(what) + ": " + sqlite3_errmsg(db_) +
+                     (full ? " (the disk is full)" : ""));
 }
 
 Outcome Database::run(std::string_view sql, const std::vector<Value> &params,

@@ -1,0 +1,286 @@
+// The host's disk fills up while mail arrives: the e-mail account pauses and says why, nothing is
+// stored and nothing acknowledged to the mailbox, and once space returns the account resumes by
+// itself and every mail arrives exactly once with its attachments. The host's data folder is on
+// a small tmpfs the test mounts itself; real Dovecot and Postfix deliver the mail. Needs root.
+#include <gtest/gtest.h>
+#include <sodium.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "TestHost.hpp"
+#include "mail/MailServerFixture.hpp"
+
+namespace connector::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Fixture = MailServerFixture;
+
+Fixture *servers = nullptr;
+
+class MailServersEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (geteuid() == 0) servers = new Fixture();
+  }
+  void TearDown() override {
+    delete servers;
+    servers = nullptr;
+  }
+};
+const auto *const kEnvironment = ::testing::AddGlobalTestEnvironment(new MailServersEnvironment());
+
+std::string plugin_library() {
+  return (fs::path(CONNECTOR_PLUGIN_DIR) / "libconnector_email_imap.so").string();
+}
+
+std::string random_bytes(size_t size) {
+  static std::mt19937_64 random(std::random_device{}());
+  std::string bytes(size, '\0');
+  for (auto &c : bytes) c = static_cast<char>(random() & 0xff);
+  return bytes;
+}
+
+std::string unique(const std::string &prefix) {
+  static std::mt19937_64 random(std::random_device{}());
+  return prefix + " " + std::to_string(random() % 1000000000);
+}
+
+std::string sha256_hex(const std::string &bytes) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
+  char hex[2 * sizeof(digest) + 1];
+  sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+  return hex;
+}
+
+std::string base64(const std::string &bytes) {
+  std::string out(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char *>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);
+  std::string wrapped;
+  for (size_t at = 0; at < out.size(); at += 76) wrapped += out.substr(at, 76) + "\r\n";
+  return wrapped;
+}
+
+// A mail from the customer with one attachment.
+std::string mail_with_attachment(const std::string &subject, const std::string &name,
+                                 const std::string &bytes) {
+  const std::string boundary = "b-" + sha256_hex(subject).substr(0, 16);
+  return "From: Customer <" + std::string(Fixture::kCustomer) + ">\r\nTo: " + Fixture::kAgent +
+         "\r\nSubject: " + subject + "\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\n" +
+         "Message-ID: <" + sha256_hex(subject).substr(0, 24) + "@customer.test>\r\n" +
+         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"" + boundary +
+         "\"\r\n\r\n--" + boundary + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+         "Segue o arquivo.\r\n--" + boundary +
+         "\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+         "filename=\"" + name + "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+         base64(bytes) + "--" + boundary + "--\r\n";
+}
+
+// A tmpfs of `size` mounted over `folder` for the test's life (lazily unmounted at the end).
+class SmallDisk {
+ public:
+  SmallDisk(fs::path folder, const std::string &size) : folder_(std::move(folder)) {
+    const std::string options = "size=" + size + ",mode=0700";
+    if (::mount("tmpfs", folder_.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+      throw std::runtime_error("cannot mount a tmpfs on " + folder_.string() + ": " +
+                               std::strerror(errno));
+    }
+  }
+  ~SmallDisk() { ::umount2(folder_.c_str(), MNT_DETACH); }
+
+  // Fills the disk with a ballast file until not one more byte fits.
+  void fill() const {
+    std::FILE *file = std::fopen(ballast().c_str(), "wb");
+    ASSERT_NE(file, nullptr);
+    std::setvbuf(file, nullptr, _IONBF, 0);
+    for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1}}) {
+      const std::string zeros(chunk, '\0');
+      while (std::fwrite(zeros.data(), 1, zeros.size(), file) == zeros.size()) {
+      }
+      std::clearerr(file);
+    }
+    std::fclose(file);
+  }
+  void empty() const { fs::remove(ballast()); }
+
+ private:
+  fs::path ballast() const { return folder_ / "ballast"; }
+  fs::path folder_;
+};
+
+// Moves the host's data folder onto a fresh small disk: stopped, copied away, mounted over,
+// copied back, started again.
+std::unique_ptr<SmallDisk> move_data_to_small_disk(TestHost &host, const std::string &size) {
+  host.stop();
+  const fs::path data = host.data_dir();
+  const fs::path saved = host.dir() / "data-saved";
+  fs::copy(data, saved, fs::copy_options::recursive);
+  fs::remove_all(data);
+  fs::create_directories(data);
+  auto disk = std::make_unique<SmallDisk>(data, size);
+  fs::copy(saved, data, fs::copy_options::recursive);
+  fs::remove_all(saved);
+  host.start();
+  return disk;
+}
+
+json account_of(const ApiClient &client, const std::string &id) {
+  return client.get("/api/v1/accounts/" + id).json();
+}
+
+// Polls `done` for up to 90 s (a loaded machine is slow; a wait ends as soon as it holds).
+bool eventually(const std::function<bool()> &done) {
+  for (int i = 0; i < 900; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+// Every message of the account (the newest 200: enough here).
+json messages_of(const ApiClient &client, const std::string &account) {
+  return client.get("/api/v1/accounts/" + account + "/messages?limit=200").json()["items"];
+}
+
+int count_with_subject(const json &messages, const std::string &subject) {
+  int count = 0;
+  for (const auto &m : messages) count += m.value("subject", "") == subject ? 1 : 0;
+  return count;
+}
+
+// The attachment files in the store, by id (their name).
+std::set<std::string> attachment_files(const fs::path &data) {
+  std::set<std::string> ids;
+  if (!fs::exists(data / "attachments")) return ids;
+  for (const auto &entry : fs::recursive_directory_iterator(data / "attachments")) {
+    if (entry.is_regular_file()) ids.insert(entry.path().filename().string());
+  }
+  return ids;
+}
+
+// What the stored messages name: their attachments and the raw mails kept beside them.
+std::set<std::string> attachments_named(const json &messages) {
+  std::set<std::string> ids;
+  for (const auto &m : messages) {
+    for (const auto &a : m["attachments"]) ids.insert(a.value("id", ""));
+    const auto raw = m["details"].value("raw_attachment_id", "");
+    if (!raw.empty()) ids.insert(raw);
+  }
+  return ids;
+}
+
+std::string log_text(const ApiClient &client, const std::string &account) {
+  std::string text;
+  const auto answer = client.get("/api/v1/accounts/" + account + "/log?limit=200");
+  for (const auto &entry : answer.json()["items"]) text += entry.value("text", "") + "\n";
+  if (text.empty()) text = answer.body;
+  return text;
+}
+
+TEST(EmailOnAFullDisk, PausesStoresNothingAndResumesWithEveryMailOnceWhenSpaceReturns) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting the small disk (and the mail servers) need root";
+  ASSERT_NE(servers, nullptr);
+  TestHost host("plugins:\n  email-imap:\n    library: " + plugin_library() +
+                "\n    settings:\n      timeout_s: 10\n      ca_dir: " +
+                (servers->dir() / "tls").string() + "\n");
+  auto disk = move_data_to_small_disk(host, "48m");
+  const TestHost::Person ana = host.add_attendant("Ana");
+  const ApiClient client(host.port(), ana.token);
+  const std::string account = TestHost::create_account(client, "email-imap");
+  const json form = {{"provider", "imap"},
+                     {"address", Fixture::kAgent},
+                     {"password", Fixture::kPassword},
+                     {"imap_host", "127.0.0.1"},
+                     {"imap_port", servers->imap_starttls_port()},
+                     {"imap_security", "starttls"},
+                     {"smtp_host", "127.0.0.1"},
+                     {"smtp_port", servers->submission_port()},
+                     {"smtp_security", "starttls"},
+                     {"ca_file", servers->ca_file()}};
+  auto connected = client.post("/api/v1/accounts/" + account + "/connect", {{"values", form}});
+  ASSERT_LT(connected.status, 300) << connected.body;
+
+  // One mail before the disk fills: stored as usual.
+  const std::string before = unique("antes");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   mail_with_attachment(before, "antes.bin", random_bytes(20000)));
+  ASSERT_TRUE(eventually([&] { return count_with_subject(messages_of(client, account), before) == 1; }))
+      << account_of(client, account).dump();
+
+  // The disk fills up; two mails with attachments arrive.
+  disk->fill();
+  const std::string first = unique("primeiro"), second = unique("segundo");
+  const std::string first_bytes = random_bytes(300000), second_bytes = random_bytes(200000);
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   mail_with_attachment(first, "primeiro.bin", first_bytes));
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   mail_with_attachment(second, "segundo.bin", second_bytes));
+  servers->wait_for_queue_empty();
+
+  // The account pauses and says why, in its status and its integration log.
+  ASSERT_TRUE(eventually([&] {
+    return account_of(client, account).value("reason_code", "") == "storage_full";
+  })) << account_of(client, account).dump();
+  const json paused = account_of(client, account);
+  EXPECT_EQ(paused.value("state", ""), "error");
+  EXPECT_NE(paused.value("detail", "").find("disk"), std::string::npos) << paused.dump();
+  EXPECT_TRUE(paused.value("wanted_connected", false));
+  // (The status is written just before the log entry.)
+  EXPECT_TRUE(eventually([&] {
+    return log_text(client, account).find("The disk of the host's data folder is full") !=
+           std::string::npos;
+  })) << log_text(client, account);
+
+  // Nothing of the two mails is stored, and no attachment file is left without its message.
+  json stored = messages_of(client, account);
+  EXPECT_EQ(count_with_subject(stored, first), 0);
+  EXPECT_EQ(count_with_subject(stored, second), 0);
+  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
+  EXPECT_FALSE(fs::exists(host.data_dir() / "space.reserve"));
+
+  // Space returns: the account resumes by itself and both mails arrive, once each.
+  disk->empty();
+  ASSERT_TRUE(eventually([&] {
+    const json now = messages_of(client, account);
+    return count_with_subject(now, first) >= 1 && count_with_subject(now, second) >= 1;
+  })) << account_of(client, account).dump() << "\n" << log_text(client, account);
+  ASSERT_TRUE(eventually([&] { return account_of(client, account).value("state", "") == "connected"; }))
+      << account_of(client, account).dump();
+  EXPECT_EQ(account_of(client, account).value("reason_code", ""), "");
+  EXPECT_NE(log_text(client, account).find("There is room on the disk again"), std::string::npos)
+      << log_text(client, account);
+  EXPECT_TRUE(fs::exists(host.data_dir() / "space.reserve"));
+
+  stored = messages_of(client, account);
+  EXPECT_EQ(count_with_subject(stored, before), 1);
+  EXPECT_EQ(count_with_subject(stored, first), 1);
+  EXPECT_EQ(count_with_subject(stored, second), 1);
+  const std::map<std::string, std::string> sent = {{first, first_bytes}, {second, second_bytes}};
+  for (const auto &m : stored) {
+    auto it = sent.find(m.value("subject", ""));
+    if (it == sent.end()) continue;
+    ASSERT_EQ(m["attachments"].size(), 1u) << m.dump();
+    const std::string id = m["attachments"][0].value("id", "");
+    EXPECT_EQ(id, sha256_hex(it->second));
+    std::ifstream file(host.data_dir() / "attachments" / id.substr(0, 2) / id, std::ios::binary);
+    const std::string kept((std::istreambuf_iterator<char>(file)), {});
+    EXPECT_TRUE(kept == it->second) << "the attachment of \"" << it->first << "\" differs";
+  }
+  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
+  host.stop();
+}
+
+}  // namespace
+}  // namespace connector::test
