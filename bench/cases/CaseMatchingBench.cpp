@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "BenchTable.hpp"
 #include "accounts/AccountService.hpp"
 #include "accounts/EventHub.hpp"
 #include "cases/Casework.hpp"
@@ -193,6 +194,8 @@ void bench_matching(cases::Casework &work, int64_t contacts, int64_t count) {
   std::printf("  p99         %10.2f us   (target <= 20 us: %s)\n", at(0.99),
               at(0.99) <= 20.0 ? "met" : "NOT met");
   std::printf("  max         %10.2f us\n", micros.back());
+  bench::row("cases", "matching p99 (us), " + std::to_string(contacts) + " contacts", at(0.99), "us",
+             "target", 20.0, "ratio <= 1");
   if (linked != count)
     std::printf("  WARNING: %lld messages found no case\n", static_cast<long long>(count - linked));
 }
@@ -286,6 +289,8 @@ void bench_ingest(const fs::path &file, store::Database &db, cases::Casework &wo
               raw_rate);
   std::printf("  ratio       %10.2f        (target >= 0.5: %s)\n", host_rate / raw_rate,
               host_rate / raw_rate >= 0.5 ? "met" : "NOT met");
+  bench::row("cases", "ingest path (messages/s)", host_rate, "msg/s", "raw SQLite, same rows",
+             raw_rate, "ratio >= 0.5");
   std::printf("  on the right case: %lld of %lld; refused: %lld\n", static_cast<long long>(linked),
               static_cast<long long>(count), static_cast<long long>(failures));
 }

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "BenchTable.hpp"
 #include "TestHost.hpp"
 #include "mail/MailServerFixture.hpp"
 
@@ -129,6 +130,8 @@ int sync_bench(int count) {
   std::printf(
       "initial sync of %d mails: plugin %.3f s, mbsync %.3f s, ratio %.2f (target <= 0.50)\n",
       count, plugin, mbsync, plugin / mbsync);
+  bench::row("email", "first sync of " + std::to_string(count) + " mails (s)", plugin, "s",
+             "isync mbsync, same mailbox", mbsync, "ratio <= 0.5");
   return 0;
 }
 
@@ -173,6 +176,8 @@ int latency_bench(int count) {
       "Postfix accept -> host WebSocket message.new over %d mails: p50 %.3f s, p95 %.3f s, "
       "max %.3f s (target p95 <= 1 s)\n",
       count, at(0.50), at(0.95), latencies.back());
+  bench::row("email", "Postfix accept to WebSocket event p95 (s)", at(0.95), "s", "target p95",
+             1.0, "ratio <= 1");
   return 0;
 }
 
