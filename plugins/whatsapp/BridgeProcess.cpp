@@ -124,9 +124,13 @@ void BridgeProcess::read_loop() {
 }
 
 void BridgeProcess::feed(std::string_view bytes) {
+  // What was pending holds no newline: only the new bytes are searched, so a long line that
+  // arrives in many reads costs its length, not its length times the number of reads.
+  size_t from = pending_.size();
   pending_.append(bytes);
   size_t start = 0;
-  for (size_t end; (end = pending_.find('\n', start)) != std::string::npos; start = end + 1) {
+  for (size_t end; (end = pending_.find('\n', from)) != std::string::npos;
+       start = from = end + 1) {
     if (skipping_) {
       skipping_ = false;
       continue;
