@@ -276,8 +276,11 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   // Everything that could make storing the sent message fail is checked before the channel
   // sends it: a message sent but not stored would be sent twice by a client that retries.
   for (const auto &a : message.value("attachments", Json::array())) {
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_string() ||
-        !attachments_.path(a["id"].get<std::string>())) {
+    const auto whole = a.is_object() && a.contains("id") && a["id"].is_string()
+                           ? attachments_.check(a["id"].get<std::string>())
+                           : Outcome(failure("not_found", ""));
+    if (!whole && whole.failure().code != "not_found") return whole.failure();
+    if (!whole) {
       return failure("invalid_request",
                      "every attachment must be {\"id\": <the id of a stored attachment>, "
                      "\"name\": ..., \"mime\": ...}");

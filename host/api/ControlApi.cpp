@@ -56,7 +56,7 @@ int status_for(const Failure &failure) {
       {"conflict", 409},           {"state", 409},               {"unknown_plugin", 422},
       {"auth", 422},               {"unsupported", 422},         {"network", 502},
       {"plugin_unavailable", 503}, {"storage", 503},          {"invalid_oauth_state", 400},
-      {"storage_full", 507},
+      {"storage_full", 507},      {"attachment_missing", 410},
       {"oauth_other_browser", 400},
       {"invalid_choice", 400},     {"case_id_unavailable", 409}};
   auto it = kStatus.find(failure.code);

@@ -15,10 +15,14 @@
 #include "store/SecretBox.hpp"
 #include "store/SpaceReserve.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace connector::app {
@@ -60,6 +64,22 @@ Outcome prepare_data_dir(const std::filesystem::path &dir) {
   }
   // Conversations and credentials live here: keep them to the host's user.
   ::chmod(dir.c_str(), 0700);
+  // A folder the host cannot write in is said as such, not as a database it cannot open.
+  const auto probe = dir / (".write-check-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int error = errno;
+    return failure("storage",
+                   "the data folder " + dir.string() + " is not writable (" +
+                       std::strerror(error) + "): the host keeps its database, secret key and "
+                       "attachments there. " +
+                       (error == ENOSPC ? std::string("Free space on its disk")
+                                        : "Make it writable for the user running connector-host "
+                                          "(uid " + std::to_string(::geteuid()) + ")") +
+                       ", or set data_dir to another folder");
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
   return Ok{};
 }
 
@@ -150,6 +170,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
     return key.failure();
   }
   p.attachments = std::make_unique<store::AttachmentStore>(*p.db, config.data_dir / "attachments");
+  if (auto whole = p.attachments->check_folder(); !whole) return whole.failure();
   p.conversations = std::make_unique<store::Conversations>(*p.db);
   p.people = std::make_unique<auth::Attendants>(*p.db);
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
@@ -89,6 +90,45 @@ Expected<std::filesystem::path> AttachmentStore::path(std::string_view id) const
   auto file = file_for(id);
   if (!std::filesystem::exists(file)) return failure("not_found", "no such attachment");
   return file;
+}
+
+Outcome AttachmentStore::check(std::string_view id) const {
+  if (!valid_id(id)) return failure("not_found", "no such attachment");
+  std::optional<int64_t> size;
+  auto read = db_.run("SELECT size FROM attachments WHERE id = ?", {std::string(id)},
+                      [&](const Row &row) { size = row.integer(0); });
+  if (!read) return read;
+  if (!size) return failure("not_found", "no such attachment");
+  const auto file = file_for(id);
+  const std::string fix =
+      ": restore the data folder's attachments from a backup (the message itself is kept)";
+  std::error_code ec;
+  const auto found = std::filesystem::file_size(file, ec);
+  if (ec) {
+    return failure("attachment_missing",
+                   "the attachment's file " + file.string() + " is gone" + fix);
+  }
+  if (found != static_cast<uintmax_t>(*size)) {
+    return failure("attachment_missing", "the attachment's file " + file.string() + " is damaged (" +
+                                             std::to_string(found) + " bytes of " +
+                                             std::to_string(*size) + ")" + fix);
+  }
+  return Ok{};
+}
+
+Outcome AttachmentStore::check_folder() const {
+  std::error_code ec;
+  if (std::filesystem::is_directory(root_, ec)) return Ok{};
+  int64_t stored = 0;
+  auto read = db_.run("SELECT COUNT(*) FROM attachments", {},
+                      [&](const Row &row) { stored = row.integer(0); });
+  if (!read) return read;
+  if (stored == 0) return Ok{};
+  return failure("attachments_missing",
+                 "the attachments folder " + root_.string() + " is missing, but the database "
+                 "names " + std::to_string(stored) + " stored attachments. Restore the folder "
+                 "from the backup; or, to go on without those files (their messages are kept and "
+                 "say the attachment is gone), create it empty: mkdir -m 700 " + root_.string());
 }
 
 void AttachmentStore::forget_unreferenced(std::string_view id) {

@@ -22,6 +22,15 @@ class AttachmentStore {
   // The file of a stored attachment; fails with "not_found" for an unknown or malformed id.
   Expected<std::filesystem::path> path(std::string_view id) const;
 
+  // Whether a stored attachment's file is still whole (there, and as long as when it was stored):
+  // "not_found" for an id the store never had, "attachment_missing" (saying which file and the
+  // way out) when the file is gone or cut short.
+  Outcome check(std::string_view id) const;
+
+  // When the database names stored attachments, their folder must exist: a folder deleted while
+  // the host was stopped fails with "attachments_missing", naming it and the way out.
+  Outcome check_folder() const;
+
   // Removes a stored attachment no message names (its message could not be stored), so a
   // failed write leaves no file behind; one that a message names stays.
   void forget_unreferenced(std::string_view id);
