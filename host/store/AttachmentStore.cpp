@@ -53,6 +53,7 @@ Expected<std::string> AttachmentStore::put(std::string_view bytes) {
   const std::string id = sha256_hex(bytes);
   const auto file = file_for(id);
   std::error_code ec;
+  bool written = false;
   if (!std::filesystem::exists(file, ec)) {
     std::filesystem::create_directories(file.parent_path(), ec);
     if (ec && disk_full(ec.value())) {
@@ -78,10 +79,15 @@ Expected<std::string> AttachmentStore::put(std::string_view bytes) {
                      "cannot write an attachment file in " + root_.string() + ": " +
                          std::strerror(error));
     }
+    written = true;
   }
   auto recorded = db_.run("INSERT OR IGNORE INTO attachments (id, size, created_at) VALUES (?, ?, ?)",
                           {id, static_cast<int64_t>(bytes.size()), now_ms()});
-  if (!recorded) return recorded.failure();
+  if (!recorded) {
+    // No file without its row: the one just written goes again (the disk may be full).
+    if (written) ::unlink(file.c_str());
+    return recorded.failure();
+  }
   return id;
 }
 
