@@ -225,6 +225,7 @@ awaitable<MailboxState> ImapConnection::examine(const std::string &mailbox) {
   ImapReply reply =
       co_await command("EXAMINE " + quoted(mailbox) + (condstore ? " (CONDSTORE)" : ""));
   if (reply.status != "OK") fail(FailureKind::kProtocol, "IMAP: cannot open " + mailbox);
+  news_ = false;  // what this reply counts is what the sync that follows reads
   MailboxState state;
   for (const auto &line : reply.untagged) {
     if (line.text.find("[UIDVALIDITY ") != std::string::npos) {
@@ -311,9 +312,11 @@ awaitable<bool> ImapConnection::idle(std::chrono::milliseconds max_wait) {
     go_ahead = co_await read_line();
   }
 
-  // Wait for news. The server's own keep-alives ("* OK Still here") restart nothing: the
-  // IDLE ends after max_wait regardless, which also proves the connection still answers.
-  bool news = false;
+  // Wait for news, unless the server announced a mail since the sync looked (in a reply to one
+  // of its commands, or just before its go-ahead here). The server's own keep-alives ("* OK
+  // Still here") restart nothing: the IDLE ends after max_wait regardless, which also proves
+  // the connection still answers.
+  bool news = news_;
   asio::steady_timer stop_waiting(executor_);
   stop_waiting.expires_after(max_wait);
   bool waiting_over = false;
@@ -389,6 +392,12 @@ awaitable<ImapLine> ImapConnection::read_line() {
     line.literals.push_back(buffer_.substr(0, size));
     buffer_.erase(0, size);
     line.text += co_await read_raw_line();
+  }
+  const std::string &text = line.text;
+  if (text.rfind("* ", 0) == 0 && text.size() > 9 &&
+      (text.compare(text.size() - 7, 7, " EXISTS") == 0 ||
+       text.compare(text.size() - 7, 7, " RECENT") == 0)) {
+    news_ = true;
   }
   co_return line;
 }

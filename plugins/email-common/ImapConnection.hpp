@@ -126,6 +126,9 @@ class ImapConnection {
   bool tls_active_ = false;
   bool timed_out_ = false;
   bool closed_ = false;
+  // The server announced a new mail (an untagged EXISTS or RECENT) since the last EXAMINE: an
+  // IDLE that follows ends at once, since the server does not announce that mail again.
+  bool news_ = false;
   std::string buffer_;
   std::set<std::string> capabilities_;
   uint64_t tag_counter_ = 0;
