@@ -30,6 +30,7 @@ using connector::whatsapp::Json;
 struct FakeHost {
   std::map<std::string, std::string> store;  // "account\nkey" → value
   std::set<std::string> accounts;            // every account an event was emitted for
+  std::vector<std::string> messages;         // the first message events, as emitted
   size_t emitted = 0;
 };
 
@@ -41,6 +42,7 @@ cn_result emit(void *host, const char *account, const char *text) {
   FUZZ_CHECK(event.is_object(), "an event that is not a JSON object");
   FUZZ_CHECK(event.contains("type") && event["type"].is_string(), "an event without a type");
   if (event["type"] == "message") {
+    if (host_of(host)->messages.size() < 8) host_of(host)->messages.push_back(text);
     for (const auto &attachment : event.value("attachments", Json::array())) {
       const Json id = attachment.value("id", Json());
       FUZZ_CHECK(id.is_string() && id.get<std::string>().size() == 64,
@@ -169,14 +171,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     auto reader = connector::whatsapp::bridge_reader(*instance->plugin);
     for (auto piece : pieces) reader->feed(piece);
   }
-  // What the events left behind reads back as a well-formed status.
-  for (const auto &account : fake.accounts) {
-    char *status = nullptr;
+  // What the events left behind reads back as a well-formed status, and the verbs that read the
+  // stored session (pairing again, resuming) and the link keys of a message take it without a
+  // fault. No bridge runs: the verbs that would ask it answer that it is restarting.
+  const std::set<std::string> accounts = fake.accounts;
+  for (const auto &account : accounts) {
+    char *out = nullptr;
     char *error = nullptr;
-    FUZZ_CHECK(plugin_api.status(plugin_api.plugin, account.c_str(), &status, &error) == CN_OK,
+    FUZZ_CHECK(plugin_api.status(plugin_api.plugin, account.c_str(), &out, &error) == CN_OK,
                "the status of an account the bridge named failed");
-    FUZZ_CHECK(Json::parse(status, nullptr, false).is_object(), "a malformed status");
-    std::free(status);
+    FUZZ_CHECK(Json::parse(out, nullptr, false).is_object(), "a malformed status");
+    std::free(out);
+    std::free(error);
+    error = nullptr;
+    (void)plugin_api.connect(plugin_api.plugin, account.c_str(), R"({"resume":true})", &error);
+    std::free(error);
+    error = nullptr;
+    (void)plugin_api.refresh_qr(plugin_api.plugin, account.c_str(), &error);
+    std::free(error);
+  }
+  const std::vector<std::string> messages = fake.messages;
+  for (const auto &message : messages) {
+    char *out = nullptr;
+    char *error = nullptr;
+    if (plugin_api.link(plugin_api.plugin, message.c_str(), &out, &error) == CN_OK) {
+      FUZZ_CHECK(Json::parse(out, nullptr, false).is_object(), "malformed link keys");
+    }
+    std::free(out);
     std::free(error);
   }
   plugin_api.shutdown(plugin_api.plugin);
