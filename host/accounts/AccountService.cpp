@@ -275,6 +275,14 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
 
   // Everything that could make storing the sent message fail is checked before the channel
   // sends it: a message sent but not stored would be sent twice by a client that retries.
+  {
+    std::lock_guard lock(mutex_);
+    if (!paused_.empty()) {
+      return failure("storage_full",
+                     "the host's disk is full, so the message could not be stored: it was not "
+                     "sent; try again once space is freed");
+    }
+  }
   for (const auto &a : message.value("attachments", Json::array())) {
     const auto whole = a.is_object() && a.contains("id") && a["id"].is_string()
                            ? attachments_.check(a["id"].get<std::string>())

@@ -260,6 +260,17 @@ TEST(EmailOnAFullDisk, PausesStoresNothingAndResumesWithEveryMailOnceWhenSpaceRe
   EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
   EXPECT_FALSE(fs::exists(host.data_dir() / "space.reserve"));
 
+  // A reply now could not be stored: it is refused, and not sent.
+  const std::string reply = unique("resposta");
+  auto refused = client.post("/api/v1/accounts/" + account + "/messages",
+                             {{"to", Fixture::kCustomer}, {"subject", reply}, {"text", "oi"}});
+  EXPECT_EQ(refused.status, 507) << refused.body;
+  EXPECT_EQ(refused.error_code(), "storage_full") << refused.body;
+  servers->wait_for_queue_empty();
+  for (const auto &mail : servers->mailbox(Fixture::kCustomer)) {
+    EXPECT_EQ(mail.find(reply), std::string::npos) << "a reply refused for a full disk was sent";
+  }
+
   // Space returns: the account resumes by itself and both mails arrive, once each.
   disk->empty();
   ASSERT_TRUE(eventually([&] {
