@@ -633,6 +633,20 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
                              string_member(a, "mime", 255), string_member(a, "content_id", 255)});
   }
 
+  // The attachments' bytes reach the disk before the message that names them.
+  if (!m.attachments.empty()) {
+    if (auto synced = attachments_.sync_pending(); !synced) {
+      log::error({account.plugin_id, account.id},
+                 "message could not be stored: " + synced.failure().message);
+      if (synced.failure().code == "storage_full") {
+        std::vector<std::string> named;
+        for (const auto &a : m.attachments) named.push_back(a.id);
+        pause_for_full_disk(account, "a message could not be stored", named);
+      }
+      return CN_ERR_STORAGE;
+    }
+  }
+
   // Outbound messages the plugin reports itself go to the case engine too (it files them by
   // their recipient and never opens or reopens a case for them).
   auto stored = filer_ ? filer_(account, m, std::nullopt, "") : conversations_.insert(m);

@@ -219,7 +219,9 @@ TEST_F(CasesApi, TheLiveMessageIsTheMessageAsTheApiShowsIt) {
                          {"text", "no grupo"},
                          {"link", {{"whatsapp_ids", Json::array()}}}};
 
+  EXPECT_EQ(attachments_->pending(), 1u);
   ASSERT_EQ(accounts_->emit("email-imap", kAnaMail, linked.dump()), CN_OK);
+  EXPECT_EQ(attachments_->pending(), 0u) << "the message was stored before its attachment was synced";
   ASSERT_EQ(accounts_->emit("whatsapp", kAnaWhatsApp, unlinked.dump()), CN_OK);
 
   auto live = published("message.new");

@@ -40,6 +40,43 @@ TEST(AttachmentStoreTest, ContentIsStoredOnceUnderItsSha256) {
   EXPECT_EQ(rows, 2);
 }
 
+TEST(AttachmentStoreTest, WrittenFilesWaitForOneSyncTogether) {
+  TempDir dir;
+  auto db = Database::open(dir / "a.db");
+  ASSERT_TRUE(db);
+  AttachmentStore store(**db, dir / "attachments");
+  ASSERT_TRUE(store.put("first"));
+  ASSERT_TRUE(store.put("second"));
+  ASSERT_TRUE(store.put("first"));  // already written: nothing more to sync
+  EXPECT_EQ(store.pending(), 2u);
+  auto synced = store.sync_pending();
+  ASSERT_TRUE(synced) << synced.failure().message;
+  EXPECT_EQ(store.pending(), 0u);
+
+  // A file removed before the sync (no message names it) does not make the sync fail.
+  auto orphan = store.put("no message names me");
+  ASSERT_TRUE(orphan);
+  store.forget_unreferenced(*orphan);
+  EXPECT_FALSE(store.path(*orphan));
+  synced = store.sync_pending();
+  ASSERT_TRUE(synced) << synced.failure().message;
+  EXPECT_EQ(store.pending(), 0u);
+}
+
+TEST(AttachmentStoreTest, AFileCutShortBeforeItsSyncIsWrittenAgain) {
+  TempDir dir;
+  auto db = Database::open(dir / "a.db");
+  ASSERT_TRUE(db);
+  AttachmentStore store(**db, dir / "attachments");
+  const std::string bytes(5000, 'x');
+  auto id = store.put(bytes);
+  ASSERT_TRUE(id);
+  // What a power cut can leave of a file renamed into place but not synced yet.
+  std::filesystem::resize_file(*store.path(*id), 0);
+  ASSERT_TRUE(store.put(bytes));
+  EXPECT_EQ(read_file(*store.path(*id)), bytes);
+}
+
 TEST(AttachmentStoreTest, IdsThatCouldEscapeTheStoreAreRefused) {
   TempDir dir;
   auto db = Database::open(dir / "a.db");
