@@ -318,42 +318,67 @@ class Session {
                               [](const auto &a, const auto &b) { return a.uid == b.uid; }),
                   fetched.end());
 
+    // Every mail of the batch is read and its parts stored first, then they are handed over:
+    // the host syncs the stored parts to disk once, at the first message naming them, instead
+    // of once a mail.
+    std::vector<Prepared> prepared;
     for (auto &m : fetched) {
       if (!m.has_body || m.uid <= state.last_uid) continue;
       if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
       ReceivedMail mail{std::move(m.body),   m.uid, state.uid_validity, m.size, m.internal_date,
                         big.count(m.uid) > 0};
-      if (!deliver(mail)) {
+      prepared.push_back(prepare(mail));
+      if (prepared.back().outcome == Prepared::kStoreFailed) break;
+    }
+    for (const Prepared &mail : prepared) {
+      if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
+      if (!hand_over(mail)) {
         save_state(state);
         throw MailError({FailureKind::kProtocol, "the host could not store a message; retrying"});
       }
-      state.last_uid = m.uid;
+      state.last_uid = mail.uid;
     }
     save_state(state);
   }
 
-  // Hands one mail to the host; true once it is durable (or recorded as quarantined).
-  bool deliver(const ReceivedMail &mail) {
+  // One mail read and its parts stored, ready to hand to the host.
+  struct Prepared {
+    enum Outcome { kReady, kUnreadable, kStoreFailed } outcome = kReady;
+    uint64_t uid = 0;
+    std::optional<MessageEvent> built;
+  };
+
+  Prepared prepare(const ReceivedMail &mail) {
     const std::string &id = account_->id;
     auto store = [&](std::string_view bytes) { return host_.put_attachment(id, bytes); };
-    std::optional<MessageEvent> built;
+    Prepared out;
+    out.uid = mail.uid;
     try {
-      built = build_message_event(mail, store, case_ids_);
+      out.built = build_message_event(mail, store, case_ids_);
     } catch (const std::exception &e) {
       // A parser failure on one mail must not block the ones after it.
-      built = std::nullopt;
       host_.emit_log(
           id, "warn",
           "a message could not be read (UID " + std::to_string(mail.uid) + "): " + e.what());
-      return true;
+      out.outcome = Prepared::kUnreadable;
+      return out;
     }
-    if (!built) return false;
-    if (built->quarantined) {
+    if (!out.built) out.outcome = Prepared::kStoreFailed;
+    return out;
+  }
+
+  // Hands one prepared mail to the host; true once it is durable (or recorded as quarantined,
+  // or unreadable and logged).
+  bool hand_over(const Prepared &mail) {
+    const std::string &id = account_->id;
+    if (mail.outcome == Prepared::kUnreadable) return true;
+    if (mail.outcome == Prepared::kStoreFailed) return false;
+    if (mail.built->quarantined) {
       host_.emit_log(
           id, "warn",
           "a message could not be read and was quarantined (UID " + std::to_string(mail.uid) + ")");
     }
-    const cn_result rc = host_.emit(id, built->event);
+    const cn_result rc = host_.emit(id, mail.built->event);
     if (rc == CN_ERR_INVALID_ARGUMENT) {
       host_.emit_log(
           id, "warn",
