@@ -6,6 +6,7 @@
 #include "api/Server.hpp"
 #include "auth/Attendants.hpp"
 #include "cases/Casework.hpp"
+#include "common/RandomId.hpp"
 #include "log/Log.hpp"
 #include "plugins/PluginRegistry.hpp"
 #include "store/AccountValues.hpp"
@@ -65,7 +66,7 @@ Outcome prepare_data_dir(const std::filesystem::path &dir) {
   // Conversations and credentials live here: keep them to the host's user.
   ::chmod(dir.c_str(), 0700);
   // A folder the host cannot write in is said as such, not as a database it cannot open.
-  const auto probe = dir / (".write-check-" + std::to_string(::getpid()));
+  const auto probe = dir / ("." + random_id("write-check"));
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     const int error = errno;
