@@ -110,6 +110,10 @@ int run_host(const config::Config &config, const sigset_t &signals) {
 
 int admin_command(const config::Config &config, const std::vector<std::string> &args) {
   log::init("warn");
+  if (auto present = app::Host::check_database_present(config.data_dir); !present) {
+    std::cerr << present.failure().message << "\n";
+    return 1;
+  }
   auto db = store::Database::open(config.data_dir / "connector-host.db");
   if (!db) {
     std::cerr << db.failure().message << "\n";

@@ -164,6 +164,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
 
   // The store and its secrets.
   if (auto ready = prepare_data_dir(config.data_dir); !ready) return ready.failure();
+  if (auto present = check_database_present(config.data_dir); !present) return present.failure();
   auto db = store::Database::open(config.data_dir / "connector-host.db");
   if (!db) return db.failure();
   p.db = std::move(*db);
@@ -257,6 +258,25 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   p.accounts->watch_space(*p.reserve, kSpaceCheckInterval);
   log::info({}, "listening on " + p.public_url);
   return std::unique_ptr<Host>(new Host(std::move(parts)));
+}
+
+Outcome Host::check_database_present(const std::filesystem::path &data_dir) {
+  const auto file = data_dir / "connector-host.db";
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec) || ec) return Ok{};
+  std::string left;
+  if (std::filesystem::exists(data_dir / "secret.key", ec)) left = "its secret key (secret.key)";
+  const auto attachments = data_dir / "attachments";
+  if (std::filesystem::is_directory(attachments, ec) &&
+      !std::filesystem::is_empty(attachments, ec)) {
+    left += std::string(left.empty() ? "" : " and ") + "its attachments (attachments/)";
+  }
+  if (left.empty()) return Ok{};
+  return failure("database_missing",
+                 "the database " + file.string() + " is missing, but the data folder still holds " +
+                     left + " from an earlier store. Restore the database from the backup (with "
+                     "its -wal file, if there is one); or, to start over with an empty store, move "
+                     "everything out of " + data_dir.string() + " first");
 }
 
 Host::Host(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}

@@ -7,6 +7,7 @@
 #include "config/Config.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,11 @@ class Host {
   // Opens the store, loads the plugins and starts serving; the accounts that were connected
   // when the host last stopped are resumed. Fails with a message naming what to fix.
   static Expected<std::unique_ptr<Host>> start(const config::Config &config);
+
+  // A database file gone from a data folder that still holds what an earlier store left (the
+  // secret key, attachments) is a loss to be told, not a first start: fails with
+  // "database_missing", naming the file and the ways out. The admin commands check it too.
+  static Outcome check_database_present(const std::filesystem::path &data_dir);
 
   ~Host();  // stops serving, shuts the plugins down and closes the store
   Host(const Host &) = delete;

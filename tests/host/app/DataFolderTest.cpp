@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -93,6 +95,47 @@ TEST(DataFolderTest, AMissingAttachmentsFolderStopsTheStartWithTheWayOut) {
   fs::create_directories(folder);
   EXPECT_EQ(start_refusal(host), "");
   EXPECT_EQ(host.admin().get("/api/v1/me").status, 200);
+}
+
+// The admin command's output and exit code.
+std::pair<int, std::string> run_admin_command(const TestHost &host, const std::string &args) {
+  const auto config = host.dir().write("admin.yaml", "data_dir: data\n");
+  FILE *pipe = popen((std::string(CONNECTOR_HOST_BINARY) + " --config " + config.string() + " " +
+                      args + " 2>&1")
+                         .c_str(),
+                     "r");
+  std::string output;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(DataFolderTest, ADeletedDatabaseIsNoFirstStartWhileTheEarlierStoresFilesRemain) {
+  TestHost host;
+  host.stop();
+  store_attachment(host, "%PDF-1.4 boleto");
+  const fs::path db = host.data_dir() / "connector-host.db";
+  fs::remove(db);
+
+  const std::string refusal = start_refusal(host);
+  EXPECT_NE(refusal.find("the database " + db.string() + " is missing"), std::string::npos)
+      << refusal;
+  EXPECT_NE(refusal.find("secret.key"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("attachments/"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("Restore the database from the backup"), std::string::npos) << refusal;
+  EXPECT_FALSE(fs::exists(db)) << "no new, empty database may take the lost one's place";
+  // The admin commands say the same and create nothing either.
+  const auto [code, output] = run_admin_command(host, "attendants list");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("is missing"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(db));
+
+  // The way out for starting over: the folder emptied, and the host starts afresh.
+  for (const auto &entry : fs::directory_iterator(host.data_dir())) fs::remove_all(entry.path());
+  EXPECT_EQ(start_refusal(host), "");
+  EXPECT_TRUE(fs::exists(db));
 }
 
 TEST(DataFolderTest, AnAttachmentFileCutShortOrDeletedIsAnsweredInWords) {
