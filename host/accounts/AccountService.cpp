@@ -4,6 +4,7 @@
 #include "log/Log.hpp"
 #include "plugins/LoadedPlugin.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace connector::accounts {
@@ -37,7 +38,7 @@ cn_result code_of(const Failure &failure) {
 }
 
 // At most this many attachments of one account wait for their message (see
-// unfiled_attachments_); a plugin that stores more without a message is not tracked further.
+// unfiled_attachments_); beyond it the oldest is no longer tracked.
 constexpr size_t kMaxUnfiledAttachments = 1000;
 
 std::string string_member(const Json &object, const char *key, size_t max_size = 1 << 20) {
@@ -661,8 +662,22 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
     return CN_ERR_STORAGE;
   }
   {
+    // What this message names is filed now (the parts of the next messages a plugin stored
+    // ahead stay listed until theirs are).
     std::lock_guard lock(mutex_);
-    unfiled_attachments_.erase(account.id);
+    auto it = unfiled_attachments_.find(account.id);
+    if (it != unfiled_attachments_.end()) {
+      const std::string details = m.details.dump();
+      auto &ids = it->second;
+      ids.erase(std::remove_if(ids.begin(), ids.end(),
+                               [&](const std::string &id) {
+                                 return details.find(id) != std::string::npos ||
+                                        std::any_of(m.attachments.begin(), m.attachments.end(),
+                                                    [&](const auto &a) { return a.id == id; });
+                               }),
+                ids.end());
+      if (ids.empty()) unfiled_attachments_.erase(it);
+    }
   }
   if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
   // Part of a backlog import: the plugin reports the whole import with one progress event
@@ -746,7 +761,8 @@ cn_result AccountService::attachment_put(std::string_view plugin, std::string_vi
   {
     std::lock_guard lock(mutex_);
     auto &unfiled = unfiled_attachments_[owner->id];
-    if (unfiled.size() < kMaxUnfiledAttachments) unfiled.push_back(id);
+    if (unfiled.size() >= kMaxUnfiledAttachments) unfiled.erase(unfiled.begin());
+    unfiled.push_back(id);
   }
   return CN_OK;
 }

@@ -209,8 +209,8 @@ class AccountService final : public plugins::PluginServices {
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;
   std::map<std::string, QrCode> qr_codes_;
   // Accounts paused by a full disk, those whose plugin is still to be disconnected, and the
-  // attachments each account stored since its last stored message (removed again when that
-  // message cannot be stored).
+  // attachments each account stored that no stored message names yet (removed again when the
+  // account pauses: the channel hands their messages over again).
   std::set<std::string> paused_;
   std::vector<std::string> to_disconnect_;
   std::map<std::string, std::vector<std::string>> unfiled_attachments_;

@@ -202,6 +202,11 @@ void AttachmentStore::forget_unreferenced(std::string_view id) {
     auto read = db_.run("SELECT 1 FROM message_attachments WHERE attachment_id = ? LIMIT 1",
                         {std::string(id)}, [&](const Row &) { named = true; });
     if (!read || named) return read;
+    // A message may name it in its details too (an e-mail's raw copy): read them all, which
+    // only this failure path does.
+    read = db_.run("SELECT 1 FROM messages WHERE instr(details, ?) > 0 LIMIT 1",
+                   {std::string(id)}, [&](const Row &) { named = true; });
+    if (!read || named) return read;
     return db_.run("DELETE FROM attachments WHERE id = ?", {std::string(id)});
   });
   if (!forgotten || named) return;

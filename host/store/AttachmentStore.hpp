@@ -46,7 +46,8 @@ class AttachmentStore {
   Outcome check_folder() const;
 
   // Removes a stored attachment no message names (its message could not be stored), so a
-  // failed write leaves no file behind; one that a message names stays.
+  // failed write leaves no file behind; one that a message names, as an attachment or in its
+  // details, stays.
   void forget_unreferenced(std::string_view id);
 
   static bool valid_id(std::string_view id);

@@ -4,6 +4,7 @@
 #include "TempDir.hpp"
 
 #include "store/AttachmentStore.hpp"
+#include "store/Conversations.hpp"
 #include "store/SpaceReserve.hpp"
 
 #include <gtest/gtest.h>
@@ -130,6 +131,34 @@ TEST(FullDiskTest, AnAttachmentNoMessageNamesIsForgotten) {
   store.forget_unreferenced(*id);
   EXPECT_FALSE(store.path(*id));
   EXPECT_EQ(count(**db, "attachments"), 0);
+}
+
+TEST(FullDiskTest, AnAttachmentAStoredMessageNamesIsKept) {
+  TempDir dir;
+  auto db = Database::open(dir / "a.db");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->run("INSERT INTO attendants VALUES ('att1', 'Ana', 'attendant', 1)"));
+  ASSERT_TRUE((*db)->run("INSERT INTO accounts (id, attendant_id, plugin_id, created_at, "
+                         "updated_at) VALUES ('acc1', 'att1', 'email-imap', 1, 1)"));
+  AttachmentStore store(**db, dir / "attachments");
+  Conversations conversations(**db);
+  auto attached = store.put("an attachment of a stored mail");
+  auto raw = store.put("the raw copy of a stored mail, named in its details");
+  ASSERT_TRUE(attached && raw);
+  NewMessage m;
+  m.account_id = "acc1";
+  m.channel = "email-imap";
+  m.direction = "inbound";
+  m.external_id = "<stored@example.test>";
+  m.details = {{"raw_attachment_id", *raw}};
+  m.attachments.push_back({*attached, "a.txt", "text/plain", ""});
+  ASSERT_TRUE(conversations.insert(m));
+
+  store.forget_unreferenced(*attached);
+  store.forget_unreferenced(*raw);
+  EXPECT_TRUE(store.path(*attached));
+  EXPECT_TRUE(store.path(*raw));
+  EXPECT_EQ(count(**db, "attachments"), 2);
 }
 
 TEST(FullDiskTest, TheReserveGivesItsRoomBackAndIsTakenAgainOnlyWithRoomBeyondIt) {
