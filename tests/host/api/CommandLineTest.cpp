@@ -1,16 +1,13 @@
 // The connector-host binary as an admin meets it: --help, --version, --check-config, admin
 // commands, a clean stop on SIGTERM, and refused plugins reported while the others run.
 #include "ApiClient.hpp"
+#include "HostProcess.hpp"
 #include "TempDir.hpp"
 
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <cstdio>
-#include <fcntl.h>
-#include <optional>
-#include <regex>
-#include <sstream>
 #include <thread>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,96 +34,6 @@ Run run(const std::string &args) {
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
 }
-
-// A host started as its own process, its output captured to a file.
-class HostProcess {
- public:
-  // `soft_file_limit` and `hard_file_limit`, when set, are the open-file limits the host starts
-  // with, as a service manager could give them.
-  HostProcess(const std::filesystem::path &config, const std::filesystem::path &output,
-              rlim_t soft_file_limit = 0, rlim_t hard_file_limit = 0)
-      : output_(output) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (soft_file_limit != 0) {
-        rlimit files{};
-        getrlimit(RLIMIT_NOFILE, &files);
-        files.rlim_cur = soft_file_limit;
-        if (hard_file_limit != 0) files.rlim_max = hard_file_limit;
-        setrlimit(RLIMIT_NOFILE, &files);
-      }
-      const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(CONNECTOR_HOST_BINARY, CONNECTOR_HOST_BINARY, "--config", config.c_str(), nullptr);
-      _exit(127);
-    }
-  }
-  ~HostProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  // Waits until the output matches; returns the first capture group.
-  std::string wait_for(const std::string &pattern) const {
-    std::string found;
-    eventually(
-        [&] {
-          std::smatch match;
-          const std::string text = read_file(output_);
-          if (!std::regex_search(text, match, std::regex(pattern))) return false;
-          found = match.size() > 1 ? match[1].str() : match[0].str();
-          return true;
-        },
-        std::chrono::seconds(20));
-    return found;
-  }
-
-  // Waits for the host to run and turns its first-start login link into an admin token.
-  struct Admin {
-    uint16_t port = 0;
-    std::string token;
-  };
-  std::optional<Admin> sign_in() const {
-    const std::string url = wait_for("running at (http://127\\.0\\.0\\.1:[0-9]+)");
-    const std::string code = wait_for("#login=([A-Za-z0-9_-]+)");
-    if (url.empty() || code.empty()) return std::nullopt;
-    Admin admin;
-    admin.port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-    auto redeemed = ApiClient(admin.port).post("/api/v1/auth/login-link", {{"code", code}});
-    if (redeemed.status != 201) return std::nullopt;
-    admin.token = redeemed.json()["token"];
-    return admin;
-  }
-
-  // CPU seconds the process has used so far (user and system), from /proc.
-  double cpu_seconds() const {
-    const std::string stat = read_file("/proc/" + std::to_string(pid_) + "/stat");
-    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    double ticks = 0;
-    for (int i = 3; fields >> field; ++i) {
-      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
-      if (i == 15) break;
-    }
-    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-
-  // Sends `signal` and returns the exit code.
-  int stop(int signal) {
-    kill(pid_, signal);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  std::filesystem::path output_;
-  pid_t pid_ = -1;
-};
 
 TEST(CommandLineTest, HelpAndVersion) {
   auto help = run("--help");
