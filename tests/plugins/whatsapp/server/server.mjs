@@ -154,6 +154,7 @@ export class WhatsAppTestServer {
     this.received = [];           // messages the clients sent, decrypted
     this.receipts = [];           // receipts the clients sent
     this.offline = new Map();     // device key → queued stanzas
+    this.unacked = new Map();     // device key → Map(message id → stanza) sent, not yet receipted
     this.minVersion = null;       // [a,b,c]: older clients are refused with 405
     this.handshakeDelayMs = 0;    // how long the server takes to answer a client hello
     this.opening = 0;             // connections between accept and login (or refusal, or close)
@@ -184,6 +185,8 @@ export class WhatsAppTestServer {
       devices: [...this.devices.values()].map((d) => ({
         jid: d.jid, lid: d.lid, phone: d.phone, connected: !!this.connectionOf(d), prekeys: d.preKeys.size,
         logged_out: !!d.loggedOut, presences: d.presences || [],
+        queued: (this.offline.get(`${d.phone}:${d.device}`) || []).length,
+        unreceipted: this.unacked.get(`${d.phone}:${d.device}`)?.size || 0,
       })),
       pending_qr_refs: this.pendingRefs.size,
       opening_peak: this.openingPeak,
@@ -399,14 +402,37 @@ export class WhatsAppTestServer {
     setTimeout(() => this.flushOffline(conn), 200);
   }
 
+  // What waits for the device: first the messages an earlier connection got but never answered
+  // with a receipt (its client died before it could), then what came while it was away. As on
+  // WhatsApp, a message leaves the server only once the client receipted it.
   flushOffline(conn) {
-    const queued = this.offline.get(conn.device) || [];
+    const unacked = [...(this.unacked.get(conn.device)?.values() || [])];
+    this.unacked.delete(conn.device);
+    const queued = [...unacked, ...(this.offline.get(conn.device) || [])];
     this.offline.delete(conn.device);
     for (const node of queued) {
       node.attrs.offline = '1';
-      this.sendNode(conn, node);
+      this.sendMessageNode(conn, node);
     }
     this.sendNode(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
+  }
+
+  // Sends a message stanza to a device and keeps it until the client's receipt (or ack) for it.
+  sendMessageNode(conn, node) {
+    if (!this.unacked.has(conn.device)) this.unacked.set(conn.device, new Map());
+    this.unacked.get(conn.device).set(node.attrs.id, node);
+    this.sendNode(conn, node);
+  }
+
+  // A receipt or ack from the client for message ids (one in attrs, more in a list child); a
+  // retry receipt asks for the message again and acknowledges nothing.
+  acknowledged(conn, node) {
+    if (!conn.device || node.attrs.type === 'retry') return;
+    const pending = this.unacked.get(conn.device);
+    if (!pending) return;
+    pending.delete(node.attrs.id);
+    const list = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'list') : undefined;
+    for (const item of Array.isArray(list?.content) ? list.content : []) pending.delete(item.attrs?.id);
   }
 
   // The device's open connection; one whose socket is closing (its bridge just died) is not, so
@@ -449,7 +475,10 @@ export class WhatsAppTestServer {
       if (d) d.presences = [...(d.presences || []), node.attrs.type || 'available'];
       return;
     }
+    // A negative ack (with an error) is no acknowledgement: the client could not take the message.
+    if (node.tag === 'ack' && node.attrs.class === 'message' && !node.attrs.error) return this.acknowledged(conn, node);
     if (node.tag === 'receipt') {
+      this.acknowledged(conn, node);
       this.receipts.push({ device: conn.device, id: node.attrs.id, to: node.attrs.to, type: node.attrs.type || 'delivery' });
       return this.sendNode(conn, { tag: 'ack', attrs: { id: node.attrs.id, class: 'receipt', from: node.attrs.to || SERVER_JID } });
     }
@@ -584,7 +613,7 @@ export class WhatsAppTestServer {
       }
       const node = { tag: 'message', attrs, content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
       const conn = this.connectionOf(d);
-      if (conn) this.sendNode(conn, node);
+      if (conn) this.sendMessageNode(conn, node);
       else {
         const key = `${d.phone}:${d.device}`;
         this.offline.set(key, [...(this.offline.get(key) || []), node]);
