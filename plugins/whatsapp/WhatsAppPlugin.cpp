@@ -599,6 +599,9 @@ class WhatsAppPlugin final : public sdk::Plugin {
     host().emit(id, {{"type", "qr"}, {"payload", payload}, {"expires_at", expires_at}});
   }
 
+  // Stores an incoming message, then tells the bridge it is settled: until then the bridge holds
+  // WhatsApp's receipt for it and the Signal state that decrypted it (see the bridge's
+  // receipt-gate.mjs), so a host that dies before the store commit gets the message again.
   void on_message(const std::string &id, Json message) {
     Json attachments = Json::array();
     for (const auto &a : message.value("attachments", Json::array())) {
@@ -622,6 +625,12 @@ class WhatsAppPlugin final : public sdk::Plugin {
     }
     if (host().emit(id, message) != CN_OK) {
       host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");
+    }
+    std::lock_guard lock(mutex_);
+    if (bridge_) {
+      bridge_->notify({{"op", "settled"},
+                       {"account", id},
+                       {"external_id", message.value("external_id", "")}});
     }
   }
 

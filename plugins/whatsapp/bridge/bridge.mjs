@@ -7,11 +7,14 @@
 //   - turning Baileys' messages into the host's message events (see messages.mjs);
 //   - keeping the auth state (creds + Signal keys) in memory and handing every change to the
 //     plugin, which stores it as a secret of the account; before any reconnect or exit the bridge
-//     waits until the plugin confirmed the last write.
+//     waits until the plugin confirmed the last write;
+//   - holding WhatsApp's receipt of an incoming message until the plugin confirmed the host
+//     stored it (see receipt-gate.mjs).
 import { createInterface } from 'node:readline';
 import makeWASocket, { Browsers, DisconnectReason, WA_CERT_DETAILS } from 'baileys';
 import { AuthState } from './auth-state.mjs';
 import { toHostMessage, receiptStatus, mediaContent } from './messages.mjs';
+import { ReceiptGate } from './receipt-gate.mjs';
 
 // stdout carries the protocol, one JSON object a line; libraries that print with console.log
 // (libsignal does, e.g. "Closing open session…") must not mix their text into it.
@@ -53,6 +56,7 @@ const settings = {
   maxConcurrentConnects: 4,
   sendTimeoutMs: 30000,
   logoutTimeoutMs: 20000,            // how long a logout waits for a connection to open
+  storeTimeoutMs: 60000,             // how long a message's receipt waits for the host to store it
 };
 
 // Limits how many sessions open their socket at once, so that a mass drop does not become a storm.
@@ -79,13 +83,16 @@ const BACKLOG_QUIET_MS = 500;
 class Session {
   constructor(account, storedAuth, pairingPhone) {
     this.account = account;
+    this.inFlight = new Map();  // message id → its timeout: receipt held, not yet settled
     this.auth = new AuthState(storedAuth, (snapshot, seq) => event('state', account, { seq, auth: snapshot }),
-      (seq) => log('warn', `the plugin did not confirm state ${seq} in time; going on without it`, account));
+      (seq) => log('warn', `the plugin did not confirm state ${seq} in time; going on without it`, account),
+      this.inFlight);
     this.pairingPhone = pairingPhone || null;
     this.sock = null;
     this.attempt = 0;
     this.stopped = false;
     this.seen = new Set();      // message ids already handed over (replays after reconnect)
+    this.unconfirmed = new Set();  // of those, the ones the plugin has not confirmed yet
     this.sentByUs = new Set();  // ids we sent: their fromMe echo is not a new message
     this.pendingSends = new Map();
     this.sentByClientId = new Map();  // client id → { result, failed } of its send
@@ -98,10 +105,12 @@ class Session {
     await gate.enter();
     let released = false;
     const release = () => { if (!released) { released = true; gate.leave(); } };
+    this.receipts?.close();
+    const receipts = new ReceiptGate({ onReceipt: (ids) => this.receipted(ids) });
     try {
       this.sock = makeWASocket({
         auth: this.auth.state,
-        logger: libraryLogger,
+        logger: receipts.logger(libraryLogger),
         version: settings.version,
         browser: Browsers.ubuntu('Chrome'),
         waWebSocketUrl: settings.wsUrl,
@@ -117,6 +126,8 @@ class Session {
       throw e;
     }
     const sock = this.sock;
+    receipts.attach(sock.ws.socket);
+    this.receipts = receipts;
     sock.ev.on('creds.update', () => this.auth.changed());
     sock.ev.on('connection.update', (u) => {
       if (sock !== this.sock) return;
@@ -162,6 +173,8 @@ class Session {
     const pairing = !this.auth.state.creds.me;
     this.sock = null;
     this.isOpen = false;
+    this.receipts?.close();
+    this.receipts = null;
     await this.auth.flushed();
     if (this.stopped) return;
     if (code === DisconnectReason.restartRequired) return this.reconnect(0);
@@ -199,12 +212,16 @@ class Session {
     this.timer = setTimeout(() => this.open().catch((e) => log('error', 'reconnect failed: ' + e.message, this.account)), delayMs);
   }
 
+  // Each message is handed to the plugin, whose `stored` settles it (see ReceiptGate); one that
+  // is passed over is settled here.
   async onMessages({ messages, type }) {
     for (const m of messages) {
       const id = m.key?.id;
-      if (!id || !m.message) continue;
-      if (this.seen.has(id)) continue;
-      if (m.key.fromMe && this.sentByUs.has(id)) continue;
+      if (!id || !m.message || this.seen.has(id) || (m.key.fromMe && this.sentByUs.has(id))) {
+        // A replay of a message still on its way to the host is settled by its confirmation.
+        if (!this.unconfirmed.has(id)) this.settle(id);
+        continue;
+      }
       remember(this.seen, id, 5000);
       const lidMapping = this.sock?.signalRepository?.lidMapping;
       const message = await toHostMessage(m, {
@@ -212,7 +229,11 @@ class Session {
         phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),
         download: (msg) => this.download(msg),
       });
-      if (!message) continue;
+      if (!message) {
+        this.settle(id);
+        continue;
+      }
+      this.unconfirmed.add(id);
       event('message', this.account, { message });
       if (message.details?.history) this.countBacklog();
     }
@@ -255,6 +276,29 @@ class Session {
     const pending = this.pendingSends.get(id);
     if (pending) { clearTimeout(pending); this.pendingSends.delete(id); }
     event('delivery', this.account, { external_id: id, status });
+  }
+
+  // Baileys is about to receipt these messages; the receipt is held until each is settled.
+  receipted(ids) {
+    for (const id of ids) {
+      if (this.inFlight.has(id)) continue;
+      const timer = setTimeout(() => {
+        log('warn', `message ${id} was not handed over within ${settings.storeTimeoutMs} ms; receipted anyway`, this.account);
+        this.settle(id);
+      }, settings.storeTimeoutMs);
+      timer.unref?.();
+      this.inFlight.set(id, timer);
+    }
+  }
+
+  // The message is stored by the host, or will not be handed over: its receipt and the Signal
+  // state that decrypted it may go out.
+  settle(id) {
+    clearTimeout(this.inFlight.get(id));
+    this.inFlight.delete(id);
+    this.unconfirmed.delete(id);
+    this.receipts?.settled(id);
+    this.auth.settled();
   }
 
   onLidMapping(mapping) {
@@ -447,6 +491,10 @@ const operations = {
   state_saved: ({ account, seq }) => {
     sessions.get(account)?.auth.saved(seq);
     return undefined;  // no answer: this is itself an answer
+  },
+  settled: ({ account, external_id: id }) => {
+    sessions.get(account)?.settle(id);
+    return undefined;
   },
   memory: () => ({ rss: process.memoryUsage().rss, sessions: sessions.size }),
   shutdown: async () => {
