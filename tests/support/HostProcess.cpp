@@ -1,8 +1,5 @@
 #include "HostProcess.hpp"
 
-#include "ApiClient.hpp"
-#include "TempDir.hpp"
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +7,9 @@
 
 #include <regex>
 #include <sstream>
+
+#include "ApiClient.hpp"
+#include "TempDir.hpp"
 
 namespace connector::test {
 
