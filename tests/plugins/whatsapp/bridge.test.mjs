@@ -23,8 +23,9 @@ function startServer() {
   }));
 }
 
-// A bridge with a recorder of its events; answers state writes like the plugin does.
-function startBridge() {
+// A bridge with a recorder of its events; answers state writes like the plugin does, and settles
+// each message as the plugin does once the host stored it (unless `settle` is false).
+function startBridge({ settle = true } = {}) {
   const child = spawn('node', [bridgeScript], { stdio: ['pipe', 'pipe', 'inherit'] });
   const events = [];
   const waiters = [];
@@ -34,12 +35,16 @@ function startBridge() {
     const m = JSON.parse(line);
     if (m.id !== undefined) return answers.get(m.id)?.(m);
     if (m.event === 'state') child.stdin.write(JSON.stringify({ op: 'state_saved', account: m.account, seq: m.seq }) + '\n');
+    if (m.event === 'message' && settle) bridge.settle(m.account, m.message.external_id);
     events.push(m);
     for (const w of [...waiters]) if (w.match(m)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); }
   });
-  return {
+  const bridge = {
     child,
     events,
+    settle(account, externalId) {
+      child.stdin.write(JSON.stringify({ op: 'settled', account, external_id: externalId }) + '\n');
+    },
     request(op, fields = {}) {
       const id = nextId++;
       child.stdin.write(JSON.stringify({ id, op, ...fields }) + '\n');
@@ -55,6 +60,7 @@ function startBridge() {
       });
     },
   };
+  return bridge;
 }
 
 test('hello refuses another protocol version and names both', async () => {
@@ -94,6 +100,38 @@ test('pairs through the QR, stores state before restarting, and receives and sen
     assert.deepEqual(received.map((m) => m.text), ['olá']);
     // Our own send is not reported back as a new message (no fromMe echo duplicate).
     assert.equal(bridge.events.filter((e) => e.event === 'message' && e.message.external_id === sent.external_id).length, 0);
+  } finally {
+    bridge.child.stdin.end();
+    server.child.kill();
+  }
+});
+
+// WhatsApp must not hear of a message before the host stored it: the receipt waits for the
+// plugin's `settled`, and so does the Signal state that decrypted the message.
+test('a message is receipted, and its state handed over, only once the plugin settled it', async () => {
+  const server = await startServer();
+  const bridge = startBridge({ settle: false });
+  try {
+    await bridge.request('hello', { protocol: 1 });
+    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
+    await bridge.request('start', { account: 'a', auth: null });
+    const qr = await bridge.waitFor((e) => e.event === 'qr');
+    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000003' });
+    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    const unreceipted = async () => (await server.call('GET', '/info')).devices[0].unreceipted;
+    const states = () => bridge.events.filter((e) => e.event === 'state').length;
+
+    const { id } = await server.call('POST', '/send', { from: '5511911113333', to: '5511900000003', text: 'guarde' });
+    await bridge.waitFor((e) => e.event === 'message' && e.message.external_id === id, 30000);
+    const statesBefore = states();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(await unreceipted(), 1, 'the receipt went out before the message was settled');
+    assert.equal(states(), statesBefore, 'a state was handed over before the message was settled');
+
+    bridge.settle('a', id);
+    for (let i = 0; i < 100 && (await unreceipted()) !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await unreceipted(), 0, 'the receipt did not go out once the message was settled');
+    assert.ok(states() > statesBefore, 'the state that decrypted the message was not handed over');
   } finally {
     bridge.child.stdin.end();
     server.child.kill();
