@@ -186,6 +186,16 @@ void CaseMatcher::settle_closed(const CaseRow &found, const store::NewMessage &m
     decision.why += ", closed: reopened";
     return;
   }
+  // The conversation already went on in a newer case of the same person (a new case opened by
+  // an earlier message of this thread or with this subject): it goes there, not into one more.
+  if (decision.contact_id) {
+    if (auto open = lookups_.newest_case(*decision.contact_id, found.attendant_id, true)) {
+      decision.case_id = open->id;
+      decision.method = contact_method(decision);
+      decision.why += ", closed: the contact's open case " + std::to_string(open->id) + " instead";
+      return;
+    }
+  }
   decision.verdict = Decision::Verdict::kNewCase;
   decision.case_id.reset();
   decision.method = "new_case";

@@ -1,5 +1,7 @@
 #include "cases/ContactDirectory.hpp"
 
+#include <optional>
+
 namespace connector::cases {
 namespace {
 
@@ -113,6 +115,20 @@ Outcome ContactDirectory::undo_merge(int64_t merge_id, const std::string &by) {
   }
   const int64_t kept = (*merge)["kept_contact_id"];
   const int64_t merged = (*merge)["merged_contact_id"];
+  // What this merge joined has since moved on with the kept contact into another one: undoing
+  // it here would move nothing back. The later merge is undone first.
+  std::optional<int64_t> later;
+  auto read = db_.run(
+      "SELECT id FROM contact_merges WHERE merged_id = ? AND undone_at IS NULL AND id > ? "
+      "ORDER BY id DESC LIMIT 1",
+      {kept, merge_id}, [&](const store::Row &row) { later = row.integer(0); });
+  if (!read) return read;
+  if (later) {
+    return failure("state", "contact " + std::to_string(kept) +
+                                " was merged into another contact afterwards (merge " +
+                                std::to_string(*later) + "): undo merge " +
+                                std::to_string(*later) + " first");
+  }
   for (const auto &pair : (*merge)["identities"]) {
     auto done = db_.run(
         "UPDATE contact_identities SET contact_id = ? WHERE kind = ? AND value = ? AND "

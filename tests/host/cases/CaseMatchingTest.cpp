@@ -297,6 +297,37 @@ TEST_F(CaseMatching, AutomaticMailNeverReopensNorOpensACase) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
 }
 
+// A merge whose kept contact was merged again afterwards cannot be undone first: nothing it
+// joined is where it left it. The later one is undone first, then this one gives everything back.
+TEST_F(CaseMatching, AMergeFollowedByAnotherIsUndoneOnlyAfterIt) {
+  const int64_t by_phone = new_case(kAna, {.phones = Strings{"+5521977770001"}});
+  const int64_t by_bee = new_case(kAna, {.addresses = Strings{"bee@example.com"}});
+  const int64_t bee_contact = *contact_of_case(by_bee);
+  ASSERT_TRUE(work_->update_case(by_phone, {.addresses = Strings{"bee@example.com"}}, kAna));
+  const int64_t first = count("SELECT MAX(id) FROM contact_merges");
+  const int64_t by_cee = new_case(kAna, {.addresses = Strings{"cee@example.com"}});
+  ASSERT_TRUE(work_->update_case(by_cee, {.phones = Strings{"+5521977770001"}}, kAna));
+  const int64_t second = count("SELECT MAX(id) FROM contact_merges");
+  ASSERT_NE(first, second);
+  ASSERT_EQ(count("SELECT merged_id FROM contact_merges WHERE id = ?", {second}),
+            count("SELECT kept_id FROM contact_merges WHERE id = ?", {first}))
+      << "the second merge must take the first one's kept contact along";
+
+  auto refused = work_->undo_merge(first, kAna);
+  ASSERT_FALSE(refused) << "undone, though nothing it joined could be moved back";
+  EXPECT_EQ(refused.failure().code, "state");
+  EXPECT_NE(refused.failure().message.find("undo merge " + std::to_string(second) + " first"),
+            std::string::npos)
+      << refused.failure().message;
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_merges WHERE undone_at IS NOT NULL"), 0);
+
+  ASSERT_TRUE(work_->undo_merge(second, kAna));
+  ASSERT_TRUE(work_->undo_merge(first, kAna));
+  EXPECT_EQ(contact_of_case(by_bee), bee_contact);
+  EXPECT_EQ(count("SELECT contact_id FROM contact_identities WHERE value = 'bee@example.com'"),
+            bee_contact);
+}
+
 class ClosedCases : public CaseMatching {
  protected:
   // A closed case of the customer, closed `days` ago.
@@ -330,6 +361,32 @@ TEST_F(ClosedCases, ClosedPastTheWindowGetsANewCase) {
   EXPECT_NE(d.case_id, id);
   EXPECT_EQ(status_of(id), "closed");
   EXPECT_EQ(contact_of_case(*d.case_id), contact_of_case(id));
+}
+
+// A reply in the thread of a case closed past the window opens one new case; the messages after
+// it, in the same thread or naming the old case's id (or both ids, as replies from the new case
+// do), go to that new case instead of opening one each.
+TEST_F(ClosedCases, TheThreadOfACaseClosedPastTheWindowOpensOnlyOneNewCase) {
+  settings_.closed_case = "reopen_within";
+  settings_.reopen_within_days = 7;
+  start();
+  const int64_t old_case = closed_case(10);
+  sent_mail(kAnaMail, "<r1@host.example>", old_case);
+
+  Decision first = receive(kAnaMail, mail("cliente@example.com", "Re: Pedido", {"<r1@host.example>"}));
+  ASSERT_EQ(first.verdict, Verdict::kNewCase) << first.why;
+  const int64_t new_case_id = *first.case_id;
+  const std::string old_id = std::to_string(old_case);
+  for (const auto &[subject, refs] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"Re: Pedido", {"<r1@host.example>"}},
+           {"Re: [#" + old_id + "] Pedido", {}},
+           {"Re: [#" + old_id + "] Pedido [#" + std::to_string(new_case_id) + "]", {}}}) {
+    Decision d = receive(kAnaMail, mail("cliente@example.com", subject, refs));
+    EXPECT_EQ(d.verdict, Verdict::kLink) << subject << ": " << d.why;
+    EXPECT_EQ(d.case_id, new_case_id) << subject << ": " << d.why;
+  }
+  EXPECT_EQ(status_of(old_case), "closed");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 2);
 }
 
 TEST_F(ClosedCases, ReopenReopensHoweverOld) {
