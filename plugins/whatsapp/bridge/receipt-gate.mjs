@@ -13,6 +13,8 @@
 // receipt, in the same synchronous step: the socket's next frame is that receipt. Frames wait
 // milliseconds while the host keeps up. `onReceipt(ids)` hears of every receipt held (the session
 // also keeps its Signal state from being saved ahead of those messages, see auth-state.mjs).
+// That log line is Baileys' own (the version is pinned); tests/plugins/whatsapp/bridge.test.mjs
+// fails if a new version no longer writes it.
 const RECEIPT_LOG = 'sending receipt for messages';
 const NOT_DELIVERY = new Set(['retry', 'read', 'read-self']);
 
