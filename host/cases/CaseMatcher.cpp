@@ -110,7 +110,7 @@ void CaseMatcher::resolve_contact(const std::string &attendant_id, Decision &dec
 std::optional<CaseRow> CaseMatcher::by_thread(const std::string &attendant_id,
                                               const store::NewMessage &message) const {
   for (const auto &ref : strings_of(message.link_keys, "thread_refs")) {
-    auto case_id = lookups_.case_of_message_id(bare_message_id(ref));
+    auto case_id = lookups_.case_of_message_id(bare_message_id(ref), attendant_id);
     if (!case_id) continue;
     auto row = lookups_.case_row(*case_id);
     if (row && row->attendant_id == attendant_id) return row;

@@ -115,7 +115,8 @@ Outcome MatchLookups::prepare() {
   message_id_case_ = std::make_unique<Query>(
       db_,
       "SELECT l.case_id FROM mail_message_ids i JOIN message_links l ON l.message_id = "
-      "i.message_row WHERE i.message_id = ?");
+      "i.message_row JOIN cases c ON c.id = l.case_id WHERE i.message_id = ? AND "
+      "c.attendant_id = ? ORDER BY i.message_row LIMIT 1");
   merge_undone_ = std::make_unique<Query>(
       db_,
       "SELECT 1 FROM contact_merges WHERE undone_at IS NOT NULL AND ((kept_id = ?1 AND "
@@ -163,9 +164,10 @@ std::optional<CaseRow> MatchLookups::newest_case(int64_t contact_id, std::string
   return found;
 }
 
-std::optional<int64_t> MatchLookups::case_of_message_id(std::string_view message_id) {
+std::optional<int64_t> MatchLookups::case_of_message_id(std::string_view message_id,
+                                                        std::string_view attendant_id) {
   auto lock = store_.lock();
-  Query &q = message_id_case_->bind(1, message_id);
+  Query &q = message_id_case_->bind(1, message_id).bind(2, attendant_id);
   std::optional<int64_t> found;
   if (q.row()) found = q.integer(0);
   q.done();

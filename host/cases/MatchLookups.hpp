@@ -71,8 +71,10 @@ class MatchLookups {
   std::optional<CaseRow> newest_case(int64_t contact_id, std::string_view attendant_id,
                                      bool open_only);
 
-  // The case of the message that carried this Message-ID (stored or sent), if it has one.
-  std::optional<int64_t> case_of_message_id(std::string_view message_id);
+  // The case of this attendant's (oldest) message that carried this Message-ID, stored or sent,
+  // if it has one.
+  std::optional<int64_t> case_of_message_id(std::string_view message_id,
+                                            std::string_view attendant_id);
 
   // True when a merge of these two contacts (either way round) was undone by hand: the matcher
   // must not merge them again by itself.

@@ -11,6 +11,7 @@ extern const char kMigration004[];
 extern const char kMigration005[];
 extern const char kMigration006[];
 extern const char kMigration007[];
+extern const char kMigration008[];
 }
 
 namespace connector::store {
@@ -20,7 +21,7 @@ namespace {
 const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002,
                                    embedded::kMigration003, embedded::kMigration004,
                                    embedded::kMigration005, embedded::kMigration006,
-                                   embedded::kMigration007};
+                                   embedded::kMigration007, embedded::kMigration008};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 constexpr size_t kMaxCachedStatements = 256;
