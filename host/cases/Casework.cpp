@@ -54,7 +54,11 @@ Expected<Ingested> Casework::ingest(const std::string &account_id, const std::st
     if (!stored->inserted) return Ok{};  // a replay: stored and filed the first time
 
     std::optional<int64_t> contact = decision.contact_id;
-    if (!contact && !decision.identities.empty()) {
+    // Automatic mail that goes on no case (a bounce, a newsletter from a stranger) leaves no
+    // contact behind either.
+    const bool leaves_no_trace =
+        message.automatic && decision.verdict == Decision::Verdict::kUnassigned;
+    if (!contact && !decision.identities.empty() && !leaves_no_trace) {
       auto created = contacts_.create(attendant_id, decision.identities);
       if (!created) return created.failure();
       contact = *created;

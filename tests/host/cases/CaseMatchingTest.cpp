@@ -154,6 +154,24 @@ TEST_F(CaseMatching, ThreadOfAnotherAttendantsCaseIsNotFollowed) {
   EXPECT_EQ(d.verdict, Verdict::kNewCase);
 }
 
+// One customer mail addressed to two attendants is stored once for each: replies that refer to
+// it thread onto each attendant's own case, not only the first one's.
+TEST_F(CaseMatching, AMailThatReachedTwoAttendantsThreadsForBoth) {
+  store::NewMessage original = mail("x@example.com", "Pedido");
+  original.details = {{"message_id", "<orig@cust.example>"}};
+  const Decision anas = receive(kAnaMail, original);
+  const Decision betos = receive(kBetoMail, original);
+  ASSERT_TRUE(anas.case_id && betos.case_id);
+  ASSERT_NE(*anas.case_id, *betos.case_id);
+
+  for (const auto &[account, expected] : {std::pair{kBetoMail, *betos.case_id},
+                                          std::pair{kAnaMail, *anas.case_id}}) {
+    Decision d = receive(account, mail("colega@example.com", "Re: Pedido", {"<orig@cust.example>"}));
+    EXPECT_EQ(d.case_id, expected) << account << ": " << d.why;
+    EXPECT_EQ(d.method, "thread") << account << ": " << d.why;
+  }
+}
+
 TEST_F(CaseMatching, SubjectIdFromAStrangerIsRefused) {
   const int64_t case_id = new_case(kAna, {.addresses = Strings{"cliente@example.com"}});
 
@@ -295,6 +313,10 @@ TEST_F(CaseMatching, AutomaticMailNeverReopensNorOpensACase) {
   EXPECT_EQ(status_of(closed), "closed");
   EXPECT_EQ(unknown.verdict, Verdict::kUnassigned);
   EXPECT_EQ(count("SELECT COUNT(*) FROM cases"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM contact_identities WHERE value = "
+                  "'mailer-daemon@example.net'"),
+            0)
+      << "automatic mail from a stranger made a contact";
 }
 
 // A merge whose kept contact was merged again afterwards cannot be undone first: nothing it
