@@ -1,7 +1,10 @@
-// Migration 003 gives every contact one attendant: a contact that two attendants' cases shared
-// before is split so that each keeps a contact of their own with the same identities.
+// The case engine's migrations on a store an older host left: 003 gives every contact one
+// attendant, 007 starts the host's case counter, 008 remembers every message's Message-ID.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+
+#include <filesystem>
+#include <string>
 
 #include "TempDir.hpp"
 #include "store/Database.hpp"
@@ -13,6 +16,7 @@ extern const char kMigration003[];
 extern const char kMigration004[];
 extern const char kMigration005[];
 extern const char kMigration006[];
+extern const char kMigration007[];
 }  // namespace connector::embedded
 
 namespace connector::cases::test {
@@ -23,26 +27,36 @@ void exec(sqlite3 *db, const char *sql) {
   ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << error;
 }
 
+// A store as a host of schema `version` left it: its migrations applied by hand, then `rows`.
+std::filesystem::path old_store(const connector::test::TempDir &dir, int version,
+                                const std::string &rows) {
+  const char *const migrations[] = {embedded::kMigration001, embedded::kMigration002,
+                                    embedded::kMigration003, embedded::kMigration004,
+                                    embedded::kMigration005, embedded::kMigration006,
+                                    embedded::kMigration007};
+  const auto file = dir / "old.db";
+  sqlite3 *db = nullptr;
+  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  for (int i = 0; i < version; ++i) exec(db, migrations[i]);
+  exec(db, ("PRAGMA user_version = " + std::to_string(version) + ";" + rows).c_str());
+  sqlite3_close(db);
+  return file;
+}
+
+// Migration 003: a contact that two attendants' cases shared is split so that each keeps a
+// contact of their own with the same identities.
 TEST(ContactsMigration, ASharedContactIsSplitBetweenItsAttendants) {
   connector::test::TempDir dir;
-  const auto file = dir / "old.db";
-  {
-    sqlite3 *db = nullptr;
-    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-    exec(db, embedded::kMigration001);
-    exec(db, embedded::kMigration002);
-    exec(db,
-         "PRAGMA user_version = 2;"
-         "INSERT INTO attendants (id, name, role, created_at) VALUES "
-         "  ('ana', 'Ana', 'attendant', 0), ('beto', 'Beto', 'attendant', 0);"
-         "INSERT INTO contacts (id, created_at) VALUES (1, 0), (2, 0);"
-         "INSERT INTO contact_identities (kind, value, contact_id) VALUES "
-         "  ('phone', '+5511987654321', 1), ('email', 'c@example.com', 1),"
-         "  ('email', 'sem-caso@example.com', 2);"
-         "INSERT INTO cases (id, attendant_id, contact_id, created_at, updated_at) VALUES "
-         "  (10, 'ana', 1, 0, 0), (11, 'beto', 1, 0, 0), (12, 'beto', 1, 0, 0);");
-    sqlite3_close(db);
-  }
+  const auto file = old_store(
+      dir, 2,
+      "INSERT INTO attendants (id, name, role, created_at) VALUES "
+      "  ('ana', 'Ana', 'attendant', 0), ('beto', 'Beto', 'attendant', 0);"
+      "INSERT INTO contacts (id, created_at) VALUES (1, 0), (2, 0);"
+      "INSERT INTO contact_identities (kind, value, contact_id) VALUES "
+      "  ('phone', '+5511987654321', 1), ('email', 'c@example.com', 1),"
+      "  ('email', 'sem-caso@example.com', 2);"
+      "INSERT INTO cases (id, attendant_id, contact_id, created_at, updated_at) VALUES "
+      "  (10, 'ana', 1, 0, 0), (11, 'beto', 1, 0, 0), (12, 'beto', 1, 0, 0);");
 
   auto db = store::Database::open(file);
   ASSERT_TRUE(db) << db.failure().message;
@@ -72,28 +86,50 @@ TEST(ContactsMigration, ASharedContactIsSplitBetweenItsAttendants) {
 // case id, so no id the host gave before is given again.
 TEST(ContactsMigration, TheHostsCaseCounterGoesOnFromAnExistingStoresHighestId) {
   connector::test::TempDir dir;
-  const auto file = dir / "old.db";
-  {
-    sqlite3 *db = nullptr;
-    ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-    for (const char *migration : {embedded::kMigration001, embedded::kMigration002,
-                                  embedded::kMigration003, embedded::kMigration004,
-                                  embedded::kMigration005, embedded::kMigration006}) {
-      exec(db, migration);
-    }
-    exec(db,
-         "PRAGMA user_version = 6;"
-         "INSERT INTO attendants (id, name, role, created_at) VALUES ('ana', 'Ana', 'attendant', 0);"
-         "INSERT INTO cases (id, attendant_id, created_at, updated_at) VALUES "
-         "  (5, 'ana', 0, 0), (10, 'ana', 0, 0);");
-    sqlite3_close(db);
-  }
+  const auto file = old_store(
+      dir, 6,
+      "INSERT INTO attendants (id, name, role, created_at) VALUES ('ana', 'Ana', 'attendant', 0);"
+      "INSERT INTO cases (id, attendant_id, created_at, updated_at) VALUES "
+      "  (5, 'ana', 0, 0), (10, 'ana', 0, 0);");
   auto db = store::Database::open(file);
   ASSERT_TRUE(db) << db.failure().message;
   int64_t last = -1;
   EXPECT_TRUE((*db)->run("SELECT last_id FROM host_case_counter", {},
                          [&](const store::Row &row) { last = row.integer(0); }));
   EXPECT_EQ(last, 10);
+}
+
+// Migration 008: every stored message with a Message-ID is remembered, not only the first one
+// with each id, and so is every message stored from then on.
+TEST(MessageIdsMigration, EveryStoredMessageWithAnIdIsRemembered) {
+  connector::test::TempDir dir;
+  const auto file = old_store(
+      dir, 7,
+      "INSERT INTO messages (account_id, channel, direction, external_id, stored_at, details) "
+      "VALUES ('ana-mail', 'email-imap', 'inbound', 'a', 0, "
+      "        '{\"message_id\": \"<orig@cust.example>\"}'),"
+      "       ('beto-mail', 'email-imap', 'inbound', 'b', 0, "
+      "        '{\"message_id\": \"<orig@cust.example>\"}'),"
+      "       ('beto-mail', 'email-imap', 'outbound', '<sent@host.example>', 0, '{}');");
+
+  auto db = store::Database::open(file);
+  ASSERT_TRUE(db) << db.failure().message;
+  const auto count = [&](const std::string &id) {
+    int64_t n = -1;
+    EXPECT_TRUE((*db)->run("SELECT COUNT(*) FROM mail_message_ids WHERE message_id = ?", {id},
+                           [&](const store::Row &row) { n = row.integer(0); }));
+    return n;
+  };
+  EXPECT_EQ(count("orig@cust.example"), 2);
+  EXPECT_EQ(count("sent@host.example"), 1);
+
+  // And so is every message stored from now on (the accounts of these test rows do not exist).
+  ASSERT_TRUE((*db)->run("PRAGMA foreign_keys = OFF"));
+  ASSERT_TRUE((*db)->run(
+      "INSERT INTO messages (account_id, channel, direction, external_id, stored_at, details) "
+      "VALUES ('carla-mail', 'email-imap', 'inbound', 'c', 0, "
+      "'{\"message_id\": \"<orig@cust.example>\"}')"));
+  EXPECT_EQ(count("orig@cust.example"), 3);
 }
 
 }  // namespace
