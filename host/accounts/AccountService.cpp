@@ -625,7 +625,7 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
   if (event.contains("details") && event["details"].is_object()) m.details = event["details"];
   for (const auto &a : event.value("attachments", Json::array())) {
     if (!a.is_object() || !store::AttachmentStore::valid_id(string_member(a, "id")) ||
-        !attachments_.path(string_member(a, "id"))) {
+        !attachments_.has(string_member(a, "id"))) {
       log::warn({account.plugin_id, account.id},
                 "message event refused: it names an attachment that was not stored first");
       return CN_ERR_INVALID_ARGUMENT;

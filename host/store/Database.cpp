@@ -12,6 +12,7 @@ extern const char kMigration005[];
 extern const char kMigration006[];
 extern const char kMigration007[];
 extern const char kMigration008[];
+extern const char kMigration009[];
 }
 
 namespace connector::store {
@@ -21,7 +22,8 @@ namespace {
 const char *const kMigrations[] = {embedded::kMigration001, embedded::kMigration002,
                                    embedded::kMigration003, embedded::kMigration004,
                                    embedded::kMigration005, embedded::kMigration006,
-                                   embedded::kMigration007, embedded::kMigration008};
+                                   embedded::kMigration007, embedded::kMigration008,
+                                   embedded::kMigration009};
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 constexpr size_t kMaxCachedStatements = 256;

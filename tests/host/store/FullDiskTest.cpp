@@ -100,7 +100,7 @@ TEST(FullDiskTest, AnAttachmentThatDoesNotFitLeavesNoFileAndFailsAsStorageFull) 
   NEED_SMALL_DISK(disk);
   auto db = Database::open(dir / "a.db");  // the database elsewhere: only the files fill up
   ASSERT_TRUE(db);
-  AttachmentStore store(**db, disk.folder() / "attachments");
+  AttachmentStore store(**db, disk.folder() / "attachments", 0);
   ASSERT_TRUE(store.put("fits"));
 
   disk.fill();
@@ -119,6 +119,29 @@ TEST(FullDiskTest, AnAttachmentThatDoesNotFitLeavesNoFileAndFailsAsStorageFull) 
   auto again = store.put(bytes);
   ASSERT_TRUE(again) << again.failure().message;
   EXPECT_TRUE(store.path(*again));
+}
+
+TEST(FullDiskTest, ASmallAttachmentThatDoesNotFitInTheDatabaseFailsAsStorageFull) {
+  TempDir dir;
+  SmallDisk disk(dir, "4m");
+  NEED_SMALL_DISK(disk);
+  auto db = Database::open(disk.folder() / "a.db");
+  ASSERT_TRUE(db) << db.failure().message;
+  AttachmentStore store(**db, disk.folder() / "attachments");
+  ASSERT_TRUE(store.put("fits"));
+
+  disk.fill();
+  const std::string bytes(AttachmentStore::kDefaultInlineLimit, 'x');
+  auto put = store.put(bytes);
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.failure().code, "storage_full") << put.failure().message;
+  EXPECT_EQ(count(**db, "attachments"), 1);
+  EXPECT_FALSE(fs::exists(disk.folder() / "attachments")) << "a file was written instead";
+
+  disk.empty();
+  auto again = store.put(bytes);
+  ASSERT_TRUE(again) << again.failure().message;
+  EXPECT_EQ(*store.read(*again), bytes);
 }
 
 TEST(FullDiskTest, AnAttachmentNoMessageNamesIsForgotten) {
