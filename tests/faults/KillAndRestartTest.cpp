@@ -25,6 +25,7 @@
 
 #include "ApiClient.hpp"
 #include "HostProcess.hpp"
+#include "StoredAttachments.hpp"
 #include "TempDir.hpp"
 #include "TestServer.hpp"
 #include "mail/MailServerFixture.hpp"
@@ -468,7 +469,7 @@ TEST_F(KillAndRestart, EveryMessageIsStoredOnceOnItsSendersCaseWithItsAttachment
       const std::string id = sha256_hex(a.bytes);
       EXPECT_NE(std::find(m.attachments.begin(), m.attachments.end(), id), m.attachments.end())
           << planned.marker << " lacks its attachment " << a.name;
-      const std::string held = read_file(dir_ / "data" / "attachments" / id.substr(0, 2) / id);
+      const std::string held = stored_attachment(dir_ / "data", id);
       EXPECT_TRUE(held.size() == a.bytes.size() && sha256_hex(held) == id)
           << planned.marker << ": the store does not hold the bytes of " << a.name;
       ++attachments_checked;

@@ -1,5 +1,6 @@
 // The data folder damaged while the host is stopped: a clear error at start naming the file and
 // the way out, or, where the host can go on, an answer in words for what is gone; never a crash.
+#include "StoredAttachments.hpp"
 #include "TestHost.hpp"
 
 #include "store/AttachmentStore.hpp"
@@ -28,6 +29,11 @@ std::string store_attachment(const TestHost &host, const std::string &bytes) {
   auto id = attachments.put(bytes);
   if (!id) throw std::runtime_error(id.failure().message);
   return *id;
+}
+
+// A PDF too large to be kept in the database: the store keeps it in a file.
+std::string large_pdf() {
+  return "%PDF-1.4 " + std::string(store::AttachmentStore::kDefaultInlineLimit + 10000, 'b');
 }
 
 // What TestHost::start says when the host refuses to start (empty when it started).
@@ -79,7 +85,7 @@ HttpResult send_with(const ApiClient &client, const std::string &account, const 
 TEST(DataFolderTest, AMissingAttachmentsFolderStopsTheStartWithTheWayOut) {
   TestHost host;
   host.stop();
-  store_attachment(host, "%PDF-1.4 boleto");
+  store_attachment(host, large_pdf());
   const fs::path folder = host.data_dir() / "attachments";
   fs::remove_all(folder);
 
@@ -115,7 +121,7 @@ std::pair<int, std::string> run_admin_command(const TestHost &host, const std::s
 TEST(DataFolderTest, ADeletedDatabaseIsNoFirstStartWhileTheEarlierStoresFilesRemain) {
   TestHost host;
   host.stop();
-  store_attachment(host, "%PDF-1.4 boleto");
+  store_attachment(host, large_pdf());
   const fs::path db = host.data_dir() / "connector-host.db";
   fs::remove(db);
 
@@ -144,7 +150,7 @@ TEST(DataFolderTest, AnAttachmentFileCutShortOrDeletedIsAnsweredInWords) {
   const ApiClient client(host.port(), ana.token);
   ASSERT_TRUE(wait_connected(client, ana.account));
   host.stop();
-  const std::string bytes = "%PDF-1.4 " + std::string(10000, 'b');
+  const std::string bytes = large_pdf();
   const std::string id = store_attachment(host, bytes);
   ASSERT_EQ(start_refusal(host), "");
   const ApiClient again(host.port(), ana.token);
@@ -183,6 +189,28 @@ TEST(DataFolderTest, AnAttachmentFileCutShortOrDeletedIsAnsweredInWords) {
   EXPECT_EQ(fourth.get(message).status, 200);
   // An id the store never had is still a bad request.
   EXPECT_EQ(send_with(fourth, ana.account, std::string(64, 'a')).status, 400);
+}
+
+TEST(DataFolderTest, ASmallAttachmentNeedsNoFileAndNoAttachmentsFolder) {
+  TestHost host;
+  const Connected ana = connected_account(host);
+  host.stop();
+  const std::string bytes = "%PDF-1.4 boleto";
+  const std::string id = store_attachment(host, bytes);
+  const fs::path folder = host.data_dir() / "attachments";
+  EXPECT_FALSE(fs::exists(folder / id.substr(0, 2) / id)) << "kept in the database";
+  fs::remove_all(folder);
+
+  ASSERT_EQ(start_refusal(host), "");
+  const ApiClient client(host.port(), ana.token);
+  ASSERT_TRUE(wait_connected(client, ana.account));
+  auto sent = send_with(client, ana.account, id);
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  auto shown = client.get("/api/v1/messages/" + sent.json()["id"].dump());
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(shown.json()["attachments"][0].value("id", ""), id);
+  host.stop();
+  EXPECT_EQ(stored_attachment(host.data_dir(), id), bytes);
 }
 
 TEST(DataFolderTest, ADamagedWriteAheadLogOrSharedMemoryFileIsNoCrashAndLosesNothingCommitted) {

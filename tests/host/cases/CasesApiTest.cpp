@@ -195,7 +195,9 @@ TEST_F(CasesApi, TheLiveMessageIsTheMessageAsTheApiShowsIt) {
         if (!filed) return filed.failure();
         return filed->stored;
       });
-  auto attachment = attachments_->put("%PDF-1.4 boleto");
+  // Too large to be kept in the database: a file, synced before the message is stored.
+  auto attachment = attachments_->put(
+      "%PDF-1.4 boleto" + std::string(store::AttachmentStore::kDefaultInlineLimit, ' '));
   ASSERT_TRUE(attachment);
   const Json linked = {
       {"type", "message"},

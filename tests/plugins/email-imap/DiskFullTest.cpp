@@ -9,12 +9,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "StoredAttachments.hpp"
 #include "TestHost.hpp"
 #include "mail/MailServerFixture.hpp"
 
@@ -160,16 +160,6 @@ int count_with_subject(const json &messages, const std::string &subject) {
   return count;
 }
 
-// The attachment files in the store, by id (their name).
-std::set<std::string> attachment_files(const fs::path &data) {
-  std::set<std::string> ids;
-  if (!fs::exists(data / "attachments")) return ids;
-  for (const auto &entry : fs::recursive_directory_iterator(data / "attachments")) {
-    if (entry.is_regular_file()) ids.insert(entry.path().filename().string());
-  }
-  return ids;
-}
-
 // What the stored messages name: their attachments and the raw mails kept beside them.
 std::set<std::string> attachments_named(const json &messages) {
   std::set<std::string> ids;
@@ -253,11 +243,12 @@ TEST(EmailOnAFullDisk, PausesStoresNothingAndResumesWithEveryMailOnceWhenSpaceRe
            std::string::npos;
   })) << log_text(client, account);
 
-  // Nothing of the two mails is stored, and no attachment file is left without its message.
+  // Nothing of the two mails is stored, and no attachment (row or file) is left without its
+  // message.
   json stored = messages_of(client, account);
   EXPECT_EQ(count_with_subject(stored, first), 0);
   EXPECT_EQ(count_with_subject(stored, second), 0);
-  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
+  EXPECT_EQ(stored_attachment_ids(host.data_dir()), attachments_named(stored));
   EXPECT_FALSE(fs::exists(host.data_dir() / "space.reserve"));
 
   // A reply now could not be stored: it is refused, and not sent.
@@ -295,11 +286,10 @@ TEST(EmailOnAFullDisk, PausesStoresNothingAndResumesWithEveryMailOnceWhenSpaceRe
     ASSERT_EQ(m["attachments"].size(), 1u) << m.dump();
     const std::string id = m["attachments"][0].value("id", "");
     EXPECT_EQ(id, sha256_hex(it->second));
-    std::ifstream file(host.data_dir() / "attachments" / id.substr(0, 2) / id, std::ios::binary);
-    const std::string kept((std::istreambuf_iterator<char>(file)), {});
+    const std::string kept = stored_attachment(host.data_dir(), id);
     EXPECT_TRUE(kept == it->second) << "the attachment of \"" << it->first << "\" differs";
   }
-  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
+  EXPECT_EQ(stored_attachment_ids(host.data_dir()), attachments_named(stored));
   host.stop();
 }
 
@@ -343,8 +333,8 @@ TEST(EmailOnAFullDisk, AMailTheDatabaseCannotTakeLeavesNoFileBehindAndArrivesOnc
   })) << account_of(client, account).dump();
   json stored = messages_of(client, account);
   EXPECT_EQ(count_with_subject(stored, subject), 0);
-  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored))
-      << "the files of the message that was not stored were kept";
+  EXPECT_EQ(stored_attachment_ids(host.data_dir()), attachments_named(stored))
+      << "the attachments of the message that was not stored were kept";
   EXPECT_FALSE(fs::exists(elsewhere / sha256_hex(bytes).substr(0, 2) / sha256_hex(bytes)));
 
   disk->empty();
@@ -358,7 +348,7 @@ TEST(EmailOnAFullDisk, AMailTheDatabaseCannotTakeLeavesNoFileBehindAndArrivesOnc
     EXPECT_EQ(m["attachments"][0].value("id", ""), sha256_hex(bytes));
     EXPECT_EQ(m.value("text", "").size(), 1u << 20) << "the host keeps the first MiB of a text";
   }
-  EXPECT_EQ(attachment_files(host.data_dir()), attachments_named(stored));
+  EXPECT_EQ(stored_attachment_ids(host.data_dir()), attachments_named(stored));
   host.stop();
 }
 

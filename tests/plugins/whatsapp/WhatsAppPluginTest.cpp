@@ -3,6 +3,7 @@
 // Everything is driven through the host's control API and observed on its WebSocket, as the
 // connection screen would; the test server's control interface plays the attendant's phone and
 // the contacts.
+#include "StoredAttachments.hpp"
 #include "TestHost.hpp"
 #include "TestServer.hpp"
 
@@ -11,7 +12,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -109,10 +109,7 @@ class WhatsAppPlugin : public ::testing::Test {
 
   // The bytes the attachment store holds for `attachment_id`.
   std::string stored_bytes(const std::string &attachment_id) const {
-    std::ifstream file(host_->data_dir() / "attachments" / attachment_id.substr(0, 2) /
-                           attachment_id,
-                       std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    return stored_attachment(host_->data_dir(), attachment_id);
   }
 
   int copies_of(const std::string &text) {
