@@ -40,6 +40,8 @@ cn_result code_of(const Failure &failure) {
 // At most this many attachments of one account wait for their message (see
 // unfiled_attachments_); beyond it the oldest is no longer tracked.
 constexpr size_t kMaxUnfiledAttachments = 1000;
+// Message events one "messages" event may carry.
+constexpr size_t kMaxMessagesPerEvent = 1000;
 
 std::string string_member(const Json &object, const char *key, size_t max_size = 1 << 20) {
   auto it = object.find(key);
@@ -492,11 +494,12 @@ cn_result AccountService::emit(std::string_view plugin, std::string_view account
     // Paused by a full disk: the account's status stays what the host said, and no message is
     // taken, so the plugin acknowledges none of them to its channel.
     if (type == "status") return CN_OK;
-    if (type == "message") return CN_ERR_STORAGE;
+    if (type == "message" || type == "messages") return CN_ERR_STORAGE;
   }
   if (type == "status") return on_status(*account, event);
   if (type == "qr") return on_qr(*account, event);
   if (type == "message") return on_message(*account, event);
+  if (type == "messages") return on_messages(*account, event);
   if (type == "delivery") return on_delivery(*account, event);
   if (type == "qr_expired") {
     {
@@ -595,6 +598,47 @@ cn_result AccountService::on_qr(const Account &account, const Json &event) {
 }
 
 cn_result AccountService::on_message(const Account &account, const Json &event) {
+  auto m = read_message(account, event);
+  if (!m) return CN_ERR_INVALID_ARGUMENT;
+  std::vector<store::NewMessage> one;
+  one.push_back(std::move(*m));
+  return store_messages(account, std::move(one), {event.value("quiet", false) == true});
+}
+
+cn_result AccountService::on_messages(const Account &account, const Json &event) {
+  const auto list = event.find("messages");
+  if (list == event.end() || !list->is_array() || list->empty() ||
+      list->size() > kMaxMessagesPerEvent) {
+    log::warn({account.plugin_id, account.id},
+              "messages event refused: \"messages\" must be a list of 1 to " +
+                  std::to_string(kMaxMessagesPerEvent) + " message events");
+    return CN_ERR_INVALID_ARGUMENT;
+  }
+  std::vector<store::NewMessage> batch;
+  std::vector<bool> quiet;
+  size_t refused = 0;
+  for (const auto &entry : *list) {
+    auto m = entry.is_object() ? read_message(account, entry) : std::nullopt;
+    if (!m) {
+      ++refused;
+      continue;
+    }
+    batch.push_back(std::move(*m));
+    quiet.push_back(entry.value("quiet", false) == true);
+  }
+  // The rest are stored: one message the host cannot read must not hold back the others.
+  if (refused > 0) {
+    record(account, "message_refused", "warn",
+           std::to_string(refused) + " of " + std::to_string(list->size()) +
+               " messages the channel handed over could not be read and were skipped (the "
+               "host log says why)");
+  }
+  if (batch.empty()) return CN_OK;
+  return store_messages(account, std::move(batch), quiet);
+}
+
+std::optional<store::NewMessage> AccountService::read_message(const Account &account,
+                                                              const Json &event) {
   store::NewMessage m;
   m.account_id = account.id;
   m.channel = account.plugin_id;
@@ -605,7 +649,7 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
     log::warn({account.plugin_id, account.id},
               "message event refused: it needs an external_id (at most 512 bytes) and a "
               "direction of inbound or outbound");
-    return CN_ERR_INVALID_ARGUMENT;
+    return std::nullopt;
   }
   m.sender = string_member(event, "from", 1024);
   m.recipient = string_member(event, "to", 1024);
@@ -628,21 +672,34 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
         !attachments_.has(string_member(a, "id"))) {
       log::warn({account.plugin_id, account.id},
                 "message event refused: it names an attachment that was not stored first");
-      return CN_ERR_INVALID_ARGUMENT;
+      return std::nullopt;
     }
     m.attachments.push_back({string_member(a, "id"), string_member(a, "name", 255),
                              string_member(a, "mime", 255), string_member(a, "content_id", 255)});
   }
 
-  // The attachments' bytes reach the disk before the message that names them.
-  if (!m.attachments.empty()) {
+  return m;
+}
+
+cn_result AccountService::store_messages(const Account &account,
+                                         std::vector<store::NewMessage> batch,
+                                         const std::vector<bool> &quiet) {
+  auto named_attachments = [&] {
+    std::vector<std::string> named;
+    for (const auto &m : batch) {
+      for (const auto &a : m.attachments) named.push_back(a.id);
+    }
+    return named;
+  };
+  // The attachments' bytes reach the disk before the messages that name them.
+  const bool names_files = std::any_of(batch.begin(), batch.end(),
+                                       [](const auto &m) { return !m.attachments.empty(); });
+  if (names_files) {
     if (auto synced = attachments_.sync_pending(); !synced) {
       log::error({account.plugin_id, account.id},
                  "message could not be stored: " + synced.failure().message);
       if (synced.failure().code == "storage_full") {
-        std::vector<std::string> named;
-        for (const auto &a : m.attachments) named.push_back(a.id);
-        pause_for_full_disk(account, "a message could not be stored", named);
+        pause_for_full_disk(account, "a message could not be stored", named_attachments());
       }
       return CN_ERR_STORAGE;
     }
@@ -650,43 +707,71 @@ cn_result AccountService::on_message(const Account &account, const Json &event) 
 
   // Outbound messages the plugin reports itself go to the case engine too (it files them by
   // their recipient and never opens or reopens a case for them).
-  auto stored = filer_ ? filer_(account, m, std::nullopt, "") : conversations_.insert(m);
+  Expected<std::vector<store::Conversations::Stored>> stored = std::vector<store::Conversations::Stored>{};
+  if (batch.size() > 1 && batch_filer_) {
+    stored = batch_filer_(account, batch);
+  } else {
+    // One at a time, each in its own transaction: a failure leaves the ones before it stored,
+    // and the channel hands the batch over again (the stored ones are recognised then).
+    for (const auto &m : batch) {
+      auto one = filer_ ? filer_(account, m, std::nullopt, "") : conversations_.insert(m);
+      if (!one) {
+        stored = one.failure();
+        break;
+      }
+      stored->push_back(*one);
+    }
+  }
   if (!stored) {
     log::error({account.plugin_id, account.id},
                "message could not be stored: " + stored.failure().message);
     if (stored.failure().code == "storage_full") {
-      std::vector<std::string> named;
-      for (const auto &a : m.attachments) named.push_back(a.id);
-      pause_for_full_disk(account, "a message could not be stored", named);
+      pause_for_full_disk(account, "a message could not be stored", named_attachments());
     }
     return CN_ERR_STORAGE;
   }
-  {
-    // What this message names is filed now (the parts of the next messages a plugin stored
-    // ahead stay listed until theirs are).
-    std::lock_guard lock(mutex_);
-    auto it = unfiled_attachments_.find(account.id);
-    if (it != unfiled_attachments_.end()) {
-      const std::string details = m.details.dump();
-      auto &ids = it->second;
-      ids.erase(std::remove_if(ids.begin(), ids.end(),
-                               [&](const std::string &id) {
-                                 return details.find(id) != std::string::npos ||
-                                        std::any_of(m.attachments.begin(), m.attachments.end(),
-                                                    [&](const auto &a) { return a.id == id; });
-                               }),
-                ids.end());
-      if (ids.empty()) unfiled_attachments_.erase(it);
+  forget_filed(account, batch);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto &done = (*stored)[i];
+    if (!done.inserted) continue;  // already stored: a replay, nothing to do
+    // Part of a backlog import: the plugin reports the whole import with one progress event
+    // instead of one push per old message.
+    if (i < quiet.size() && quiet[i]) continue;
+    // Built from what was just written, as GET /messages/{id} shows it, without reading it back.
+    events_.publish(account.attendant_id, "message.new",
+                    {{"message", store::Conversations::shown(batch[i], done)}});
+  }
+  return CN_OK;
+}
+
+// The attachments these stored messages name (as attachments, or in their details: an e-mail's
+// raw copy) are filed now; those stored ahead for the next messages stay listed until theirs
+// are.
+void AccountService::forget_filed(const Account &account,
+                                  const std::vector<store::NewMessage> &batch) {
+  std::lock_guard lock(mutex_);
+  auto it = unfiled_attachments_.find(account.id);
+  if (it == unfiled_attachments_.end()) return;
+  std::set<std::string, std::less<>> named;
+  for (const auto &m : batch) {
+    for (const auto &a : m.attachments) named.insert(a.id);
+    // Ids are 64 lowercase hex digits: every such run in the details is a candidate.
+    const std::string details = m.details.dump();
+    size_t at = 0;
+    while (at < details.size()) {
+      const size_t begin = details.find_first_of("0123456789abcdef", at);
+      if (begin == std::string::npos) break;
+      const size_t stop = details.find_first_not_of("0123456789abcdef", begin);
+      const size_t end = stop == std::string::npos ? details.size() : stop;
+      if (end - begin == 64) named.insert(details.substr(begin, 64));
+      at = end;
     }
   }
-  if (!stored->inserted) return CN_OK;  // already stored: a replay, nothing to do
-  // Part of a backlog import: the plugin reports the whole import with one progress event
-  // instead of one push per old message.
-  if (event.value("quiet", false) == true) return CN_OK;
-  // Built from what was just written, as GET /messages/{id} shows it, without reading it back.
-  events_.publish(account.attendant_id, "message.new",
-                  {{"message", store::Conversations::shown(m, *stored)}});
-  return CN_OK;
+  auto &ids = it->second;
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](const std::string &id) { return named.count(id) > 0; }),
+            ids.end());
+  if (ids.empty()) unfiled_attachments_.erase(it);
 }
 
 cn_result AccountService::on_delivery(const Account &account, const Json &event) {

@@ -80,6 +80,11 @@ using MessageFiler = std::function<Expected<store::Conversations::Stored>(
     const Account &account, const store::NewMessage &message, std::optional<int64_t> case_id,
     const std::string &by)>;
 
+// Stores several messages a plugin reported at once and files them, all in one transaction or
+// none (the case engine's ingest_all). Without one, they go through the MessageFiler one by one.
+using BatchFiler = std::function<Expected<std::vector<store::Conversations::Stored>>(
+    const Account &account, const std::vector<store::NewMessage> &messages)>;
+
 class AccountService final : public plugins::PluginServices {
  public:
   AccountService(store::Database &db, store::AccountValues &values,
@@ -90,6 +95,7 @@ class AccountService final : public plugins::PluginServices {
   // Must be called before plugins are loaded or accounts resumed.
   void set_plugins(PluginDirectory *plugins) { plugins_ = plugins; }
   void set_message_filer(MessageFiler filer) { filer_ = std::move(filer); }
+  void set_batch_filer(BatchFiler filer) { batch_filer_ = std::move(filer); }
 
   Expected<Account> create(const std::string &attendant_id, const std::string &plugin_id,
                            const std::string &label);
@@ -188,6 +194,13 @@ class AccountService final : public plugins::PluginServices {
   cn_result on_status(const Account &account, const Json &event);
   cn_result on_qr(const Account &account, const Json &event);
   cn_result on_message(const Account &account, const Json &event);
+  // Several message events at once ({"messages": [...]}), stored in one transaction.
+  cn_result on_messages(const Account &account, const Json &event);
+  // A message event read into a message to store; nullopt (logged) when it cannot be.
+  std::optional<store::NewMessage> read_message(const Account &account, const Json &event);
+  cn_result store_messages(const Account &account, std::vector<store::NewMessage> batch,
+                           const std::vector<bool> &quiet);
+  void forget_filed(const Account &account, const std::vector<store::NewMessage> &batch);
   cn_result on_delivery(const Account &account, const Json &event);
 
   bool paused(const std::string &account_id);
@@ -204,6 +217,7 @@ class AccountService final : public plugins::PluginServices {
   EventHub &events_;
   PluginDirectory *plugins_ = nullptr;
   MessageFiler filer_;
+  BatchFiler batch_filer_;
 
   std::mutex mutex_;  // guards the members below, up to space_stopping_
   std::map<std::string, std::unique_ptr<std::mutex>> verb_locks_;

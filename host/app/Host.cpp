@@ -195,6 +195,18 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
     return filed->stored;
   });
 
+  p.accounts->set_batch_filer([work = p.casework.get()](
+                                  const accounts::Account &account,
+                                  const std::vector<store::NewMessage> &messages)
+                                  -> Expected<std::vector<store::Conversations::Stored>> {
+    auto filed = work->ingest_all(account.id, account.attendant_id, messages);
+    if (!filed) return filed.failure();
+    std::vector<store::Conversations::Stored> stored;
+    stored.reserve(filed->size());
+    for (auto &one : *filed) stored.push_back(std::move(one.stored));
+    return stored;
+  });
+
   p.registry = std::make_unique<plugins::PluginRegistry>(plugin_specs(config), *p.accounts);
   p.directory = std::make_unique<RegistryDirectory>(*p.registry);
   p.accounts->set_plugins(p.directory.get());

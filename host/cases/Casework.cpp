@@ -37,92 +37,124 @@ Casework::Casework(store::Database &db, accounts::EventHub &events,
 
 Expected<Ingested> Casework::ingest(const std::string &account_id, const std::string &attendant_id,
                                     store::NewMessage message) {
-  message.account_id = account_id;
+  std::vector<store::NewMessage> one;
+  one.push_back(std::move(message));
+  auto filed = ingest_all(account_id, attendant_id, std::move(one));
+  if (!filed) return filed.failure();
+  return std::move(filed->front());
+}
+
+Expected<std::vector<Ingested>> Casework::ingest_all(const std::string &account_id,
+                                                     const std::string &attendant_id,
+                                                     std::vector<store::NewMessage> messages) {
+  for (auto &message : messages) message.account_id = account_id;
   std::lock_guard lock(mutex_);
   const int64_t now = store::now_ms();
-  Ingested out;
-  Decision &decision = out.decision;
-  bool reopened = false, opened_case = false, first_for_account = false;
-
-  // Decided inside the write transaction: nothing can change between the decision and the
-  // writes it leads to, and the matcher reads the pages this connection keeps warm.
+  std::vector<Filing> filings(messages.size());
+  // Decided inside the write transaction: nothing can change between a decision and the
+  // writes it leads to, each message sees the ones before it, and the matcher reads the pages
+  // this connection keeps warm.
   auto applied = db_.transaction([&]() -> Outcome {
-    decision = matcher_->decide(attendant_id, message, now);
-    auto stored = conversations_.insert_in_transaction(message);
-    if (!stored) return stored.failure();
-    out.stored = *stored;
-    if (!stored->inserted) return Ok{};  // a replay: stored and filed the first time
-
-    std::optional<int64_t> contact = decision.contact_id;
-    // Automatic mail that goes on no case (a bounce, a newsletter from a stranger) leaves no
-    // contact behind either.
-    const bool leaves_no_trace =
-        message.automatic && decision.verdict == Decision::Verdict::kUnassigned;
-    if (!contact && !decision.identities.empty() && !leaves_no_trace) {
-      auto created = contacts_.create(attendant_id, decision.identities);
-      if (!created) return created.failure();
-      contact = *created;
-      decision.contact_id = contact;
-    } else if (contact) {
-      for (int64_t other : decision.merge_into_contact) {
-        auto merged = contacts_.merge(*contact, other, "named together by one message", "");
-        if (!merged) return merged.failure();
-      }
-      // Only what no contact has yet: a known identity would be one more statement per message.
-      if (auto attached = contacts_.attach(attendant_id, *contact, decision.unknown_identities);
-          !attached) {
-        return attached;
-      }
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (auto filed = file(attendant_id, messages[i], now, filings[i]); !filed) return filed;
     }
-
-    if (decision.verdict == Decision::Verdict::kUnassigned) return Ok{};
-    if (decision.verdict == Decision::Verdict::kNewCase) {
-      auto opened = open_case(attendant_id, contact, title_for(message, decision), std::nullopt);
-      if (!opened) return opened.failure();
-      decision.case_id = *opened;
-      opened_case = true;
-    } else {
-      auto touched = db_.run(
-          decision.reopen
-              ? "UPDATE cases SET status = 'open', closed_at = NULL, updated_at = ? WHERE id = ?"
-              : "UPDATE cases SET updated_at = ? WHERE id = ?",
-          {now, *decision.case_id});
-      if (!touched) return touched;
-      reopened = decision.reopen;
-    }
-    // Whether this is the account's first automatic link to the case (the count beside the
-    // channel then grows). CROSS JOIN keeps message_links outside: otherwise the planner may
-    // walk every message of the account (messages_account) and probe each link, ~18 ms a
-    // message at 20,000 messages.
-    first_for_account = true;
-    if (!opened_case) {
-      auto read = db_.run(
-          "SELECT 1 FROM message_links l CROSS JOIN messages m ON m.id = l.message_id "
-          "WHERE l.case_id = ? AND m.account_id = ? AND l.method != 'manual' LIMIT 1",
-          {*decision.case_id, account_id}, [&](const store::Row &) { first_for_account = false; });
-      if (!read) return read;
-    }
-    return db_.run(
-        "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
-        "VALUES (?, ?, ?, '', ?)",
-        {out.stored.id, *decision.case_id, decision.method, now});
+    return Ok{};
   });
   if (!applied) return applied.failure();
-  if (!out.stored.inserted) return out;
-  out.stored.case_id = decision.case_id;
-  out.stored.method = decision.method;
 
-  log::debug({message.channel, account_id},
-             "message " + std::to_string(out.stored.id) + ": " + decision.why);
-  if (decision.case_id) {
-    if (opened_case || reopened) {
-      if (auto e = case_event(*decision.case_id)) {
-        events_.publish(attendant_id, opened_case ? "case.created" : "case.updated", std::move(*e));
+  std::vector<Ingested> out;
+  out.reserve(filings.size());
+  bool linked = false;
+  for (size_t i = 0; i < filings.size(); ++i) {
+    Filing &f = filings[i];
+    if (f.out.stored.inserted) {
+      f.out.stored.case_id = f.out.decision.case_id;
+      f.out.stored.method = f.out.decision.method;
+      log::debug({messages[i].channel, account_id},
+                 "message " + std::to_string(f.out.stored.id) + ": " + f.out.decision.why);
+      if (f.out.decision.case_id && (f.opened_case || f.reopened)) {
+        if (auto e = case_event(*f.out.decision.case_id)) {
+          events_.publish(attendant_id, f.opened_case ? "case.created" : "case.updated",
+                          std::move(*e));
+        }
+      }
+      if (f.out.decision.case_id) {
+        // One message: its link counts by itself. Several: the count is read back once, as the
+        // links of one batch may reach the same new case more than once.
+        if (messages.size() == 1) count_new_link(account_id, attendant_id, f.first_for_account);
+        linked = true;
       }
     }
-    count_new_link(account_id, attendant_id, first_for_account);
+    out.push_back(std::move(f.out));
   }
+  if (linked && messages.size() > 1) recount(account_id, attendant_id);
   return out;
+}
+
+// Inside the write transaction: stores one message and applies the matcher's decision for it.
+Outcome Casework::file(const std::string &attendant_id, store::NewMessage &message, int64_t now,
+                       Filing &f) {
+  Decision &decision = f.out.decision;
+  decision = matcher_->decide(attendant_id, message, now);
+  auto stored = conversations_.insert_in_transaction(message);
+  if (!stored) return stored.failure();
+  f.out.stored = *stored;
+  if (!stored->inserted) return Ok{};  // a replay: stored and filed the first time
+
+  std::optional<int64_t> contact = decision.contact_id;
+  // Automatic mail that goes on no case (a bounce, a newsletter from a stranger) leaves no
+  // contact behind either.
+  const bool leaves_no_trace =
+      message.automatic && decision.verdict == Decision::Verdict::kUnassigned;
+  if (!contact && !decision.identities.empty() && !leaves_no_trace) {
+    auto created = contacts_.create(attendant_id, decision.identities);
+    if (!created) return created.failure();
+    contact = *created;
+    decision.contact_id = contact;
+  } else if (contact) {
+    for (int64_t other : decision.merge_into_contact) {
+      auto merged = contacts_.merge(*contact, other, "named together by one message", "");
+      if (!merged) return merged.failure();
+    }
+    // Only what no contact has yet: a known identity would be one more statement per message.
+    if (auto attached = contacts_.attach(attendant_id, *contact, decision.unknown_identities);
+        !attached) {
+      return attached;
+    }
+  }
+
+  if (decision.verdict == Decision::Verdict::kUnassigned) return Ok{};
+  if (decision.verdict == Decision::Verdict::kNewCase) {
+    auto opened = open_case(attendant_id, contact, title_for(message, decision), std::nullopt);
+    if (!opened) return opened.failure();
+    decision.case_id = *opened;
+    f.opened_case = true;
+  } else {
+    auto touched = db_.run(
+        decision.reopen
+            ? "UPDATE cases SET status = 'open', closed_at = NULL, updated_at = ? WHERE id = ?"
+            : "UPDATE cases SET updated_at = ? WHERE id = ?",
+        {now, *decision.case_id});
+    if (!touched) return touched;
+    f.reopened = decision.reopen;
+  }
+  // Whether this is the account's first automatic link to the case (the count beside the
+  // channel then grows). CROSS JOIN keeps message_links outside: otherwise the planner may
+  // walk every message of the account (messages_account) and probe each link, ~18 ms a
+  // message at 20,000 messages.
+  f.first_for_account = true;
+  if (!f.opened_case) {
+    auto read = db_.run(
+        "SELECT 1 FROM message_links l CROSS JOIN messages m ON m.id = l.message_id "
+        "WHERE l.case_id = ? AND m.account_id = ? AND l.method != 'manual' LIMIT 1",
+        {*decision.case_id, message.account_id},
+        [&](const store::Row &) { f.first_for_account = false; });
+    if (!read) return read;
+  }
+  return db_.run(
+      "INSERT INTO message_links (message_id, case_id, method, linked_by, linked_at) "
+      "VALUES (?, ?, ?, '', ?)",
+      {f.out.stored.id, *decision.case_id, decision.method, now});
 }
 
 Expected<Ingested> Casework::file_sent(const std::string &account_id,

@@ -77,6 +77,14 @@ class Casework {
   Expected<Ingested> ingest(const std::string &account_id, const std::string &attendant_id,
                             store::NewMessage message);
 
+  // ingest() for several messages of one account, in one transaction: all are stored and filed,
+  // in their order (each one matched with the ones before it in place), or none is. One commit
+  // for a whole batch is what makes a mailbox's first sync fast. The results are in the
+  // messages' order.
+  Expected<std::vector<Ingested>> ingest_all(const std::string &account_id,
+                                             const std::string &attendant_id,
+                                             std::vector<store::NewMessage> messages);
+
   // Stores a message the host itself sent through an account (POST .../messages) and files it,
   // in one transaction: on `case_id` by hand (recorded as by `by`; the case's updated_at moves
   // and case.updated is published), or without one as ingest() files an outbound message, on
@@ -106,6 +114,15 @@ class Casework {
   Casework(store::Database &db, accounts::EventHub &events, const config::Matching &settings,
            std::unique_ptr<MatchLookups> lookups);
 
+  // What filing one message did, for the events published once it is committed.
+  struct Filing {
+    Ingested out;
+    bool opened_case = false;
+    bool reopened = false;
+    bool first_for_account = false;  // the account's first automatic link to the case
+  };
+  Outcome file(const std::string &attendant_id, store::NewMessage &message, int64_t now,
+               Filing &filing);
   Expected<int64_t> open_case(const std::string &attendant_id, std::optional<int64_t> contact_id,
                               const std::string &title, std::optional<int64_t> id);
   Expected<int64_t> next_case_id();

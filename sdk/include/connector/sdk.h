@@ -117,6 +117,8 @@ typedef struct cn_host_api {
    *   {"type":"qr_expired"}
    *   {"type":"pairing_code", "code":"ABCD-EFGH", "expires_at":<unix ms>}
    *   {"type":"message", ... see CN_MESSAGE_SCHEMA in docs/sdk.md ...}
+   *   {"type":"messages", "messages":[<message event>, ...]}   up to 1000, stored in one
+   *            transaction (all or none); an older host answers CN_ERR_INVALID_ARGUMENT
    *   {"type":"delivery", "external_id":"...", "status":"sent|delivered|read|failed",
    *            "detail":"..."}
    *   {"type":"progress", "phase":"initial_sync", "done":<n>, "total":<n>}

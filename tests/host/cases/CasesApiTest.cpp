@@ -421,5 +421,90 @@ TEST_F(CasesApi, AdminsListAndUndoMerges) {
   EXPECT_EQ(count("SELECT COUNT(DISTINCT contact_id) FROM contact_identities"), 2);
 }
 
+
+// A plugin hands several messages over in one "messages" event: those that can be read are
+// stored and filed together and pushed each as message.new; one that breaks the rules is skipped
+// and counted in the account's integration log; a malformed list is refused whole.
+TEST_F(CasesApi, AMessagesEventStoresEveryReadableMessageAndSkipsTheRest) {
+  accounts_->set_batch_filer(
+      [this](const accounts::Account &account, const std::vector<store::NewMessage> &messages)
+          -> Expected<std::vector<store::Conversations::Stored>> {
+        auto filed = work_->ingest_all(account.id, account.attendant_id, messages);
+        if (!filed) return filed.failure();
+        std::vector<store::Conversations::Stored> stored;
+        for (const auto &one : *filed) stored.push_back(one.stored);
+        return stored;
+      });
+  auto message = [](const std::string &id, const std::string &from) {
+    return Json{{"type", "message"},
+                {"external_id", id},
+                {"from", from},
+                {"subject", "Pedido"},
+                {"text", "texto de " + id},
+                {"link", {{"emails", {from}}}}};
+  };
+  const Json event = {{"type", "messages"},
+                      {"messages",
+                       {message("lote-1", "um@example.com"),
+                        {{"type", "message"}, {"external_id", ""}},  // no id: refused
+                        message("lote-2", "um@example.com"),
+                        "not an object",
+                        message("lote-3", "dois@example.com")}}};
+
+  ASSERT_EQ(accounts_->emit("email-imap", kAnaMail, event.dump()), CN_OK);
+
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 3);
+  const auto live = published("message.new");
+  ASSERT_EQ(live.size(), 3u);
+  EXPECT_EQ(live[0]["message"]["external_id"], "lote-1");
+  EXPECT_EQ(live[2]["message"]["external_id"], "lote-3");
+  ASSERT_TRUE(live[0]["message"]["case"].is_object()) << live[0].dump();
+  EXPECT_EQ(live[0]["message"]["case"]["id"], live[1]["message"]["case"]["id"]);
+  EXPECT_NE(live[0]["message"]["case"]["id"], live[2]["message"]["case"]["id"]);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM integration_log WHERE account_id = 'acc-ana-mail' AND "
+                  "kind = 'message_refused' AND text LIKE '2 of 5 %'"),
+            1);
+
+  // The same event again: a replay, nothing stored or pushed twice.
+  ASSERT_EQ(accounts_->emit("email-imap", kAnaMail, event.dump()), CN_OK);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 3);
+  EXPECT_EQ(published("message.new").size(), 3u);
+
+  for (const Json &bad : {Json{{"type", "messages"}}, Json{{"type", "messages"}, {"messages", 7}},
+                          Json{{"type", "messages"}, {"messages", Json::array()}},
+                          Json{{"type", "messages"},
+                               {"messages", Json(std::vector<Json>(1001, message("x", "x@x.x")))}}}) {
+    EXPECT_EQ(accounts_->emit("email-imap", kAnaMail, bad.dump()), CN_ERR_INVALID_ARGUMENT)
+        << bad.dump().substr(0, 80);
+  }
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 3);
+}
+
+// A batch the store cannot take is stored not at all, and the plugin is told to keep it.
+TEST_F(CasesApi, AMessagesEventTheStoreCannotTakeLeavesNothing) {
+  accounts_->set_batch_filer(
+      [this](const accounts::Account &account, const std::vector<store::NewMessage> &messages)
+          -> Expected<std::vector<store::Conversations::Stored>> {
+        auto filed = work_->ingest_all(account.id, account.attendant_id, messages);
+        if (!filed) return filed.failure();
+        std::vector<store::Conversations::Stored> stored;
+        for (const auto &one : *filed) stored.push_back(one.stored);
+        return stored;
+      });
+  ASSERT_TRUE(db_->run(
+      "CREATE TEMP TRIGGER injected_failure BEFORE INSERT ON main.messages "
+      "WHEN NEW.external_id = 'ruim' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"));
+  const Json event = {
+      {"type", "messages"},
+      {"messages",
+       {{{"type", "message"}, {"external_id", "bom"}, {"from", "a@example.com"}},
+        {{"type", "message"}, {"external_id", "ruim"}, {"from", "b@example.com"}}}}};
+
+  EXPECT_EQ(accounts_->emit("email-imap", kAnaMail, event.dump()), CN_ERR_STORAGE);
+
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 0);
+  EXPECT_TRUE(published("message.new").empty());
+}
+
 }  // namespace
 }  // namespace connector::cases::test

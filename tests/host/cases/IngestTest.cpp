@@ -107,5 +107,73 @@ TEST_F(Ingest, AReplayIsNeitherStoredNorLinkedTwice) {
   EXPECT_EQ(rows("cases"), 1);
 }
 
+
+// A batch is filed in its order, in one transaction: a later message sees what the ones before
+// it made (one contact, one case for a sender's three mails), and the events follow the commit.
+TEST_F(Ingest, ABatchIsFiledInOrderEachMessageSeeingTheOnesBeforeIt) {
+  std::vector<store::NewMessage> batch = {
+      numbered(mail("ana.cliente@example.com", "Pedido 1"), "b-1"),
+      numbered(mail("outro@example.com", "Outro assunto"), "b-2"),
+      numbered(mail("ana.cliente@example.com", "Pedido 1, mais"), "b-3"),
+      numbered(mail("ana.cliente@example.com", "Pedido 1, ainda"), "b-4")};
+
+  auto filed = work_->ingest_all(kAnaMail, kAna, batch);
+
+  ASSERT_TRUE(filed) << filed.failure().message;
+  ASSERT_EQ(filed->size(), 4u);
+  for (const auto &one : *filed) EXPECT_TRUE(one.stored.inserted);
+  EXPECT_LT((*filed)[0].stored.id, (*filed)[1].stored.id);
+  EXPECT_LT((*filed)[2].stored.id, (*filed)[3].stored.id);
+  ASSERT_TRUE((*filed)[0].decision.case_id);
+  EXPECT_EQ((*filed)[2].decision.case_id, (*filed)[0].decision.case_id);
+  EXPECT_EQ((*filed)[3].decision.case_id, (*filed)[0].decision.case_id);
+  EXPECT_NE((*filed)[1].decision.case_id, (*filed)[0].decision.case_id);
+  EXPECT_EQ(case_of_message((*filed)[3].stored.id), (*filed)[0].decision.case_id);
+  EXPECT_EQ(rows("messages"), 4);
+  EXPECT_EQ(rows("contacts"), 2);
+  EXPECT_EQ(rows("cases"), 2);
+  EXPECT_EQ(published("case.created").size(), 2u);
+  // The account's count of linked cases is said once, right: two cases.
+  const auto counts = published("account.auto_linked");
+  ASSERT_FALSE(counts.empty());
+  EXPECT_EQ(counts.back()["cases"], 2) << counts.back().dump();
+
+  // The same batch again is a replay: nothing more.
+  auto again = work_->ingest_all(kAnaMail, kAna, batch);
+  ASSERT_TRUE(again);
+  for (const auto &one : *again) EXPECT_FALSE(one.stored.inserted);
+  EXPECT_EQ(rows("messages"), 4);
+  EXPECT_EQ(rows("cases"), 2);
+}
+
+TEST_F(Ingest, AFailureAnywhereInABatchStoresNoneOfIt) {
+  ASSERT_TRUE(db_->run(
+      "CREATE TEMP TRIGGER injected_failure BEFORE INSERT ON main.messages "
+      "WHEN NEW.external_id = 'c-3' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"));
+  std::vector<store::NewMessage> batch = {
+      numbered(mail("primeiro@example.com", "Um"), "c-1"),
+      numbered(mail("segundo@example.com", "Dois"), "c-2"),
+      numbered(mail("terceiro@example.com", "Tres"), "c-3")};
+
+  auto failed = work_->ingest_all(kAnaMail, kAna, batch);
+
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.failure().message.find("injected failure"), std::string::npos);
+  EXPECT_EQ(rows("messages"), 0) << "the messages before the failure were kept";
+  EXPECT_EQ(rows("message_links"), 0);
+  EXPECT_EQ(rows("contacts"), 0);
+  EXPECT_EQ(rows("cases"), 0);
+  EXPECT_TRUE(published("case.created").empty());
+  EXPECT_TRUE(published("account.auto_linked").empty());
+
+  // Handed over again once the failure is gone: every one stored and filed.
+  heal();
+  auto filed = work_->ingest_all(kAnaMail, kAna, batch);
+  ASSERT_TRUE(filed) << filed.failure().message;
+  for (const auto &one : *filed) EXPECT_TRUE(one.stored.inserted);
+  EXPECT_EQ(rows("messages"), 3);
+  EXPECT_EQ(rows("cases"), 3);
+}
+
 }  // namespace
 }  // namespace connector::cases::test
