@@ -67,6 +67,9 @@ struct MailEngine::Account {
 namespace {
 
 const char *kStateKey = "sync.inbox";
+// Bounds of one "messages" event: mails, and an estimate of their bytes in the event.
+constexpr size_t kMessagesPerEvent = 500;
+constexpr size_t kBytesPerEvent = 8 << 20;
 
 struct SyncState {
   uint64_t uid_validity = 0;
@@ -318,9 +321,9 @@ class Session {
                               [](const auto &a, const auto &b) { return a.uid == b.uid; }),
                   fetched.end());
 
-    // Every mail of the batch is read and its parts stored first, then they are handed over:
-    // the host syncs the stored parts to disk once, at the first message naming them, instead
-    // of once a mail.
+    // Every mail of the batch is read and its parts stored first, then they are handed over
+    // together: the host syncs the stored parts to disk once and stores the messages in one
+    // transaction, instead of once a mail.
     std::vector<Prepared> prepared;
     for (auto &m : fetched) {
       if (!m.has_body || m.uid <= state.last_uid) continue;
@@ -330,15 +333,11 @@ class Session {
       prepared.push_back(prepare(mail));
       if (prepared.back().outcome == Prepared::kStoreFailed) break;
     }
-    for (const Prepared &mail : prepared) {
-      if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
-      if (!hand_over(mail)) {
-        save_state(state);
-        throw MailError({FailureKind::kProtocol, "the host could not store a message; retrying"});
-      }
-      state.last_uid = mail.uid;
-    }
+    const bool all_stored = hand_over_all(prepared, state);
     save_state(state);
+    if (!all_stored) {
+      throw MailError({FailureKind::kProtocol, "the host could not store a message; retrying"});
+    }
   }
 
   // One mail read and its parts stored, ready to hand to the host.
@@ -367,17 +366,60 @@ class Session {
     return out;
   }
 
+  // Hands the prepared mails to the host in their order, several in one "messages" event where
+  // they can go together, and moves state.last_uid past each one that is durable. False when
+  // the host could not store one: it and the ones after it wait for the retry.
+  bool hand_over_all(const std::vector<Prepared> &prepared, SyncState &state) {
+    size_t at = 0;
+    while (at < prepared.size()) {
+      if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
+      // The run of readable mails from here, bounded so one event stays a few MiB.
+      size_t end = at;
+      size_t bytes = 0;
+      while (end < prepared.size() && prepared[end].outcome == Prepared::kReady &&
+             end - at < kMessagesPerEvent && bytes < kBytesPerEvent) {
+        const Json &event = prepared[end].built->event;
+        bytes += event.value("text", std::string()).size() +
+                 event.value("html", std::string()).size() + 1024;
+        ++end;
+      }
+      if (end - at > 1 && host_takes_batches_) {
+        Json list = Json::array();
+        for (size_t i = at; i < end; ++i) list.push_back(prepared[i].built->event);
+        const cn_result rc =
+            host_.emit(account_->id, Json{{"type", "messages"}, {"messages", std::move(list)}});
+        if (rc == CN_OK) {
+          for (size_t i = at; i < end; ++i) {
+            if (prepared[i].built->quarantined) log_quarantined(prepared[i].uid);
+          }
+          state.last_uid = prepared[end - 1].uid;
+          at = end;
+          continue;
+        }
+        if (rc != CN_ERR_INVALID_ARGUMENT) return false;
+        // An older host takes one message at a time: so be it, from here on.
+        host_takes_batches_ = false;
+      }
+      if (!hand_over(prepared[at])) return false;
+      state.last_uid = prepared[at].uid;
+      ++at;
+    }
+    return true;
+  }
+
+  void log_quarantined(uint64_t uid) const {
+    host_.emit_log(account_->id, "warn",
+                   "a message could not be read and was quarantined (UID " + std::to_string(uid) +
+                       ")");
+  }
+
   // Hands one prepared mail to the host; true once it is durable (or recorded as quarantined,
   // or unreadable and logged).
   bool hand_over(const Prepared &mail) {
     const std::string &id = account_->id;
     if (mail.outcome == Prepared::kUnreadable) return true;
     if (mail.outcome == Prepared::kStoreFailed) return false;
-    if (mail.built->quarantined) {
-      host_.emit_log(
-          id, "warn",
-          "a message could not be read and was quarantined (UID " + std::to_string(mail.uid) + ")");
-    }
+    if (mail.built->quarantined) log_quarantined(mail.uid);
     const cn_result rc = host_.emit(id, mail.built->event);
     if (rc == CN_ERR_INVALID_ARGUMENT) {
       host_.emit_log(
@@ -446,6 +488,8 @@ class Session {
   std::shared_ptr<MailEngine::Account> account_;
   asio::thread_pool &workers_;
   std::regex case_ids_;
+  // Whether the host takes "messages" events (several mails in one): until it refuses one.
+  bool host_takes_batches_ = true;
 };
 
 std::vector<std::string> split_addresses(const std::string &text) {

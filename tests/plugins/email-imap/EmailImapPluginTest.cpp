@@ -814,5 +814,53 @@ TEST_F(EmailImapPluginTest, TwoConnectionsFetchingAtOnceGiveTheMailOneId) {
   EXPECT_EQ(stored, 1);
 }
 
+
+// The mails a sync finds are handed over together, in "messages" events, so the host stores
+// them in one transaction each instead of one per mail; each mail is in exactly one of them.
+TEST_F(EmailImapPluginTest, TheFirstSyncHandsItsMailsOverTogether) {
+  load();
+  std::vector<std::string> subjects;
+  for (int i = 0; i < 5; ++i) {
+    subjects.push_back(unique("together " + std::to_string(i)));
+    servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subjects.back(), "body"));
+  }
+  servers->wait_for_queue_empty();
+  const std::string account = connect(form());
+  for (const auto &subject : subjects) {
+    ASSERT_TRUE(services_.wait_for_subject(subject, kGenerous).has_value()) << subject;
+  }
+  const auto sizes = services_.batch_sizes();
+  ASSERT_FALSE(sizes.empty()) << "no mail was handed over in a \"messages\" event";
+  EXPECT_GE(*std::max_element(sizes.begin(), sizes.end()), subjects.size());
+  for (const auto &m : services_.messages()) {
+    const std::string subject = m.value("subject", "");
+    if (std::find(subjects.begin(), subjects.end(), subject) == subjects.end()) continue;
+    EXPECT_EQ(services_.emits_of(m.value("external_id", "")), 1) << subject;
+  }
+  EXPECT_TRUE(eventually([&] { return sync_state(services_, account).value("last_uid", 0) > 0; }));
+}
+
+// A host that does not know "messages" events gets every mail one by one, none lost or twice.
+TEST_F(EmailImapPluginTest, AHostThatTakesOneMessageAtATimeGetsEveryMail) {
+  services_.refuse_batches();
+  load();
+  std::vector<std::string> subjects;
+  for (int i = 0; i < 3; ++i) {
+    subjects.push_back(unique("one by one " + std::to_string(i)));
+    servers->deliver(Fixture::kCustomer, Fixture::kAgent, simple_mail(subjects.back(), "body"));
+  }
+  servers->wait_for_queue_empty();
+  connect(form());
+  for (const auto &subject : subjects) {
+    ASSERT_TRUE(services_.wait_for_subject(subject, kGenerous).has_value()) << subject;
+  }
+  EXPECT_TRUE(services_.batch_sizes().empty());
+  for (const auto &m : services_.messages()) {
+    const std::string subject = m.value("subject", "");
+    if (std::find(subjects.begin(), subjects.end(), subject) == subjects.end()) continue;
+    EXPECT_EQ(services_.emits_of(m.value("external_id", "")), 1) << subject;
+  }
+}
+
 }  // namespace
 }  // namespace connector::test

@@ -39,14 +39,35 @@ class RecordingServices : public plugins::PluginServices {
     auto body = nlohmann::json::parse(text, nullptr, false);
     if (body.is_discarded()) return CN_ERR_INVALID_ARGUMENT;
     std::lock_guard lock(mutex_);
-    if (body.value("type", "") == "message") {
-      const std::string id = body.value("external_id", "");
-      if (id.empty()) return CN_ERR_INVALID_ARGUMENT;
-      if (emits_of_[id]++ == 0) messages_.push_back(body);
+    if (body.value("type", "") == "messages") {
+      // Several messages in one event: kept as the messages they carry, as the host does.
+      if (refuse_batches_ || !body.contains("messages") || !body["messages"].is_array()) {
+        return CN_ERR_INVALID_ARGUMENT;
+      }
+      batch_sizes_.push_back(body["messages"].size());
+      for (auto &message : body["messages"]) {
+        if (!message.value("external_id", "").empty()) record_message(std::move(message));
+      }
+      changed_.notify_all();
+      return CN_OK;
     }
-    events_.push_back(std::move(body));
+    if (body.value("type", "") == "message" && body.value("external_id", "").empty()) {
+      return CN_ERR_INVALID_ARGUMENT;
+    }
+    record_message(std::move(body));
     changed_.notify_all();
     return CN_OK;
+  }
+
+  // Answers "messages" events as a host that does not know them does.
+  void refuse_batches() {
+    std::lock_guard lock(mutex_);
+    refuse_batches_ = true;
+  }
+  // How many messages each "messages" event carried, in order.
+  std::vector<size_t> batch_sizes() const {
+    std::lock_guard lock(mutex_);
+    return batch_sizes_;
   }
 
   cn_result store_put(std::string_view, std::string_view account, std::string_view key,
@@ -185,12 +206,21 @@ class RecordingServices : public plugins::PluginServices {
   }
 
  private:
+  void record_message(nlohmann::json body) {
+    if (body.value("type", "") == "message") {
+      if (emits_of_[body.value("external_id", "")]++ == 0) messages_.push_back(body);
+    }
+    events_.push_back(std::move(body));
+  }
+
   std::filesystem::path attachment_dir_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<nlohmann::json> events_;
   std::vector<nlohmann::json> messages_;
   std::map<std::string, int> emits_of_;
+  bool refuse_batches_ = false;
+  std::vector<size_t> batch_sizes_;
   std::map<std::string, std::string> store_;
   std::vector<std::string> secret_keys_;
   std::vector<std::string> log_lines_;
