@@ -2,6 +2,8 @@
 //
 //   node main.mjs [--ws-port N] [--control-port N] [--refs N]
 //
+// Stops on SIGTERM or SIGINT, or when its stdin ends if that is a pipe (a test that started it).
+//
 // Prints one JSON line on stdout once listening:
 //   {"ws_url":"ws://127.0.0.1:P/ws/chat","control_url":"http://127.0.0.1:Q","root_key":"<b64>",
 //    "media_ca":"<path of the media host's certificate (PEM), for the client's test trust setting>"}
@@ -36,6 +38,7 @@
 //                                            opening at once (accepted, not yet logged in,
 //                                            refused or waiting for a scan) since this reset
 import http from 'node:http';
+import { fstatSync } from 'node:fs';
 
 // stdout carries only the hello line, and the test that started us stops reading it after that:
 // libsignal's console.log chatter ("Closing open session in favor of incoming prekey bundle", on
@@ -108,5 +111,10 @@ const stop = async () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
-process.stdin.on('end', stop);  // the test that started us is gone
-process.stdin.resume();
+// Started by a test with a pipe on stdin: its end means the test is gone. Started from a shell
+// (a terminal, or in the background with stdin at /dev/null) it runs until it is signalled.
+const stdin = fstatSync(0);
+if (stdin.isFIFO() || stdin.isSocket()) {
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+}
