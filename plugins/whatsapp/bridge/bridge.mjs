@@ -17,8 +17,20 @@ import { toHostMessage, receiptStatus, mediaContent } from './messages.mjs';
 import { ReceiptGate } from './receipt-gate.mjs';
 
 // stdout carries the protocol, one JSON object a line; libraries that print with console.log
-// (libsignal does, e.g. "Closing open session…") must not mix their text into it.
-for (const level of ['log', 'info', 'debug', 'warn']) console[level] = console.error;
+// must not mix their text into it. And what they print is not fit for any log: libsignal prints
+// whole sessions with their root and private keys ("Closing session:", session). Their words
+// reach the plugin's log at debug level, every argument that is not a plain string, number or
+// boolean replaced by its type; nothing of theirs is written to stdout or stderr.
+function libraryConsole(level) {
+  return (...args) => {
+    const words = args.map((a) => (typeof a === 'string' || typeof a === 'number' || typeof a === 'boolean'
+      ? String(a) : `[${a === null ? 'null' : Array.isArray(a) ? 'array' : typeof a}]`));
+    log('debug', `library ${level}: ${words.join(' ').slice(0, 500)}`);
+  };
+}
+for (const level of ['log', 'info', 'debug', 'warn', 'error', 'trace', 'dir', 'table']) {
+  console[level] = libraryConsole(level);
+}
 
 export const PROTOCOL_VERSION = 1;
 const BAILEYS_VERSION = '7.0.0-rc14';

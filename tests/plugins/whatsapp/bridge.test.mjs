@@ -63,6 +63,39 @@ function startBridge({ settle = true } = {}) {
   return bridge;
 }
 
+// libsignal prints whole sessions, keys included, with console.info and console.warn: none of
+// it may reach stdout (the protocol) or stderr (the host's journal); only its words, without the
+// objects, reach the plugin as a debug log line.
+test('library console output never carries key material out of the bridge', async () => {
+  const preload = path.join(here, 'fixtures/close-session-on-signal.mjs');
+  const child = spawn('node', ['--import', preload, bridgeScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const lines = () => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const until = async (check) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+    return check();
+  };
+  try {
+    child.stdin.write(JSON.stringify({ id: 1, op: 'hello', protocol: 1 }) + '\n');
+    assert.ok(await until(() => lines().some((l) => l.id === 1)), 'no answer to hello: ' + stderr);
+    child.kill('SIGUSR2');
+    const logged = () => lines().filter((l) => l.event === 'log' && /library/.test(l.text));
+    assert.ok(await until(() => logged().length >= 4), 'the library output was not logged: ' + stdout);
+    assert.ok(logged().some((l) => /Closing session:/.test(l.text) && l.level === 'debug'), stdout);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const secret of ['privKey', 'rootKey', 'pubKey', '<Buffer', '01 01 01', 'AQEBAQEB']) {
+      assert.ok(!stdout.includes(secret), `stdout carries ${secret}: ${stdout}`);
+      assert.ok(!stderr.includes(secret), `stderr carries ${secret}: ${stderr}`);
+    }
+    assert.equal(stderr, '');
+  } finally {
+    child.stdin.end();
+  }
+});
+
 test('hello refuses another protocol version and names both', async () => {
   const bridge = startBridge();
   const answer = await bridge.request('hello', { protocol: 99 });
