@@ -140,7 +140,7 @@ void BridgeProcess::feed(std::string_view bytes) {
   pending_.erase(0, start);
   if (pending_.size() > max_line_) {
     if (!skipping_) {
-      report("bridge line dropped: longer than " + std::to_string(max_line_) + " bytes");
+      dropped(pending_, "longer than " + std::to_string(max_line_) + " bytes");
     }
     skipping_ = true;
     pending_.clear();
@@ -149,17 +149,17 @@ void BridgeProcess::feed(std::string_view bytes) {
 
 void BridgeProcess::take_line(std::string_view text) {
   if (text.size() > max_line_) {
-    report("bridge line of " + std::to_string(text.size()) + " bytes dropped (longer than " +
-           std::to_string(max_line_) + ")");
+    dropped(text, std::to_string(text.size()) + " bytes, longer than " +
+                      std::to_string(max_line_));
     return;
   }
   if (nests_deeper_than(text, kMaxDepth)) {
-    report("bridge line dropped: nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    dropped(text, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
     return;
   }
   Json line = Json::parse(text.begin(), text.end(), nullptr, false);
   if (line.is_discarded() || !line.is_object()) {
-    report("bridge line dropped: not a JSON object");
+    dropped(text, "not a JSON object");
     return;
   }
   if (line.contains("id") && line["id"].is_number_integer()) {
@@ -171,6 +171,44 @@ void BridgeProcess::take_line(std::string_view text) {
     // A malformed event must not take the host down: this thread is outside any verb.
     try {
       on_event_(line);
+    } catch (const std::exception &e) {
+      report(std::string("bridge event dropped: ") + e.what());
+    }
+  }
+}
+
+std::string BridgeProcess::member_text(std::string_view text, std::string_view name) {
+  // Inside a JSON string every quote is escaped, so `"name":"` is found only as a member.
+  const std::string key = "\"" + std::string(name) + "\":\"";
+  const size_t at = text.find(key);
+  if (at == std::string_view::npos) return {};
+  const size_t from = at + key.size();
+  const size_t end = text.find('"', from);
+  if (end == std::string_view::npos || end - from > 200) return {};
+  std::string value(text.substr(from, end - from));
+  for (char c : value) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20) return {};
+  }
+  return value;
+}
+
+void BridgeProcess::dropped(std::string_view text, const std::string &why) {
+  // What the line was, as far as it can be told, so the log names the account it concerned.
+  const std::string event = member_text(text, "event");
+  const std::string account = member_text(text, "account");
+  const std::string external_id = event == "message" ? member_text(text, "external_id") : "";
+  std::string about;
+  if (!event.empty()) about += " (event \"" + event + "\"";
+  if (!account.empty()) about += (about.empty() ? " (" : ", ") + ("account " + account);
+  if (!external_id.empty()) about += ", message " + external_id;
+  if (!about.empty()) about += ")";
+  report("bridge line dropped" + about + ": " + why);
+  // A message the bridge handed over and we cannot read: the bridge holds the account's traffic
+  // behind its receipt until we settle it, so it is settled (as lost) at once.
+  if (!account.empty() && !external_id.empty()) {
+    try {
+      on_event_({{"event", "unreadable"}, {"account", account}, {"of", event},
+                 {"external_id", external_id}});
     } catch (const std::exception &e) {
       report(std::string("bridge event dropped: ") + e.what());
     }

@@ -122,12 +122,25 @@ class WhatsAppPlugin final : public sdk::Plugin {
   Status connect(const std::string &id, const Json &params) override {
     const bool resume = params.value("resume", false);
     std::optional<std::string> auth = host().get(id, kAuthKey);
+    if (auth && !paired(id)) {
+      // A pairing that never finished (a code asked for, a QR not scanned) is started afresh.
+      host().erase(id, kAuthKey);
+      auth.reset();
+    }
     if (resume && !auth) {
       set_status(id, "reauth_needed", "", "no stored WhatsApp session: scan the QR code again",
                  "session_missing");
       return fail(CN_ERR_AUTH, "no stored WhatsApp session: scan the QR code again");
     }
-    std::string phone = params.value("values", Json::object()).value("phone", "");
+    const Json values = params.value("values", Json::object());
+    const Json phone_value =
+        values.is_object() ? values.value("phone", Json("")) : Json(Json::value_t::discarded);
+    if (!phone_value.is_string()) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "the phone number to pair with must be given as text, e.g. \"+55 11 "
+                  "98888-7777\", or left empty to pair with the QR code");
+    }
+    std::string phone = phone_value.get<std::string>();
     if (phone.find_first_not_of(' ') != std::string::npos && !is_phone(phone)) {
       return fail(CN_ERR_INVALID_ARGUMENT,
                   "the phone number to pair with must be the attendant's number with its country "
@@ -203,8 +216,14 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (!state.is_object() || !state.contains("creds") || !state["creds"].is_object()) {
       return false;
     }
+    // Asking for a pairing code already fills in `me` (with the number it was asked for); the
+    // linked device's identity (`account`, from pair-success) or the phone's confirmation of
+    // the code (`registered`) is what says the phone linked it.
     const Json &creds = state["creds"];
-    return creds.contains("me") && !creds["me"].is_null();
+    const auto set = [&](const char *name) {
+      return creds.contains(name) && !creds[name].is_null() && creds[name] != Json(false);
+    };
+    return set("me") && (set("account") || set("registered"));
   }
 
   Status disconnect(const std::string &id, bool forget) override {
@@ -255,8 +274,16 @@ class WhatsAppPlugin final : public sdk::Plugin {
                   "\"to\" must be a phone number with its country code (8 to 15 digits) or a "
                   "WhatsApp id (digits@s.whatsapp.net, digits@lid or a group's id@g.us)");
     }
-    Json request = {{"op", "send"}, {"account", id}, {"to", to},
-                    {"text", message.value("text", "")}};
+    Json text = message.value("text", Json(""));
+    if (text.is_null()) text = "";
+    if (!text.is_string()) return fail(CN_ERR_INVALID_ARGUMENT, "\"text\" must be text");
+    const Json attachments = message.value("attachments", Json::array());
+    if (text.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos &&
+        (!attachments.is_array() || attachments.empty())) {
+      return fail(CN_ERR_INVALID_ARGUMENT,
+                  "the message is empty: give it a text or an attachment");
+    }
+    Json request = {{"op", "send"}, {"account", id}, {"to", to}, {"text", text}};
     // A reply the client named is quoted; the one the host picks for a send on a case is not (a
     // WhatsApp chat is one thread already, and quoting every answer would clutter it).
     const Json reply_to = message.value("reply_to", Json::object());
@@ -272,7 +299,6 @@ class WhatsAppPlugin final : public sdk::Plugin {
     if (message.contains("external_id") && message["external_id"].is_string()) {
       request["message_id"] = message["external_id"];
     }
-    const Json attachments = message.value("attachments", Json::array());
     if (attachments.size() > 1) {
       return fail(CN_ERR_INVALID_ARGUMENT, "WhatsApp sends one attachment per message");
     }
@@ -444,7 +470,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
       }
       for (const auto &id : active) {
         auto auth = host().get(id, kAuthKey);
-        if (!auth) {
+        if (!auth || !paired(id)) {
           // It was still pairing: the QR it showed died with the bridge, and a new one needs
           // the attendant in front of the screen.
           {
@@ -517,6 +543,19 @@ class WhatsAppPlugin final : public sdk::Plugin {
       return;
     }
     if (kind == "message") return on_message(id, event.value("message", Json::object()));
+    if (kind == "unreadable") {
+      // Its line could not be read (reported already): the message is lost, and settling it
+      // lets the account's traffic, held behind its receipt, go on at once.
+      const std::string external_id = event.value("external_id", "");
+      host().log(CN_LOG_ERROR, id,
+                 "a WhatsApp message (id " + external_id +
+                     ") came from the bridge in a line that could not be read; it is lost");
+      std::lock_guard lock(mutex_);
+      if (bridge_) {
+        bridge_->notify({{"op", "settled"}, {"account", id}, {"external_id", external_id}});
+      }
+      return;
+    }
     if (kind == "backlog") {
       // One summary for a burst of offline or history messages, which were stored quietly.
       const int64_t count = integer_of(event, "count");
@@ -617,12 +656,15 @@ class WhatsAppPlugin final : public sdk::Plugin {
     message["attachments"] = attachments;
     message["type"] = "message";
     message["link"] = link_keys(message);
-    // Offline and history messages never open a case of their own: they join an existing case of
-    // their contact or stay unassigned (no case storm when a phone comes back with a backlog).
-    if (message.value("details", Json::object()).value("history", false)) {
-      message["automatic"] = true;
-      message["quiet"] = true;  // reported once for the whole burst (the "backlog" event)
-    }
+    // Messages queued while the device was away are new messages, only late: they are filed on
+    // cases like any other, but quietly, announced once for the whole burst (the "backlog"
+    // event). History (old chats replayed) never opens a case of its own: it joins an existing
+    // case of its contact or stays unassigned.
+    const Json details = message.value("details", Json::object());
+    const bool history = details.is_object() && details.value("history", false) == true;
+    const bool offline = details.is_object() && details.value("offline", false) == true;
+    if (history) message["automatic"] = true;
+    if (history || offline) message["quiet"] = true;
     if (host().emit(id, message) != CN_OK) {
       host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");
     }

@@ -48,8 +48,13 @@ const libraryLogger = process.env.WA_BRIDGE_LOG
 
 // --- Lines in and out ---------------------------------------------------------------------------
 
+// Every string well-formed: a lone UTF-16 surrogate (a message can carry one) would be written
+// as an escape no JSON reader takes, and the line would be lost with the message in it.
+function wellFormed(key, value) {
+  return typeof value === 'string' ? value.toWellFormed() : value;
+}
 function write(object) {
-  process.stdout.write(JSON.stringify(object) + '\n');
+  process.stdout.write(JSON.stringify(object, wellFormed) + '\n');
 }
 function event(name, account, fields = {}) {
   write({ event: name, account, ...fields });
@@ -182,7 +187,7 @@ class Session {
   // Close codes, as WhatsApp uses them (see the notes of the plugin).
   async onClose(error) {
     const code = error?.output?.statusCode ?? error?.statusCode ?? 0;
-    const pairing = !this.auth.state.creds.me;
+    const pairing = !isPaired(this.auth.state.creds);
     this.sock = null;
     this.isOpen = false;
     this.receipts?.close();
@@ -237,7 +242,11 @@ class Session {
       remember(this.seen, id, 5000);
       const lidMapping = this.sock?.signalRepository?.lidMapping;
       const message = await toHostMessage(m, {
-        history: type !== 'notify',
+        // Baileys hands over what the server queued while the device was away as 'append' (the
+        // stanza's `offline` mark); those are new messages, only late. History sync, the chats'
+        // past the phone replays, comes as messaging-history.set, which this bridge does not take.
+        offline: type === 'append',
+        history: type === 'history',
         phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),
         download: (msg) => this.download(msg),
       });
@@ -247,7 +256,7 @@ class Session {
       }
       this.unconfirmed.add(id);
       event('message', this.account, { message });
-      if (message.details?.history) this.countBacklog();
+      if (message.details?.offline || message.details?.history) this.countBacklog();
     }
   }
 
@@ -326,17 +335,31 @@ class Session {
     return found.jid;
   }
 
+  // A group this account is not in (or that does not exist) is the sender's mistake, not ours:
+  // WhatsApp answers its metadata query with an error or without the group.
+  async checkGroup(jid) {
+    try {
+      await this.sock.groupMetadata(jid);
+    } catch (e) {
+      const code = e?.output?.statusCode ?? e?.data?.attrs?.code;
+      const missing = /group metadata/i.test(e?.message || '') || [400, 401, 403, 404, 406].includes(Number(code));
+      if (missing) throw refusal('not_found', 'this WhatsApp group does not exist, or this account is not in it');
+      throw e;
+    }
+  }
+
   // `client_id`: the same client id never sends twice. A second request with it answers what the
   // first one did, unless that send failed (no acknowledgement): then it goes out once more under
   // the same WhatsApp message id, which the server and the contact's phone never show twice.
   // `message_id`: the id a retry goes out under, when the host knows it and we no longer do (a
   // bridge restarted since the first try).
   async send({ to, text, media, quoted_id: quotedId, client_id: clientId, message_id: retryId }) {
-    if (!this.sock || !this.isOpen || !this.auth.state.creds.me) throw refusal('state', 'the account is not connected');
+    if (!this.sock || !this.isOpen || !isPaired(this.auth.state.creds)) throw refusal('state', 'the account is not connected');
     const earlier = clientId ? this.sentByClientId.get(clientId) : undefined;
     if (earlier && !earlier.failed) return earlier.result;
     const messageId = retryId || earlier?.result.external_id;
     const jid = await this.resolve(to);
+    if (jid.endsWith('@g.us')) await this.checkGroup(jid);
     const content = media ? await mediaContent(media, text) : { text };
     const options = quotedId ? { quoted: { key: { id: quotedId, remoteJid: jid, fromMe: false }, message: {} } } : {};
     if (messageId) options.messageId = messageId;
@@ -372,7 +395,7 @@ class Session {
     const wasOpen = this.isOpen;
     this.sock = null;
     this.isOpen = false;
-    const paired = !!this.auth.state.creds.me;
+    const paired = isPaired(this.auth.state.creds);
     let result = { logged_out: false, paired };
     if (logout && paired) {
       result = await this.logOut(wasOpen ? sock : null, sock);
@@ -440,6 +463,13 @@ function refusal(kind, message) {
   return e;
 }
 
+// Whether the phone linked this device. Asking for a pairing code already sets `creds.me` (to the
+// number it was asked for) while nothing is linked yet; the linked device's identity (`account`,
+// from pair-success) or the phone's confirmation of the code (`registered`) is what says so.
+function isPaired(creds) {
+  return !!(creds?.me && (creds.account || creds.registered));
+}
+
 function remember(set, id, limit) {
   set.add(id);
   if (set.size > limit) set.delete(set.values().next().value);
@@ -478,7 +508,7 @@ const operations = {
     const session = new Session(account, auth || null, pairingPhone);
     sessions.set(account, session);
     await session.open();
-    return { paired: !!session.auth.state.creds.me };
+    return { paired: isPaired(session.auth.state.creds) };
   },
   stop: async ({ account, logout, auth }) => {
     let session = sessions.get(account);

@@ -26,7 +26,7 @@ function unwrap(message) {
   return m;
 }
 
-export async function toHostMessage(m, { history, phoneForLid, download }) {
+export async function toHostMessage(m, { history, offline, phoneForLid, download }) {
   const key = m.key;
   const content = unwrap(m.message);
   if (!content || content.protocolMessage || content.reactionMessage || content.senderKeyDistributionMessage && Object.keys(content).length === 1) {
@@ -45,6 +45,7 @@ export async function toHostMessage(m, { history, phoneForLid, download }) {
   if (group) details.group = group;
   if (lid) details.lid = lid;
   if (history) details.history = true;
+  if (offline) details.offline = true;
 
   let text = content.conversation || content.extendedTextMessage?.text || '';
   const context = content.extendedTextMessage?.contextInfo ||

@@ -67,8 +67,13 @@ WhatsAppTestServer::~WhatsAppTestServer() {
 
 Json WhatsAppTestServer::call(const std::string &method, const std::string &path,
                               const Json &body) const {
+  return call_raw(method, path, body.is_null() ? std::string() : body.dump());
+}
+
+Json WhatsAppTestServer::call_raw(const std::string &method, const std::string &path,
+                                  const std::string &body) const {
   ApiClient client(control_port_);
-  HttpResult result = client.request(method, path, body.is_null() ? std::string() : body.dump());
+  HttpResult result = client.request(method, path, body);
   if (result.status != 200) {
     throw std::runtime_error("test server " + path + ": " + std::to_string(result.status) + " " +
                              result.body);

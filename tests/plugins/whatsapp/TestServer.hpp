@@ -27,6 +27,9 @@ class WhatsAppTestServer {
 
   // A control call; throws std::runtime_error when the server answers with an error.
   Json call(const std::string &method, const std::string &path, const Json &body = nullptr) const;
+  // The same with a body written by the caller (JSON this library would not write, e.g. a lone
+  // UTF-16 surrogate escape).
+  Json call_raw(const std::string &method, const std::string &path, const std::string &body) const;
 
   // Shorthands for the control interface (see server/main.mjs).
   Json scan(const std::string &qr, const std::string &phone) const;

@@ -198,6 +198,62 @@ TEST_F(WhatsAppPlugin, PairingPhoneThatIsNoNumberIsRefusedInWords) {
   EXPECT_FALSE(wait_event("account.qr", nullptr, 2s)) << "a QR was shown instead";
 }
 
+// A JSON number where the phone's text belongs is the client's mistake: refused in words, not an
+// internal error.
+TEST_F(WhatsAppPlugin, PairingPhoneGivenAsANumberIsRefusedInWords) {
+  start();
+  auto connect = host_->admin().post(path("/connect"), {{"values", {{"phone", 12345678901}}}});
+  EXPECT_EQ(connect.status, 400) << connect.body;
+  EXPECT_EQ(connect.error_code(), "invalid_argument") << connect.body;
+  EXPECT_NE(connect.body.find("as text"), std::string::npos) << connect.body;
+  EXPECT_FALSE(wait_event("account.qr", nullptr, 2s)) << "a QR was shown instead";
+  // Given as text, the same number pairs by code.
+  connect = host_->admin().post(path("/connect"), {{"values", {{"phone", "12345678901"}}}});
+  EXPECT_EQ(connect.status, 202) << connect.body;
+  EXPECT_TRUE(wait_event("account.pairing_code"));
+}
+
+// A message with nothing in it is not sent as an empty WhatsApp message.
+TEST_F(WhatsAppPlugin, EmptyMessageIsRefusedInWords) {
+  start();
+  pair();
+  server_->call("POST", "/contact", {{"phone", kContactPhone}});
+  const std::string to = "+" + std::string(kContactPhone);
+  for (const Json &body : {Json{{"to", to}}, Json{{"to", to}, {"text", ""}},
+                           Json{{"to", to}, {"text", "  \n"}}}) {
+    auto sent = host_->admin().post(path("/messages"), body);
+    EXPECT_EQ(sent.status, 400) << body << ": " << sent.body;
+    EXPECT_NE(sent.body.find("empty"), std::string::npos) << sent.body;
+  }
+  EXPECT_TRUE(server_->received().empty()) << server_->received();
+}
+
+// A group the account is not in is the sender's mistake, said in words, not an internal error.
+TEST_F(WhatsAppPlugin, SendingToAGroupThatDoesNotExistIsRefusedInWords) {
+  start();
+  pair();
+  auto sent = host_->admin().post(path("/messages"),
+                                  {{"to", "120363000000000000@g.us"}, {"text", "oi grupo"}});
+  EXPECT_EQ(sent.status / 100, 4) << sent.body;
+  EXPECT_EQ(sent.error_code(), "not_found") << sent.body;
+  EXPECT_NE(sent.body.find("group does not exist"), std::string::npos) << sent.body;
+  EXPECT_TRUE(server_->device_connected(kAttendantPhone));
+}
+
+// A text with a lone UTF-16 surrogate (which WhatsApp can carry) is stored with U+FFFD in its
+// place, and the account's next message is not held behind it.
+TEST_F(WhatsAppPlugin, TextWithALoneSurrogateIsStoredAndTheNextMessageFollows) {
+  start();
+  pair();
+  server_->call_raw("POST", "/send",
+                    std::string(R"({"from":")") + kContactPhone + R"(","to":")" +
+                        kAttendantPhone + R"(","text":"bad \ud800 surrogate"})");
+  EXPECT_TRUE(wait_message("bad \xEF\xBF\xBD surrogate")) << "the message was lost";
+  server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "a seguinte"}});
+  // Far less than the 60 s a held receipt waits before it is let go.
+  EXPECT_TRUE(wait_message("a seguinte", 15s)) << "the next message was held back";
+}
+
 TEST_F(WhatsAppPlugin, SendingWhileTheConnectionIsStillOpeningIsRefusedAsAState) {
   start();
   pair();
@@ -433,9 +489,10 @@ TEST_F(WhatsAppPlugin, SessionsDroppedTogetherReconnectOneAtATime) {
   EXPECT_EQ(server_->info()["opening_peak"], 1);
 }
 
-// Messages queued while the host was away arrive as a backlog: stored, marked as history, no
-// case of their own, and announced once for the whole burst instead of one push each.
-TEST_F(WhatsAppPlugin, OfflineQueueArrivesAsOneQuietBacklog) {
+// Messages a contact sent while the host was away are new messages, only late: a number never
+// seen before gets its case as always (one for all its messages), but the burst is announced
+// once instead of one push per message.
+TEST_F(WhatsAppPlugin, OfflineQueueIsFiledOnACaseAndAnnouncedOnceAsABacklog) {
   start();
   pair();
   ASSERT_TRUE(server_->device_connected(kAttendantPhone));
@@ -467,6 +524,7 @@ TEST_F(WhatsAppPlugin, OfflineQueueArrivesAsOneQuietBacklog) {
   }
 
   const Json answer = host_->admin().get(path("/messages")).json();
+  Json case_of_contact;
   for (const auto &text : queued) {
     SCOPED_TRACE(text);
     const Json *found = nullptr;
@@ -474,10 +532,19 @@ TEST_F(WhatsAppPlugin, OfflineQueueArrivesAsOneQuietBacklog) {
       if (m["text"] == text) found = &m;
     }
     ASSERT_NE(found, nullptr) << "the queued message was not stored";
-    EXPECT_TRUE((*found)["details"].value("history", false));
-    // An old message does not open a case of its own.
-    EXPECT_TRUE((*found)["case"].is_null()) << *found;
+    EXPECT_TRUE((*found)["details"].value("offline", false)) << *found;
+    EXPECT_FALSE((*found)["details"].value("history", false)) << *found;
+    ASSERT_FALSE((*found)["case"].is_null()) << "a new contact's late message opened no case: "
+                                             << *found;
+    if (case_of_contact.is_null()) case_of_contact = (*found)["case"]["id"];
+    EXPECT_EQ((*found)["case"]["id"], case_of_contact) << "one contact, one case";
   }
+  const Json cases = host_->admin().get("/api/v1/cases").json();
+  int of_contact = 0;
+  for (const auto &c : cases.value("items", Json::array())) {
+    if (c.dump().find(kContactPhone) != std::string::npos) ++of_contact;
+  }
+  EXPECT_EQ(of_contact, 1) << cases;
 }
 
 TEST_F(WhatsAppPlugin, LidSenderWithPhoneIsLinkedByPhone) {
@@ -592,6 +659,26 @@ TEST_F(WhatsAppPlugin, DisconnectWhileWhatsAppIsOutOfReachSaysTheDeviceMayStayLi
   for (const auto &d : server_->devices()) {
     if (d["phone"] == kAttendantPhone) EXPECT_FALSE(d["logged_out"].get<bool>()) << d;
   }
+}
+
+// Asking for a pairing code is not being paired: until the phone enters the code, the QR can
+// be refreshed, its expiry says so, and a disconnect has no device to log out.
+TEST_F(WhatsAppPlugin, APairingCodeNotYetEnteredIsNoPairedSession) {
+  start(/*refs=*/2, /*qr_timeout_ms=*/1500);
+  auto connect = host_->admin().post(path("/connect"), {{"values", {{"phone", "+5511900000001"}}}});
+  ASSERT_EQ(connect.status, 202) << connect.body;
+  ASSERT_TRUE(wait_event("account.pairing_code"));
+  auto refreshed = host_->admin().post(path("/qr/refresh"));
+  EXPECT_EQ(refreshed.status, 202) << refreshed.body;
+  ASSERT_TRUE(wait_event("account.qr_expired", nullptr, 30s)) << "the pairing never expired";
+  auto state = wait_state("disconnected", 10s);
+  ASSERT_TRUE(state) << host_->admin().get(path()).body;
+  EXPECT_EQ((*state)["reason_code"], "qr_expired") << *state;
+  auto done = host_->admin().post(path("/disconnect"));
+  ASSERT_EQ(done.status, 200) << done.body;
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_EQ(after["state"], "disconnected") << after;
+  EXPECT_NE(after.value("reason_code", ""), "logout_unconfirmed") << after;
 }
 
 TEST_F(WhatsAppPlugin, PairingByPhoneNumberOffersACode) {
