@@ -70,6 +70,8 @@ const char *kStateKey = "sync.inbox";
 // Bounds of one "messages" event: mails, and an estimate of their bytes in the event.
 constexpr size_t kMessagesPerEvent = 500;
 constexpr size_t kBytesPerEvent = 8 << 20;
+// A batch of fewer mails is read on the loop itself: handing it to the workers would cost more.
+constexpr size_t kMailsReadOnTheLoop = 8;
 
 struct SyncState {
   uint64_t uid_validity = 0;
@@ -103,9 +105,19 @@ std::string uid_set(const std::vector<uint64_t> &uids) {
   return out;
 }
 
-// Runs libcurl's blocking SMTP login check on a worker and waits for it without blocking the
-// loop. (A plain future polled by a timer: co_spawn of a capturing lambda onto the pool
-// corrupted its captures with g++ 12 and Boost 1.74.)
+// Waits for the result of a task posted to the workers without blocking the loop. (A plain
+// future polled by a timer: co_spawn of a capturing lambda onto the pool corrupted its captures
+// with g++ 12 and Boost 1.74.)
+template <class T>
+awaitable<void> until_ready(std::future<T> &result) {
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    tick.expires_after(std::chrono::milliseconds(5));
+    co_await tick.async_wait(use_awaitable);
+  }
+}
+
+// Runs libcurl's blocking SMTP login check on a worker.
 //
 // `servers` by reference, never by value: g++ 12 mishandles a by-value coroutine parameter that
 // holds a std::function (Credentials::access_token_source) and the process crashed destroying
@@ -116,11 +128,7 @@ awaitable<std::optional<MailFailure>> smtp_check_on(asio::thread_pool &workers,
       [servers] { return check_smtp_login(servers); });
   auto result = task->get_future();
   asio::post(workers, [task] { (*task)(); });
-  asio::steady_timer tick(co_await asio::this_coro::executor);
-  while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-    tick.expires_after(std::chrono::milliseconds(5));
-    co_await tick.async_wait(use_awaitable);
-  }
+  co_await until_ready(result);
   co_return result.get();
 }
 
@@ -133,11 +141,7 @@ awaitable<void> refresh_access_token(asio::thread_pool &workers, MailEngine::Acc
   auto task = std::make_shared<std::packaged_task<Answer()>>([source] { return source(); });
   auto result = task->get_future();
   asio::post(workers, [task] { (*task)(); });
-  asio::steady_timer tick(co_await asio::this_coro::executor);
-  while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-    tick.expires_after(std::chrono::milliseconds(5));
-    co_await tick.async_wait(use_awaitable);
-  }
+  co_await until_ready(result);
   Answer answer = result.get();
   if (auto *failure = std::get_if<MailFailure>(&answer)) throw MailError(*failure);
   std::lock_guard lock(account.mutex);
@@ -324,15 +328,14 @@ class Session {
     // Every mail of the batch is read and its parts stored first, then they are handed over
     // together: the host syncs the stored parts to disk once and stores the messages in one
     // transaction, instead of once a mail.
-    std::vector<Prepared> prepared;
+    std::vector<ReceivedMail> mails;
     for (auto &m : fetched) {
       if (!m.has_body || m.uid <= state.last_uid) continue;
-      if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
-      ReceivedMail mail{std::move(m.body),   m.uid, state.uid_validity, m.size, m.internal_date,
-                        big.count(m.uid) > 0};
-      prepared.push_back(prepare(mail));
-      if (prepared.back().outcome == Prepared::kStoreFailed) break;
+      mails.push_back({std::move(m.body), m.uid, state.uid_validity, m.size, m.internal_date,
+                       big.count(m.uid) > 0});
     }
+    if (account_->stopped) throw MailError({FailureKind::kStopped, "stopped"});
+    const std::vector<Prepared> prepared = co_await prepare_all(mails);
     const bool all_stored = hand_over_all(prepared, state);
     save_state(state);
     if (!all_stored) {
@@ -346,6 +349,38 @@ class Session {
     uint64_t uid = 0;
     std::optional<MessageEvent> built;
   };
+
+  // Reads the mails and stores their parts, in their order; stops after the first mail whose
+  // parts could not be stored. Reading is most of a sync's work: a batch of more than a few
+  // mails is read on the two workers, half each, which also keeps the loop free for the other
+  // accounts meanwhile.
+  awaitable<std::vector<Prepared>> prepare_all(const std::vector<ReceivedMail> &mails) {
+    auto some = [this, &mails](size_t from, size_t to) {
+      std::vector<Prepared> out;
+      for (size_t i = from; i < to; ++i) {
+        out.push_back(prepare(mails[i]));
+        if (out.back().outcome == Prepared::kStoreFailed) break;
+      }
+      return out;
+    };
+    if (mails.size() < kMailsReadOnTheLoop) co_return some(0, mails.size());
+    using Part = std::packaged_task<std::vector<Prepared>()>;
+    const size_t half = mails.size() / 2;
+    auto first = std::make_shared<Part>([some, half] { return some(0, half); });
+    auto second = std::make_shared<Part>([some, half, &mails] { return some(half, mails.size()); });
+    auto first_result = first->get_future();
+    auto second_result = second->get_future();
+    asio::post(workers_, [first] { (*first)(); });
+    asio::post(workers_, [second] { (*second)(); });
+    co_await until_ready(first_result);
+    co_await until_ready(second_result);
+    std::vector<Prepared> out = first_result.get();
+    // The second half counts only if the first stored everything it read.
+    if (out.empty() || out.back().outcome != Prepared::kStoreFailed) {
+      for (auto &p : second_result.get()) out.push_back(std::move(p));
+    }
+    co_return out;
+  }
 
   Prepared prepare(const ReceivedMail &mail) {
     const std::string &id = account_->id;
