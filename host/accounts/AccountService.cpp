@@ -344,6 +344,12 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   for (const auto &a : message.value("attachments", Json::array())) {
     stored.attachments.push_back({a.value("id", ""), a.value("name", ""), a.value("mime", ""), ""});
   }
+  // The attachments it names are in the store for good before it is (the channel has sent it
+  // meanwhile: a failure here is logged, and the message is stored all the same).
+  if (auto synced = attachments_.sync_pending(); !synced) {
+    log::error({account->plugin_id, account_id},
+               "attachments of a sent message could not be written: " + synced.failure().message);
+  }
   // Stored and filed in one transaction, as a message a plugin reports is: on case_id when
   // given, else on the recipient's case.
   Expected<store::Conversations::Stored> inserted = Failure{};
@@ -691,10 +697,9 @@ cn_result AccountService::store_messages(const Account &account,
     }
     return named;
   };
-  // The attachments' bytes reach the disk before the messages that name them.
-  const bool names_files = std::any_of(batch.begin(), batch.end(),
-                                       [](const auto &m) { return !m.attachments.empty(); });
-  if (names_files) {
+  // What the plugin stored for these messages (attachments, an e-mail's raw copy) reaches the
+  // disk before the messages that name it.
+  {
     if (auto synced = attachments_.sync_pending(); !synced) {
       log::error({account.plugin_id, account.id},
                  "message could not be stored: " + synced.failure().message);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <set>
 #include <unistd.h>
 
@@ -55,6 +56,12 @@ std::filesystem::path AttachmentStore::file_for(std::string_view id) const {
 }
 
 Expected<std::optional<AttachmentStore::Stored>> AttachmentStore::find(std::string_view id) const {
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (auto it = unwritten_.find(id); it != unwritten_.end()) {
+      return std::optional<Stored>(Stored{static_cast<int64_t>(it->second.size()), true});
+    }
+  }
   std::optional<Stored> stored;
   auto read = db_.run("SELECT size, bytes IS NOT NULL FROM attachments WHERE id = ?",
                       {std::string(id)}, [&](const Row &row) {
@@ -71,15 +78,47 @@ Expected<std::string> AttachmentStore::put(std::string_view bytes) {
 }
 
 Expected<std::string> AttachmentStore::put_in_row(const std::string &id, std::string_view bytes) {
+  bool too_many = false;
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (unwritten_.emplace(id, std::string(bytes)).second) unwritten_bytes_ += bytes.size();
+    too_many = unwritten_bytes_ > kMaxUnwrittenBytes;
+  }
+  if (too_many) {
+    if (auto written = write_rows(); !written) return written.failure();
+  }
+  return id;
+}
+
+Outcome AttachmentStore::write_rows() {
+  std::map<std::string, std::string, std::less<>> rows;
+  {
+    std::lock_guard lock(pending_mutex_);
+    rows.swap(unwritten_);
+    unwritten_bytes_ = 0;
+  }
+  if (rows.empty()) return Ok{};
+  const int64_t now = now_ms();
   // A row without bytes is a content an older host (or a store with a lower limit) kept in a
   // file, which may be damaged since: the row takes the bytes. The file may stay; path() hands
   // it out while it is whole.
-  auto recorded = db_.run(
-      "INSERT INTO attachments (id, size, created_at, bytes) VALUES (?, ?, ?, ?) "
-      "ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes WHERE bytes IS NULL",
-      {id, static_cast<int64_t>(bytes.size()), now_ms(), Blob{std::string(bytes)}});
-  if (!recorded) return recorded.failure();
-  return id;
+  auto written = db_.transaction([&]() -> Outcome {
+    for (const auto &[id, bytes] : rows) {
+      auto recorded = db_.run(
+          "INSERT INTO attachments (id, size, created_at, bytes) VALUES (?, ?, ?, ?) "
+          "ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes WHERE bytes IS NULL",
+          {id, static_cast<int64_t>(bytes.size()), now, Blob{bytes}});
+      if (!recorded) return recorded;
+    }
+    return Ok{};
+  });
+  if (written) return written;
+  // Kept for the next try (forget_unreferenced() lets go of those no message will name).
+  std::lock_guard lock(pending_mutex_);
+  for (auto &[id, bytes] : rows) {
+    if (unwritten_.emplace(id, std::move(bytes)).second) unwritten_bytes_ += unwritten_[id].size();
+  }
+  return written;
 }
 
 Expected<std::string> AttachmentStore::put_in_file(const std::string &id, std::string_view bytes) {
@@ -144,6 +183,7 @@ Outcome AttachmentStore::sync_pending() {
   // One sync at a time: a caller must not find the list empty while the files its message
   // names are still being synced by another.
   std::lock_guard syncing(sync_mutex_);
+  if (auto written = write_rows(); !written) return written;
   std::vector<std::filesystem::path> files;
   {
     std::lock_guard lock(pending_mutex_);
@@ -189,11 +229,15 @@ Outcome AttachmentStore::sync_pending() {
 
 size_t AttachmentStore::pending() const {
   std::lock_guard lock(pending_mutex_);
-  return pending_.size();
+  return pending_.size() + unwritten_.size();
 }
 
 Expected<std::string> AttachmentStore::read(std::string_view id) const {
   if (!valid_id(id)) return failure("not_found", "no such attachment");
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (auto it = unwritten_.find(id); it != unwritten_.end()) return it->second;
+  }
   std::optional<int64_t> size;
   std::optional<std::string> bytes;
   auto found = db_.run("SELECT size, bytes FROM attachments WHERE id = ?", {std::string(id)},
@@ -250,6 +294,10 @@ Expected<std::filesystem::path> AttachmentStore::path(std::string_view id) const
 
 Outcome AttachmentStore::check(std::string_view id) const {
   if (!valid_id(id)) return failure("not_found", "no such attachment");
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (unwritten_.count(id) > 0) return Ok{};
+  }
   std::optional<int64_t> size;
   std::optional<int64_t> in_row;
   auto read = db_.run("SELECT size, length(bytes) FROM attachments WHERE id = ?",
@@ -304,6 +352,13 @@ Outcome AttachmentStore::check_folder() const {
 
 void AttachmentStore::forget_unreferenced(std::string_view id) {
   if (!valid_id(id)) return;
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (auto it = unwritten_.find(id); it != unwritten_.end()) {
+      unwritten_bytes_ -= it->second.size();
+      unwritten_.erase(it);
+    }
+  }
   bool named = false;
   auto forgotten = db_.transaction([&]() -> Outcome {
     auto read = db_.run("SELECT 1 FROM message_attachments WHERE attachment_id = ? LIMIT 1",

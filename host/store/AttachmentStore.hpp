@@ -3,9 +3,10 @@
 // kept in its row of the database, where SQLite reads and writes it faster than one file each. A
 // bigger one is a file under the data folder (attachments/<2 hex>/<64 hex>), which appears under
 // its final name only once it is completely written, so a killed host never leaves a
-// half-written one. Syncing those files to the disk is left to sync_pending(), which the host
-// calls before it stores a message that names attachments: one sync covers every file stored
-// since the last, where a sync per file cost more than everything else a mail's first sync does.
+// half-written one. Writing the rows and syncing the files is left to sync_pending(), which the
+// host calls before it stores a message that names what put() stored: one transaction and one
+// sync cover everything stored since the last, where one each cost more than everything else a
+// mail's first sync does. What put() holds and a crash loses, no stored message names.
 // A row an older host wrote has no bytes: its content is in its file.
 //
 // Threading: every call may come from any thread.
@@ -15,6 +16,7 @@
 #include "store/Database.hpp"
 
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,16 +36,18 @@ class AttachmentStore {
 
   // Stores the bytes (if not already there) and returns their id, the SHA-256 in lowercase hex.
   // A content up to the inline limit goes into its row (also when an older host left it as a
-  // file); a bigger one into a file that is not synced yet: see sync_pending(). A full disk
-  // fails with "storage_full".
+  // file), held in memory until sync_pending() (or until what is held passes 4 MiB); a bigger
+  // one into a file that is not synced yet. Every other call sees a held content as stored. A
+  // full disk fails with "storage_full".
   Expected<std::string> put(std::string_view bytes);
 
-  // Syncs every file put() wrote since the last call (their data, then their folders), so a
-  // power cut cannot take the bytes of a message that is stored after this. Fails with
-  // "storage_full" or "storage"; the files then stay pending.
+  // Writes every row put() holds, in one transaction, and syncs every file it wrote since the
+  // last call (their data, then their folders), so neither a crash nor a power cut can take the
+  // bytes of a message that is stored after this. Fails with "storage_full" or "storage"; what
+  // was not written or synced then stays pending.
   Outcome sync_pending();
 
-  // How many written files wait for sync_pending().
+  // How many contents (held rows and unsynced files) wait for sync_pending().
   size_t pending() const;
 
   // The bytes of a stored attachment, from its row or its file; fails as check() does.
@@ -87,6 +91,7 @@ class AttachmentStore {
   std::filesystem::path file_for(std::string_view id) const;
   Expected<std::optional<Stored>> find(std::string_view id) const;
   Expected<std::string> put_in_row(const std::string &id, std::string_view bytes);
+  Outcome write_rows();
   Expected<std::string> put_in_file(const std::string &id, std::string_view bytes);
   Outcome write_file(const std::filesystem::path &file, std::string_view bytes) const;
   Outcome row_whole(std::string_view id, int64_t size, uint64_t found) const;
@@ -98,6 +103,10 @@ class AttachmentStore {
   std::mutex sync_mutex_;
   mutable std::mutex pending_mutex_;
   std::vector<std::filesystem::path> pending_;  // written by put(), not synced yet
+  // Rows put() holds, by id, and their bytes: written by write_rows().
+  static constexpr size_t kMaxUnwrittenBytes = 4 << 20;
+  std::map<std::string, std::string, std::less<>> unwritten_;
+  size_t unwritten_bytes_ = 0;
 };
 
 }  // namespace connector::store

@@ -28,6 +28,9 @@ std::string store_attachment(const TestHost &host, const std::string &bytes) {
   store::AttachmentStore attachments(**db, host.data_dir() / "attachments");
   auto id = attachments.put(bytes);
   if (!id) throw std::runtime_error(id.failure().message);
+  if (auto written = attachments.sync_pending(); !written) {
+    throw std::runtime_error(written.failure().message);
+  }
   return *id;
 }
 

@@ -56,6 +56,7 @@ TEST(AttachmentStoreTest, ContentIsStoredOnceUnderItsSha256) {
   // Known value: the SHA-256 of "abc".
   EXPECT_EQ(*store.put("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 
+  ASSERT_TRUE(store.sync_pending());
   int64_t rows = 0;
   ASSERT_TRUE((*db)->run("SELECT COUNT(*) FROM attachments", {},
                          [&](const Row &r) { rows = r.integer(0); }));
@@ -118,19 +119,36 @@ TEST(AttachmentStoreTest, ASmallContentIsKeptInItsRowWithNoFile) {
   auto db = Database::open(dir / "a.db");
   ASSERT_TRUE(db);
   AttachmentStore store(**db, dir / "attachments");
-  for (const std::string &bytes : {binary(1000), binary(kLimit), std::string()}) {
+  const std::vector<std::string> contents = {binary(1000), binary(kLimit), std::string()};
+  std::vector<std::string> ids;
+  for (const std::string &bytes : contents) {
     auto id = store.put(bytes);
     ASSERT_TRUE(id) << id.failure().message;
-    EXPECT_TRUE(in_row(**db, *id)) << bytes.size();
-    EXPECT_FALSE(fs::exists(file_of(dir, *id))) << bytes.size();
-    auto read = store.read(*id);
+    ids.push_back(*id);
+  }
+  // Held until sync_pending() writes them together, and seen as stored meanwhile.
+  EXPECT_EQ(store.pending(), 3u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_FALSE(in_row(**db, ids[i])) << contents[i].size();
+    EXPECT_TRUE(store.has(ids[i]));
+    EXPECT_TRUE(store.check(ids[i]));
+    EXPECT_EQ(*store.read(ids[i]), contents[i]);
+  }
+  ASSERT_TRUE(store.sync_pending());
+  EXPECT_EQ(store.pending(), 0u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string &bytes = contents[i];
+    const std::string &id = ids[i];
+    EXPECT_TRUE(in_row(**db, id)) << bytes.size();
+    EXPECT_FALSE(fs::exists(file_of(dir, id))) << bytes.size();
+    auto read = store.read(id);
     ASSERT_TRUE(read) << read.failure().message;
     EXPECT_EQ(*read, bytes);
-    EXPECT_TRUE(store.has(*id));
-    EXPECT_TRUE(store.check(*id)) << store.check(*id).failure().message;
-    EXPECT_EQ(*store.put(bytes), *id);
+    EXPECT_TRUE(store.has(id));
+    EXPECT_TRUE(store.check(id)) << store.check(id).failure().message;
+    EXPECT_EQ(*store.put(bytes), id);
   }
-  EXPECT_EQ(store.pending(), 0u) << "nothing to sync: the database holds the bytes";
+  ASSERT_TRUE(store.sync_pending());
   EXPECT_FALSE(fs::exists(dir / "attachments")) << "the checks wrote no file";
 }
 
@@ -187,6 +205,7 @@ TEST(AttachmentStoreTest, AFileBackedContentPutAgainMovesIntoItsRow) {
   EXPECT_EQ(store.check(id).failure().code, "attachment_missing");
 
   ASSERT_EQ(*store.put(bytes), id);
+  ASSERT_TRUE(store.sync_pending());
   EXPECT_TRUE(in_row(**db, id));
   EXPECT_EQ(store.pending(), 0u);
   EXPECT_EQ(*store.read(id), bytes);
@@ -201,8 +220,10 @@ TEST(AttachmentStoreTest, AContentInItsRowIsNotWrittenToAFileWhenTheLimitIsLower
   auto db = Database::open(dir / "a.db");
   ASSERT_TRUE(db);
   const std::string bytes = binary(3000);
-  auto id = AttachmentStore(**db, dir / "attachments").put(bytes);
+  AttachmentStore rows(**db, dir / "attachments");
+  auto id = rows.put(bytes);
   ASSERT_TRUE(id);
+  ASSERT_TRUE(rows.sync_pending());
   AttachmentStore files(**db, dir / "attachments", 0);
   ASSERT_EQ(*files.put(bytes), *id);
   EXPECT_TRUE(in_row(**db, *id));
@@ -218,6 +239,7 @@ TEST(AttachmentStoreTest, ThePathOfAContentInItsRowIsAFileWithItsExactBytes) {
   const std::string bytes = binary(5000);
   auto id = store.put(bytes);
   ASSERT_TRUE(id);
+  ASSERT_TRUE(store.sync_pending());
   ASSERT_FALSE(fs::exists(file_of(dir, *id)));
 
   auto path = store.path(*id);
@@ -254,6 +276,7 @@ TEST(AttachmentStoreTest, ARowWithItsBytesCutShortIsNotWhole) {
   AttachmentStore store(**db, dir / "attachments");
   auto id = store.put(binary(2000));
   ASSERT_TRUE(id);
+  ASSERT_TRUE(store.sync_pending());
   ASSERT_TRUE(store.check(*id));
   ASSERT_TRUE(
       (*db)->run("UPDATE attachments SET bytes = substr(bytes, 1, 10) WHERE id = ?", {*id}));

@@ -78,6 +78,7 @@ TEST(AttachmentsMigration, AnOlderStoresAttachmentsStayInTheirFilesAndReadAsBefo
   EXPECT_EQ(store.check_folder().failure().code, "attachments_missing");
   EXPECT_FALSE(store.has(kAbc));
   ASSERT_EQ(*store.put("abc"), kAbc);
+  ASSERT_TRUE(store.sync_pending());
   EXPECT_TRUE(store.check_folder());
   EXPECT_TRUE(store.has(kAbc));
   EXPECT_EQ(*store.read(kAbc), "abc");
