@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <random>
@@ -285,6 +288,76 @@ TEST_F(WhatsAppPlugin, BridgeKilledMidSessionResumesWithoutNewScan) {
 
   server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "ainda aí?"}});
   EXPECT_TRUE(wait_message("ainda aí?"));
+}
+
+// Everything this process writes on its stderr (the host's log, and the bridge's stderr, which
+// reaches the host's journal), from construction to stop().
+class StderrCapture {
+ public:
+  StderrCapture() : file_(std::tmpfile()) {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    ::dup2(::fileno(file_), 2);
+  }
+  ~StderrCapture() { stop(); std::fclose(file_); }
+  std::string stop() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      ::dup2(saved_, 2);
+      ::close(saved_);
+      saved_ = -1;
+    }
+    std::string text;
+    std::rewind(file_);
+    char chunk[4096];
+    for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, file_)) > 0;) text.append(chunk, n);
+    return text;
+  }
+
+ private:
+  std::FILE *file_;
+  int saved_ = -1;
+};
+
+// libsignal announces every session it closes or opens with console.info and the whole session,
+// its root and private keys included. A contact whose phone starts a new session (after a
+// reinstall), and a bridge killed mid-session whose next send re-keys: none of those keys may
+// reach the host's stderr (its log, and the journal the bridge's stderr goes to).
+TEST_F(WhatsAppPlugin, SessionKeysPrintedByTheSignalLibraryNeverReachTheHostsStderr) {
+  // The test server's own libsignal prints to its stderr too: it is started before the capture.
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  StderrCapture captured;
+  host_ = std::make_unique<TestHost>(whatsapp_plugin_yaml(*server_));
+  events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
+  account_ = TestHost::create_account(host_->admin(), "whatsapp", "attendant's WhatsApp");
+  pair();
+  server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "primeira"}});
+  ASSERT_TRUE(wait_message("primeira"));
+  server_->call("POST", "/contact/new-session", {{"phone", kContactPhone}});
+  server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "sessão nova"}});
+  ASSERT_TRUE(wait_message("sessão nova"));
+
+  const pid_t first = bridge_pid();
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] {
+    return bridge_pid() > 0 && bridge_pid() != first &&
+           host_->admin().get(path()).json().value("state", "") == "connected";
+  }, 30s)) << host_->admin().get(path()).body;
+  auto sent = host_->admin().post(path("/messages"),
+                                  {{"to", "+" + std::string(kContactPhone)}, {"text", "de volta"}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto &m : server_->received()) {
+      if (m["text"] == "de volta") return true;
+    }
+    return false;
+  }, 20s));
+  host_.reset();
+  const std::string text = captured.stop();
+  for (const char *secret : {"privKey", "rootKey", "<Buffer", "Closing session"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in:\n" << text.substr(0, 4000);
+  }
 }
 
 // A bridge that dies while the attendant is still scanning takes the QR with it: the account

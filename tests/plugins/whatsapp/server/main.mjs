@@ -34,6 +34,9 @@
 //   POST /handshake-delay {ms}               answer every client hello only after ms
 //   POST /refuse {on:true}                   close every new connection at once (GET /info's
 //                                            refused counts them), as a server out of reach
+//   POST /contact/new-session {phone}       the contact's phone forgets its Signal sessions (as
+//                                            after a reinstall): its next message starts a new
+//                                            one, and the client closes the old
 //   POST /opening-peak/reset                 GET /info's opening_peak: the most connections
 //                                            opening at once (accepted, not yet logged in,
 //                                            refused or waiting for a scan) since this reset
@@ -75,6 +78,7 @@ const routes = {
   'POST /acks-off': (b) => { server.acksOff = !!b.off; return {}; },
   'POST /handshake-delay': (b) => { server.handshakeDelayMs = Number(b.ms) || 0; return {}; },
   'POST /refuse': (b) => { server.refusing = !!b.on; return {}; },
+  'POST /contact/new-session': ({ phone }) => { server.contact(phone).store.sessions.clear(); return {}; },
   'POST /opening-peak/reset': () => { server.openingPeak = server.opening; return {}; },
 };
 
