@@ -181,5 +181,31 @@ TEST_F(BridgeLines, AnswersOfTheWrongShapeAreReadWithoutThrowing) {
   });
 }
 
+// A message line the plugin cannot read (a lone surrogate escape, as an older bridge wrote) was
+// dropped with "not a JSON object" and nothing else: no word of whose message it was, and the
+// bridge held the account's traffic behind its receipt for a minute. The log now names the
+// account and the message, and says the message is lost; the next line is read as usual.
+TEST_F(BridgeLines, AnUnreadableMessageLineIsLoggedWithItsAccountAndMessage) {
+  reader_->feed(
+      "{\"event\":\"message\",\"account\":\"acc-7\",\"message\":{\"type\":\"message\","
+      "\"direction\":\"inbound\",\"external_id\":\"3EB0AB\",\"text\":\"bad \\ud800 x\"}}\n"
+      "{\"event\":\"status\",\"account\":\"acc-7\",\"state\":\"connected\"}\n");
+  bool dropped = false;
+  bool lost = false;
+  for (const auto &line : recorded_.logs) {
+    if (line.find("dropped") != std::string::npos && line.find("acc-7") != std::string::npos &&
+        line.find("3EB0AB") != std::string::npos && line.find("message") != std::string::npos) {
+      dropped = true;
+    }
+    if (line.find("3EB0AB") != std::string::npos && line.find("lost") != std::string::npos) {
+      lost = true;
+    }
+  }
+  EXPECT_TRUE(dropped) << ::testing::PrintToString(recorded_.logs);
+  EXPECT_TRUE(lost) << ::testing::PrintToString(recorded_.logs);
+  ASSERT_FALSE(emitted("status").empty());
+  EXPECT_EQ(emitted("status").back()["state"], "connected");
+}
+
 }  // namespace
 }  // namespace connector::whatsapp
