@@ -49,6 +49,19 @@ class CasesApi : public CaseFixture {
 
   static Json json_of(const api::Response &response) { return Json::parse(response.body); }
 
+  // "messages" events go to the case engine's ingest_all, as the host wires it.
+  void file_batches_through_casework() {
+    accounts_->set_batch_filer(
+        [this](const accounts::Account &account, const std::vector<store::NewMessage> &messages)
+            -> Expected<std::vector<store::Conversations::Stored>> {
+          auto filed = work_->ingest_all(account.id, account.attendant_id, messages);
+          if (!filed) return filed.failure();
+          std::vector<store::Conversations::Stored> stored;
+          for (const auto &one : *filed) stored.push_back(one.stored);
+          return stored;
+        });
+  }
+
   std::unique_ptr<store::SecretBox> secrets_;
   std::unique_ptr<store::AccountValues> values_;
   std::unique_ptr<store::AttachmentStore> attachments_;
@@ -426,15 +439,7 @@ TEST_F(CasesApi, AdminsListAndUndoMerges) {
 // stored and filed together and pushed each as message.new; one that breaks the rules is skipped
 // and counted in the account's integration log; a malformed list is refused whole.
 TEST_F(CasesApi, AMessagesEventStoresEveryReadableMessageAndSkipsTheRest) {
-  accounts_->set_batch_filer(
-      [this](const accounts::Account &account, const std::vector<store::NewMessage> &messages)
-          -> Expected<std::vector<store::Conversations::Stored>> {
-        auto filed = work_->ingest_all(account.id, account.attendant_id, messages);
-        if (!filed) return filed.failure();
-        std::vector<store::Conversations::Stored> stored;
-        for (const auto &one : *filed) stored.push_back(one.stored);
-        return stored;
-      });
+  file_batches_through_casework();
   auto message = [](const std::string &id, const std::string &from) {
     return Json{{"type", "message"},
                 {"external_id", id},
@@ -482,15 +487,7 @@ TEST_F(CasesApi, AMessagesEventStoresEveryReadableMessageAndSkipsTheRest) {
 
 // A batch the store cannot take is stored not at all, and the plugin is told to keep it.
 TEST_F(CasesApi, AMessagesEventTheStoreCannotTakeLeavesNothing) {
-  accounts_->set_batch_filer(
-      [this](const accounts::Account &account, const std::vector<store::NewMessage> &messages)
-          -> Expected<std::vector<store::Conversations::Stored>> {
-        auto filed = work_->ingest_all(account.id, account.attendant_id, messages);
-        if (!filed) return filed.failure();
-        std::vector<store::Conversations::Stored> stored;
-        for (const auto &one : *filed) stored.push_back(one.stored);
-        return stored;
-      });
+  file_batches_through_casework();
   ASSERT_TRUE(db_->run(
       "CREATE TEMP TRIGGER injected_failure BEFORE INSERT ON main.messages "
       "WHEN NEW.external_id = 'ruim' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"));

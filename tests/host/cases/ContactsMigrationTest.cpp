@@ -1,47 +1,18 @@
 // The case engine's migrations on a store an older host left: 003 gives every contact one
 // attendant, 007 starts the host's case counter, 008 remembers every message's Message-ID.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <string>
 
+#include "OldStore.hpp"
 #include "TempDir.hpp"
 #include "store/Database.hpp"
-
-namespace connector::embedded {
-extern const char kMigration001[];
-extern const char kMigration002[];
-extern const char kMigration003[];
-extern const char kMigration004[];
-extern const char kMigration005[];
-extern const char kMigration006[];
-extern const char kMigration007[];
-}  // namespace connector::embedded
 
 namespace connector::cases::test {
 namespace {
 
-void exec(sqlite3 *db, const char *sql) {
-  char *error = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << error;
-}
-
-// A store as a host of schema `version` left it: its migrations applied by hand, then `rows`.
-std::filesystem::path old_store(const connector::test::TempDir &dir, int version,
-                                const std::string &rows) {
-  const char *const migrations[] = {embedded::kMigration001, embedded::kMigration002,
-                                    embedded::kMigration003, embedded::kMigration004,
-                                    embedded::kMigration005, embedded::kMigration006,
-                                    embedded::kMigration007};
-  const auto file = dir / "old.db";
-  sqlite3 *db = nullptr;
-  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  for (int i = 0; i < version; ++i) exec(db, migrations[i]);
-  exec(db, ("PRAGMA user_version = " + std::to_string(version) + ";" + rows).c_str());
-  sqlite3_close(db);
-  return file;
-}
+using connector::test::old_store;
 
 // Migration 003: a contact that two attendants' cases shared is split so that each keeps a
 // contact of their own with the same identities.

@@ -1,55 +1,28 @@
 // Migration 009 on a store a host of schema 8 left: its attachments stay in their files and read
 // as before; a small one stored again moves into its row.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "OldStore.hpp"
 #include "TempDir.hpp"
 #include "store/AttachmentStore.hpp"
 #include "store/Database.hpp"
-
-namespace connector::embedded {
-extern const char kMigration001[];
-extern const char kMigration002[];
-extern const char kMigration003[];
-extern const char kMigration004[];
-extern const char kMigration005[];
-extern const char kMigration006[];
-extern const char kMigration007[];
-extern const char kMigration008[];
-}  // namespace connector::embedded
 
 namespace connector::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-void exec(sqlite3 *db, const std::string &sql) {
-  char *error = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << error;
-}
-
 // The SHA-256 of "abc", and the file a host of schema 8 kept it in.
 const std::string kAbc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 // A data folder as a host of schema 8 left it: the content "abc" in its file and its row.
 fs::path schema_8_store(const test::TempDir &dir) {
-  const char *const migrations[] = {embedded::kMigration001, embedded::kMigration002,
-                                    embedded::kMigration003, embedded::kMigration004,
-                                    embedded::kMigration005, embedded::kMigration006,
-                                    embedded::kMigration007, embedded::kMigration008};
-  const auto file = dir / "old.db";
-  sqlite3 *db = nullptr;
-  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  for (const char *migration : migrations) exec(db, migration);
-  exec(db,
-       "PRAGMA user_version = 8;"
-       "INSERT INTO attachments (id, size, created_at) VALUES ('" +
-           kAbc + "', 3, 0);");
-  sqlite3_close(db);
+  const auto file = test::old_store(
+      dir, 8, "INSERT INTO attachments (id, size, created_at) VALUES ('" + kAbc + "', 3, 0);");
   fs::create_directories(dir / "attachments" / "ba");
   std::ofstream(dir / "attachments" / "ba" / kAbc, std::ios::binary) << "abc";
   return file;
