@@ -36,13 +36,17 @@ BridgeProcess::~BridgeProcess() {
     }
   }
   if (reader_.joinable()) reader_.join();
+  if (err_reader_.joinable()) err_reader_.join();
   if (from_child_ >= 0) ::close(from_child_);
+  if (err_from_child_ >= 0) ::close(err_from_child_);
 }
 
 sdk::Status BridgeProcess::start() {
   int in_pipe[2];
   int out_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
+  int err_pipe[2] = {-1, -1};
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 ||
+      (on_stderr_ && ::pipe2(err_pipe, O_CLOEXEC) != 0)) {
     return sdk::fail(CN_ERR_INTERNAL, std::string("pipe: ") + std::strerror(errno));
   }
   std::vector<char *> args;
@@ -74,6 +78,7 @@ sdk::Status BridgeProcess::start() {
     if (::getppid() != parent) ::_exit(1);
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
+    if (err_pipe[1] >= 0) ::dup2(err_pipe[1], 2);
     ::execvpe(args[0], args.data(), env.data());
     ::_exit(127);
   }
@@ -83,7 +88,56 @@ sdk::Status BridgeProcess::start() {
   from_child_ = out_pipe[0];
   running_ = true;
   reader_ = std::thread([this] { read_loop(); });
+  if (err_pipe[0] >= 0) {
+    ::close(err_pipe[1]);
+    err_from_child_ = err_pipe[0];
+    err_reader_ = std::thread([this] { read_stderr(); });
+  }
   return sdk::ok();
+}
+
+std::string BridgeProcess::stderr_line(std::string_view line) {
+  for (const char *sign : {"<Buffer", "privKey", "rootKey", "chainKey", "privateKey"}) {
+    if (line.find(sign) != std::string_view::npos) {
+      return "(a line that looked like key material was withheld)";
+    }
+  }
+  std::string text(line.substr(0, kMaxStderrLine));
+  if (line.size() > kMaxStderrLine) text += "…";
+  return text;
+}
+
+void BridgeProcess::read_stderr() {
+  // Read to the end, so the bridge never blocks on a full pipe; a line longer than the limit is
+  // passed on cut, the rest of it skipped.
+  char chunk[8192];
+  std::string line;
+  bool skipping = false;
+  auto pass = [&] {
+    if (!line.empty() && line.find_first_not_of(" \t\r") != std::string::npos) {
+      on_stderr_(stderr_line(line));
+    }
+    line.clear();
+  };
+  for (;;) {
+    const ssize_t n = ::read(err_from_child_, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (chunk[i] == '\n') {
+        if (!skipping) pass();
+        skipping = false;
+        line.clear();
+      } else if (!skipping) {
+        line += chunk[i];
+        if (line.size() > kMaxStderrLine) {
+          pass();
+          skipping = true;
+        }
+      }
+    }
+  }
+  if (!skipping) pass();
 }
 
 bool BridgeProcess::nests_deeper_than(std::string_view text, int limit) {

@@ -87,6 +87,16 @@ class BridgeProcess {
   // Where dropped lines are reported (before start()); without one they go unreported.
   void set_log_handler(LogHandler on_log) { on_log_ = std::move(on_log); }
 
+  // Where the lines the bridge writes on its stderr go (before start()), each at most
+  // kMaxStderrLine bytes, a line that looks like key material withheld; without one, the
+  // bridge's stderr is this process's.
+  void set_stderr_handler(LogHandler on_stderr) { on_stderr_ = std::move(on_stderr); }
+  static constexpr size_t kMaxStderrLine = 2000;
+
+  // A stderr line as it is passed on: cut to kMaxStderrLine bytes, and replaced by a notice when
+  // it looks like a printed key (a Node Buffer, a Signal session's key members).
+  static std::string stderr_line(std::string_view line);
+
   // The longest line accepted from the bridge, in bytes (before start()); a longer one is
   // dropped whole, up to its newline.
   void set_max_line_bytes(size_t bytes) { max_line_ = bytes; }
@@ -120,6 +130,7 @@ class BridgeProcess {
 
  private:
   void read_loop();
+  void read_stderr();
   void take_line(std::string_view text);
   // Reports a line that is dropped, with what can be told of it (event, account, message id);
   // an unreadable message event is handed on as an "unreadable" event.
@@ -136,6 +147,7 @@ class BridgeProcess {
   EventHandler on_event_;
   ExitHandler on_exit_;
   LogHandler on_log_;
+  LogHandler on_stderr_;
   size_t max_line_ = kDefaultMaxLine;
   // Read but not yet a whole line; skipping_ is set while the rest of an over-long line is being
   // thrown away, up to its newline.
@@ -144,6 +156,8 @@ class BridgeProcess {
   pid_t pid_ = -1;
   int to_child_ = -1;
   int from_child_ = -1;
+  int err_from_child_ = -1;
+  std::thread err_reader_;
   std::atomic<bool> running_{false};
   std::atomic<bool> closing_{false};
   std::thread reader_;

@@ -376,6 +376,10 @@ class WhatsAppPlugin final : public sdk::Plugin {
                                  dir + "/bridge.mjs"},
         [this](const Json &event) { on_event(event); }, [this] { on_bridge_exit(); });
     bridge->set_log_handler([this](const std::string &text) { host().warn("", text); });
+    // Node's own warnings and crash reports: through the host's log (which masks the secrets it
+    // knows), never raw into its journal; a line that looks like a printed key is withheld.
+    bridge->set_stderr_handler(
+        [this](const std::string &line) { host().warn("", "bridge stderr: " + line); });
     if (const int64_t max_line = settings_.value("bridge_max_line_bytes", int64_t{0});
         max_line > 0) {
       bridge->set_max_line_bytes(static_cast<size_t>(max_line));

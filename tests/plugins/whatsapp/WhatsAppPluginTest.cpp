@@ -1097,6 +1097,49 @@ rl.on('line', (text) => {
   ASSERT_EQ(account.status, 200) << account.body;
 }
 
+// What the bridge process writes on its stderr (Node's own warnings, a crash report) reaches the
+// host's log as the plugin's warning, cut to a line; a line that looks like a printed key is
+// withheld, whatever printed it.
+TEST_F(WhatsAppPlugin, TheBridgesStderrGoesThroughTheHostLogWithPrintedKeysWithheld) {
+  TempDir bridge_dir;
+  bridge_dir.write("bridge.mjs", R"js(
+import readline from 'node:readline';
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (text) => {
+  const m = JSON.parse(text);
+  if (m.id === undefined) return;
+  if (m.op === 'start') {
+    process.stderr.write('(node:1) Warning: something the runtime says\n');
+    process.stderr.write('{ privKey: <Buffer 68 bb 8b b6 2a 07 ff cf> }\n');
+    process.stderr.write('x'.repeat(10000) + '\n');
+  }
+  process.stdout.write(JSON.stringify({ id: m.id, ok: true, baileys: 'fake', protocol: 1 }) + '\n');
+  if (m.op === 'start') {
+    process.stdout.write(JSON.stringify({ event: 'status', account: m.account, state: 'connected' }) + '\n');
+  }
+});
+)js");
+  server_ = std::make_unique<WhatsAppTestServer>(3);
+  StderrCapture captured;
+  host_ = std::make_unique<TestHost>(whatsapp_plugin_yaml(
+      *server_, 0, "      bridge_dir: \"" + bridge_dir.path().string() + "\"\n"));
+  events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
+  account_ = TestHost::create_account(host_->admin(), "whatsapp", "attendant's WhatsApp");
+  auto connect = host_->admin().post(path("/connect"), {{"values", Json::object()}});
+  ASSERT_EQ(connect.status, 202) << connect.body;
+  ASSERT_TRUE(wait_state("connected"));
+  host_.reset();  // the bridge ends, and its stderr with it
+  const std::string text = captured.stop();
+  EXPECT_NE(text.find("bridge stderr: (node:1) Warning: something the runtime says"),
+            std::string::npos)
+      << text.substr(0, 3000);
+  EXPECT_NE(text.find("bridge stderr: (a line that looked like key material was withheld)"),
+            std::string::npos)
+      << text.substr(0, 3000);
+  EXPECT_EQ(text.find("<Buffer"), std::string::npos) << text.substr(0, 3000);
+  EXPECT_EQ(text.find(std::string(2001, 'x')), std::string::npos) << "a line was not cut";
+}
+
 // A bridge from another release answers the greeting with its own protocol version: the plugin
 // refuses to work with it, and the host shows the channel refused with both versions named.
 TEST_F(WhatsAppPlugin, ABridgeSpeakingAnotherProtocolIsRefusedAndNamesBothVersions) {
