@@ -649,10 +649,16 @@ class WhatsAppPlugin final : public sdk::Plugin {
     Json attachments = Json::array();
     for (const auto &a : message.value("attachments", Json::array())) {
       auto bytes = base64_decode(a.value("data", ""));
-      auto stored = bytes ? host().put_attachment(id, *bytes) : std::nullopt;
-      if (!stored) {
-        host().log(CN_LOG_WARN, id, "an attachment could not be stored");
+      if (!bytes) {
+        host().log(CN_LOG_WARN, id, "an attachment the bridge sent could not be read: skipped");
         continue;
+      }
+      auto stored = host().put_attachment(id, *bytes);
+      if (!stored) {
+        // The host could not store it (its disk is full: the account pauses). The message is
+        // left unsettled, so WhatsApp delivers it again, whole, once the account resumes.
+        host().log(CN_LOG_WARN, id, "a WhatsApp message's attachment could not be stored");
+        return;
       }
       attachments.push_back({{"id", *stored}, {"name", a.value("name", "")},
                              {"mime", a.value("mime", "")}});
@@ -669,8 +675,16 @@ class WhatsAppPlugin final : public sdk::Plugin {
     const bool offline = details.is_object() && details.value("offline", false) == true;
     if (history) message["automatic"] = true;
     if (history || offline) message["quiet"] = true;
-    if (host().emit(id, message) != CN_OK) {
-      host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored");
+    const cn_result stored = host().emit(id, message);
+    if (stored == CN_ERR_STORAGE) {
+      // Not stored (the host's disk is full: it pauses the account and stops its session). Left
+      // unsettled, the message keeps its receipt and the Signal state that decrypted it from
+      // going out, so WhatsApp delivers it again once the account resumes, and it decrypts.
+      host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored; it comes again later");
+      return;
+    }
+    if (stored != CN_OK) {
+      host().log(CN_LOG_WARN, id, "a WhatsApp message was refused by the host: lost");
     }
     std::lock_guard lock(mutex_);
     if (bridge_) {

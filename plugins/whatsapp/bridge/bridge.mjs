@@ -395,6 +395,10 @@ class Session {
   async stop(logout, waitForSave = true) {
     this.stopped = true;
     clearTimeout(this.timer);
+    // Messages still on their way to the host stay unsettled: neither their receipts nor the
+    // Signal state that decrypted them go out, and WhatsApp delivers them again to the next
+    // session (started from the state the host stored).
+    for (const timer of this.inFlight.values()) clearTimeout(timer);
     const sock = this.sock;
     const wasOpen = this.isOpen;
     this.sock = null;

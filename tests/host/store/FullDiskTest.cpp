@@ -1,6 +1,7 @@
 // The store on a disk that fills up: writes fail as "storage_full" (not as any storage error),
 // roll back, leave no half-written file, and succeed again once space returns. The disk is a
 // small tmpfs the test mounts itself, so it needs root.
+#include "SmallDisk.hpp"
 #include "TempDir.hpp"
 
 #include "store/AttachmentStore.hpp"
@@ -20,44 +21,8 @@ namespace connector::store {
 namespace {
 
 namespace fs = std::filesystem;
+using test::SmallDisk;
 using test::TempDir;
-
-// A tmpfs of `size` mounted on <dir>/disk for the test's life.
-class SmallDisk {
- public:
-  SmallDisk(const TempDir &dir, const char *size) : folder_(dir / "disk") {
-    fs::create_directories(folder_);
-    const std::string options = std::string("size=") + size + ",mode=0700";
-    mounted_ = ::mount("tmpfs", folder_.c_str(), "tmpfs", 0, options.c_str()) == 0;
-    if (!mounted_) error_ = std::strerror(errno);
-  }
-  ~SmallDisk() {
-    if (mounted_) ::umount2(folder_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string &error() const { return error_; }
-  const fs::path &folder() const { return folder_; }
-
-  // Writes a ballast file until not one more byte fits.
-  void fill() const {
-    std::FILE *file = std::fopen((folder_ / "ballast").c_str(), "wb");
-    ASSERT_NE(file, nullptr);
-    std::setvbuf(file, nullptr, _IONBF, 0);
-    for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1}}) {
-      const std::string zeros(chunk, '\0');
-      while (std::fwrite(zeros.data(), 1, zeros.size(), file) == zeros.size()) {
-      }
-      std::clearerr(file);
-    }
-    std::fclose(file);
-  }
-  void empty() const { fs::remove(folder_ / "ballast"); }
-
- private:
-  fs::path folder_;
-  bool mounted_ = false;
-  std::string error_;
-};
 
 #define NEED_SMALL_DISK(disk)                                                            \
   if (geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";               \
@@ -71,7 +36,7 @@ int64_t count(Database &db, const std::string &table) {
 
 TEST(FullDiskTest, ADatabaseWriteFailsAsStorageFullRollsBackAndWorksAgainWithSpace) {
   TempDir dir;
-  SmallDisk disk(dir, "4m");
+  SmallDisk disk(dir / "disk", "4m");
   NEED_SMALL_DISK(disk);
   auto db = Database::open(disk.folder() / "a.db");
   ASSERT_TRUE(db) << db.failure().message;
@@ -96,7 +61,7 @@ TEST(FullDiskTest, ADatabaseWriteFailsAsStorageFullRollsBackAndWorksAgainWithSpa
 
 TEST(FullDiskTest, AnAttachmentThatDoesNotFitLeavesNoFileAndFailsAsStorageFull) {
   TempDir dir;
-  SmallDisk disk(dir, "4m");
+  SmallDisk disk(dir / "disk", "4m");
   NEED_SMALL_DISK(disk);
   auto db = Database::open(dir / "a.db");  // the database elsewhere: only the files fill up
   ASSERT_TRUE(db);
@@ -123,7 +88,7 @@ TEST(FullDiskTest, AnAttachmentThatDoesNotFitLeavesNoFileAndFailsAsStorageFull) 
 
 TEST(FullDiskTest, ASmallAttachmentThatDoesNotFitInTheDatabaseFailsAsStorageFull) {
   TempDir dir;
-  SmallDisk disk(dir, "4m");
+  SmallDisk disk(dir / "disk", "4m");
   NEED_SMALL_DISK(disk);
   auto db = Database::open(disk.folder() / "a.db");
   ASSERT_TRUE(db) << db.failure().message;
@@ -191,7 +156,7 @@ TEST(FullDiskTest, AnAttachmentAStoredMessageNamesIsKept) {
 
 TEST(FullDiskTest, TheReserveGivesItsRoomBackAndIsTakenAgainOnlyWithRoomBeyondIt) {
   TempDir dir;
-  SmallDisk disk(dir, "16m");
+  SmallDisk disk(dir / "disk", "16m");
   NEED_SMALL_DISK(disk);
   SpaceReserve reserve(disk.folder(), 1 << 20, 4 << 20);
   ASSERT_TRUE(reserve.hold());

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "SmallDisk.hpp"
 #include "StoredAttachments.hpp"
 #include "TestHost.hpp"
 #include "mail/MailServerFixture.hpp"
@@ -86,54 +87,6 @@ std::string mail_with_attachment(const std::string &subject, const std::string &
          "\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
          "filename=\"" + name + "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
          base64(bytes) + "--" + boundary + "--\r\n";
-}
-
-// A tmpfs of `size` mounted over `folder` for the test's life (lazily unmounted at the end).
-class SmallDisk {
- public:
-  SmallDisk(fs::path folder, const std::string &size) : folder_(std::move(folder)) {
-    const std::string options = "size=" + size + ",mode=0700";
-    if (::mount("tmpfs", folder_.c_str(), "tmpfs", 0, options.c_str()) != 0) {
-      throw std::runtime_error("cannot mount a tmpfs on " + folder_.string() + ": " +
-                               std::strerror(errno));
-    }
-  }
-  ~SmallDisk() { ::umount2(folder_.c_str(), MNT_DETACH); }
-
-  // Fills the disk with a ballast file until not one more byte fits.
-  void fill() const {
-    std::FILE *file = std::fopen(ballast().c_str(), "wb");
-    ASSERT_NE(file, nullptr);
-    std::setvbuf(file, nullptr, _IONBF, 0);
-    for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1}}) {
-      const std::string zeros(chunk, '\0');
-      while (std::fwrite(zeros.data(), 1, zeros.size(), file) == zeros.size()) {
-      }
-      std::clearerr(file);
-    }
-    std::fclose(file);
-  }
-  void empty() const { fs::remove(ballast()); }
-
- private:
-  fs::path ballast() const { return folder_ / "ballast"; }
-  fs::path folder_;
-};
-
-// Moves the host's data folder onto a fresh small disk: stopped, copied away, mounted over,
-// copied back, started again.
-std::unique_ptr<SmallDisk> move_data_to_small_disk(TestHost &host, const std::string &size) {
-  host.stop();
-  const fs::path data = host.data_dir();
-  const fs::path saved = host.dir() / "data-saved";
-  fs::copy(data, saved, fs::copy_options::recursive);
-  fs::remove_all(data);
-  fs::create_directories(data);
-  auto disk = std::make_unique<SmallDisk>(data, size);
-  fs::copy(saved, data, fs::copy_options::recursive);
-  fs::remove_all(saved);
-  host.start();
-  return disk;
 }
 
 json account_of(const ApiClient &client, const std::string &id) {
