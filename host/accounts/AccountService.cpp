@@ -219,6 +219,20 @@ Outcome AccountService::connect(const std::string &account_id, const Json &value
   events_.publish(account->attendant_id, "account.status",
                   {{"account_id", account_id}, {"state", "connecting"}});
   auto started = (*plugin)->connect(account_id, {{"values", values}});
+  if (!started && started.failure().code == "invalid_argument") {
+    // The form's values, refused before anything was tried: the answer says why, and the
+    // account stays as it was (a connected one stays connected).
+    (void)set_wanted(account_id, account->wanted_connected);
+    (void)save_state(account_id, account->state, account->account_name, account->detail,
+                     account->reason_code);
+    events_.publish(account->attendant_id, "account.status",
+                    {{"account_id", account_id},
+                     {"state", account->state},
+                     {"account", account->account_name},
+                     {"detail", account->detail},
+                     {"reason_code", account->reason_code}});
+    return started;
+  }
   if (!started) {
     // The plugin may already have reported the error with a status event; make sure the
     // account shows it either way.

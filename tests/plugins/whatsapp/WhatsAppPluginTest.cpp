@@ -210,6 +210,10 @@ TEST_F(WhatsAppPlugin, PairingPhoneGivenAsANumberIsRefusedInWords) {
   EXPECT_EQ(connect.error_code(), "invalid_argument") << connect.body;
   EXPECT_NE(connect.body.find("as text"), std::string::npos) << connect.body;
   EXPECT_FALSE(wait_event("account.qr", nullptr, 2s)) << "a QR was shown instead";
+  // A form refused for its values leaves the account as it was.
+  const Json after = host_->admin().get(path()).json();
+  EXPECT_EQ(after.value("state", ""), "disconnected") << after.dump();
+  EXPECT_FALSE(after.value("wanted_connected", true)) << after.dump();
   // Given as text, the same number pairs by code.
   connect = host_->admin().post(path("/connect"), {{"values", {{"phone", "12345678901"}}}});
   EXPECT_EQ(connect.status, 202) << connect.body;
