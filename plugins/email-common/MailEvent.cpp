@@ -107,6 +107,12 @@ std::optional<MessageEvent> build_message_event(const ReceivedMail &mail,
     details["oversized"] = true;
     details["size"] = mail.size;
   }
+  std::string text = parsed->text;
+  if (!parsed->truncated.empty()) {
+    details["truncated"] = parsed->truncated;
+    text += std::string(text.empty() ? "" : "\n\n") + "[Not all of this mail could be read (" +
+            parsed->truncated + "); the original mail is kept whole.]";
+  }
   int64_t timestamp = parsed->date_ms.value_or(0);
   if (!parsed->date_ms) {
     details["date_unreadable"] = true;
@@ -125,7 +131,7 @@ std::optional<MessageEvent> build_message_event(const ReceivedMail &mail,
                 {"from", parsed->from},
                 {"to", join(parsed->to)},
                 {"subject", parsed->subject},
-                {"text", parsed->text},
+                {"text", text},
                 {"html", parsed->html},
                 {"timestamp", timestamp},
                 {"automatic", parsed->automatic},

@@ -94,6 +94,30 @@ std::string scrub_utf8(std::string_view bytes) {
   return result;
 }
 
+// A decoded header value made safe to store and to answer with: every C0 or C1 control
+// character and DEL (CR and LF that an encoded word decoded to, tabs too) becomes a space, runs
+// of spaces become one, and the ends are trimmed.
+std::string single_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 = c == 0xC2 && i + 1 < text.size() &&
+                    static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7f || c == ' ' || c1) {
+      if (c1) ++i;
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += static_cast<char>(c);
+  }
+  return out;
+}
+
 std::string bytes_of(GByteArray *array) {
   return std::string(reinterpret_cast<const char *>(array->data), array->len);
 }
@@ -127,7 +151,8 @@ std::vector<std::string> references_of(const char *header) {
   GMimeReferences *refs = g_mime_references_parse(parser_options(), header);
   if (refs == nullptr) return ids;
   for (int i = 0; i < g_mime_references_length(refs); ++i) {
-    ids.emplace_back(g_mime_references_get_message_id(refs, i));
+    std::string id = single_line(scrub_utf8(g_mime_references_get_message_id(refs, i)));
+    if (!id.empty()) ids.push_back(std::move(id));
   }
   g_mime_references_free(refs);
   return ids;
@@ -142,7 +167,9 @@ void add_addresses(InternetAddressList *list, std::vector<std::string> &out) {
       continue;
     }
     const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
-    if (addr != nullptr && *addr != '\0') out.emplace_back(addr);
+    if (addr == nullptr) continue;
+    std::string clean = single_line(scrub_utf8(addr));
+    if (!clean.empty()) out.push_back(std::move(clean));
   }
 }
 
@@ -202,7 +229,7 @@ std::optional<std::string> decoded_header(GMimeObject *object, const char *name)
   }
   char *text =
       g_mime_utils_header_decode_text(parser_options(), join_base64_words(unfolded).c_str());
-  std::string result = scrub_utf8(trim(text));
+  std::string result = single_line(scrub_utf8(text));
   g_free(text);
   return result;
 }
@@ -241,16 +268,20 @@ void mark_automatic(GMimeMessage *message, ParsedMail &mail) {
 }
 
 void read_headers(GMimeMessage *message, ParsedMail &mail) {
-  if (const char *id = g_mime_message_get_message_id(message)) mail.message_id = strip_angles(id);
+  if (const char *id = g_mime_message_get_message_id(message)) {
+    mail.message_id = single_line(scrub_utf8(strip_angles(id)));
+  }
   if (auto subject = decoded_header(GMIME_OBJECT(message), "Subject")) mail.subject = *subject;
 
   InternetAddressList *from = g_mime_message_get_from(message);
   if (from != nullptr && internet_address_list_length(from) > 0) {
     InternetAddress *first = internet_address_list_get_address(from, 0);
-    if (const char *name = internet_address_get_name(first)) mail.from_name = scrub_utf8(name);
+    if (const char *name = internet_address_get_name(first)) {
+      mail.from_name = single_line(scrub_utf8(name));
+    }
     std::vector<std::string> addresses;
     add_addresses(from, addresses);
-    if (!addresses.empty()) mail.from = scrub_utf8(addresses.front());
+    if (!addresses.empty()) mail.from = addresses.front();
   }
   add_addresses(g_mime_message_get_to(message), mail.to);
   add_addresses(g_mime_message_get_cc(message), mail.cc);
@@ -303,13 +334,20 @@ std::string extension_for(const std::string &mime) {
   return ".bin";
 }
 
+constexpr int kMaxMimeDepth = 32;
+
 class PartWalker {
  public:
   explicit PartWalker(ParsedMail &mail) : mail_(mail) {}
 
   void walk(GMimeObject *object, int depth) {
-    // Deeply nested multiparts are an attack, not a mail.
-    if (object == nullptr || depth > 32) return;
+    // Deeply nested multiparts are an attack, not a mail: what lies deeper is not read, and the
+    // mail says so (the raw mail keeps it).
+    if (object == nullptr) return;
+    if (depth > kMaxMimeDepth) {
+      mail_.truncated = "mime nesting deeper than " + std::to_string(kMaxMimeDepth) + " levels";
+      return;
+    }
     if (GMIME_IS_MULTIPART(object)) {
       auto *multipart = GMIME_MULTIPART(object);
       for (int i = 0; i < g_mime_multipart_get_count(multipart); ++i) {
@@ -393,6 +431,30 @@ bool looks_like_mail(std::string_view raw) {
                      [](unsigned char c) { return c > 32 && c < 127; });
 }
 
+// Drops the Unicode characters that change the direction text is shown in: U+061C, U+200E,
+// U+200F, U+202A to U+202E and U+2066 to U+2069 (`text` is valid UTF-8).
+std::string without_bidi_controls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto b = [&](size_t k) {
+      return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0;
+    };
+    if (b(0) == 0xD8 && b(1) == 0x9C) {  // U+061C
+      ++i;
+      continue;
+    }
+    if (b(0) == 0xE2 && ((b(1) == 0x80 && (b(2) == 0x8E || b(2) == 0x8F ||
+                                             (b(2) >= 0xAA && b(2) <= 0xAE))) ||
+                         (b(1) == 0x81 && b(2) >= 0xA6 && b(2) <= 0xA9))) {
+      i += 2;
+      continue;
+    }
+    out += text[i];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string to_utf8(std::string_view bytes, std::string_view charset) {
@@ -411,8 +473,11 @@ std::string to_utf8(std::string_view bytes, std::string_view charset) {
 }
 
 std::string sanitize_file_name(std::string_view name, size_t max_bytes) {
+  // Bidi controls go first (they could turn "gpj.exe" into what looks like "exe.jpg", or hide
+  // a ".." between two dots).
+  const std::string valid = without_bidi_controls(scrub_utf8(name));
   std::string clean;
-  for (unsigned char c : name) {
+  for (unsigned char c : valid) {
     if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':') {
       clean += '_';
     } else {
@@ -425,7 +490,6 @@ std::string sanitize_file_name(std::string_view name, size_t max_bytes) {
   }
   clean = trim(clean);
   while (!clean.empty() && clean.front() == '.') clean.erase(0, 1);
-  clean = scrub_utf8(clean);
   if (clean.size() <= max_bytes) return clean;
 
   // Too long: keep the extension, cut the stem on a UTF-8 character boundary.

@@ -20,7 +20,8 @@ std::optional<ParsedMail> parse_mail(std::string_view raw);
 // Parses only a header block (for mails over the size limit, fetched without their body).
 std::optional<ParsedMail> parse_mail_headers(std::string_view header_block);
 
-// A file name safe to show and store: no path separators, no "..", no control characters, at
+// A file name safe to show and store: no path separators, no "..", no control characters, no
+// Unicode bidi controls (U+202E and its kind, which make "gpj.exe" look like "exe.jpg"), at
 // most `max_bytes` bytes of UTF-8 (cut on a character boundary, the extension kept).
 std::string sanitize_file_name(std::string_view name, size_t max_bytes = 120);
 

@@ -31,6 +31,7 @@ struct ParsedMail {
   std::string automatic_reason;          // which header made it automatic
   std::vector<MailAttachment> attachments;
   std::vector<std::string> problems;  // parts that could not be read (the rest was kept)
+  std::string truncated;  // why part of the content was not read (e.g. MIME nested too deep)
 };
 
 }  // namespace connector::email

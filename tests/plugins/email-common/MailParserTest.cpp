@@ -360,5 +360,74 @@ TEST(MailParserTest, OversizedMailIsRecordedFromItsHeaders) {
   EXPECT_EQ(event["link"]["subject_case_ids"], nlohmann::json::array({"9"}));
 }
 
+TEST(MailParserTest, DecodedHeaderValuesHoldNoLineBreaksOrControlCharacters) {
+  // corpus/encoded-line-breaks.eml: encoded words that decode to CR LF in the subject and in the
+  // sender's name.
+  auto mail = parsed("encoded-line-breaks.eml");
+  EXPECT_EQ(mail.subject, "hi X-Inj: 1");
+  EXPECT_EQ(mail.from_name, "Eve Bcc: victim@example.test");
+  EXPECT_EQ(mail.from, "eve@customer.test");
+  auto event = event_of(corpus("encoded-line-breaks.eml")).built.event;
+  EXPECT_EQ(event["subject"], "hi X-Inj: 1");
+  EXPECT_EQ(event["details"]["from_name"], "Eve Bcc: victim@example.test");
+
+  // Tabs, other C0 characters, DEL and C1 characters become one space each run.
+  const std::string raw =
+      "From: =?utf-8?q?A=09=01B=7F=C2=85C?= <a@customer.test>\r\n"
+      "Subject: =?utf-8?q?one=09=09two=01=1Fthree_=0D=0A__four?=\r\n\r\nbody\r\n";
+  auto controls = parse_mail(raw);
+  ASSERT_TRUE(controls.has_value());
+  EXPECT_EQ(controls->subject, "one two three four");
+  EXPECT_EQ(controls->from_name, "A B C");
+}
+
+TEST(MailParserTest, AttachmentNamesLoseBidiControls) {
+  // corpus/bidi-file-name.eml: "invoice<U+202E>gpj.exe", shown as "invoiceexe.jpg", and a name
+  // with every bidi control, one of them between two dots.
+  auto mail = parsed("bidi-file-name.eml");
+  ASSERT_EQ(mail.attachments.size(), 2u);
+  EXPECT_EQ(mail.attachments[0].name, "invoicegpj.exe");
+  EXPECT_EQ(mail.attachments[1].name, "ab_txt");
+  EXPECT_EQ(sanitize_file_name("photo\u202Egnp.scr"), "photognp.scr");
+  EXPECT_EQ(sanitize_file_name("\u2067x\u2069.pdf"), "x.pdf");
+  EXPECT_EQ(sanitize_file_name("Relatório.pdf"), "Relatório.pdf");
+}
+
+// A mail whose only text lies `levels` multiparts deep.
+std::string nested_mail(int levels) {
+  std::string raw = "From: a@customer.test\r\nSubject: deep\r\nMessage-ID: <deep@customer.test>\r\n"
+                    "MIME-Version: 1.0\r\n";
+  for (int i = 0; i < levels; ++i) {
+    raw += "Content-Type: multipart/mixed; boundary=\"b" + std::to_string(i) + "\"\r\n\r\n--b" +
+           std::to_string(i) + "\r\n";
+  }
+  raw += "Content-Type: text/plain\r\n\r\ndeep text\r\n";
+  for (int i = levels - 1; i >= 0; --i) raw += "--b" + std::to_string(i) + "--\r\n";
+  return raw;
+}
+
+TEST(MailParserTest, ContentNestedTooDeepIsMarkedNotDroppedSilently) {
+  for (int levels : {40, 2000}) {
+    const std::string raw = nested_mail(levels);
+    auto mail = parse_mail(raw);
+    ASSERT_TRUE(mail.has_value()) << levels;
+    EXPECT_EQ(mail->truncated, "mime nesting deeper than 32 levels") << levels;
+    auto built = event_of(raw);
+    const auto &event = built.built.event;
+    EXPECT_FALSE(built.built.quarantined);
+    EXPECT_EQ(event["details"].value("truncated", ""), "mime nesting deeper than 32 levels");
+    EXPECT_NE(event.value("text", "").find("mime nesting deeper than 32 levels"),
+              std::string::npos)
+        << event.value("text", "");
+    EXPECT_EQ(built.stored[event["details"].value("raw_attachment_id", "")], raw);
+  }
+  // Within the limit nothing is marked and the text is read.
+  auto shallow = parse_mail(nested_mail(20));
+  ASSERT_TRUE(shallow.has_value());
+  EXPECT_EQ(shallow->truncated, "");
+  EXPECT_EQ(shallow->text, "deep text");
+  EXPECT_FALSE(event_of(nested_mail(20)).built.event["details"].contains("truncated"));
+}
+
 }  // namespace
 }  // namespace connector::email
