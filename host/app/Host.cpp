@@ -173,6 +173,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   }
   p.attachments = std::make_unique<store::AttachmentStore>(*p.db, config.data_dir / "attachments");
   if (auto whole = p.attachments->check_folder(); !whole) return whole.failure();
+  p.attachments->remove_unfinished();
   p.conversations = std::make_unique<store::Conversations>(*p.db);
   p.people = std::make_unique<auth::Attendants>(*p.db);
 

@@ -149,6 +149,11 @@ Expected<std::string> AttachmentStore::put_in_file(const std::string &id, std::s
   return id;
 }
 
+void AttachmentStore::remove_unfinished() {
+  std::error_code ec;
+  std::filesystem::remove_all(root_ / kUnfinished, ec);
+}
+
 Outcome AttachmentStore::write_file(const std::filesystem::path &file,
                                     std::string_view bytes) const {
   std::error_code ec;
@@ -157,9 +162,12 @@ Outcome AttachmentStore::write_file(const std::filesystem::path &file,
     return failure("storage_full", "cannot create a folder in " + root_.string() + ": " +
                                        ec.message());
   }
+  // Written under a name of its own in one folder, then renamed into place: what a killed host
+  // left half-written is all in that folder, which remove_unfinished() empties.
+  const auto unfinished = root_ / kUnfinished;
+  std::filesystem::create_directories(unfinished, ec);
   static std::atomic<uint64_t> sequence{0};
-  const auto temp = file.parent_path() / (".tmp-" + std::to_string(::getpid()) + "-" +
-                                          std::to_string(sequence++));
+  const auto temp = unfinished / (std::to_string(::getpid()) + "-" + std::to_string(sequence++));
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return failure(disk_full(errno) ? "storage_full" : "storage",

@@ -79,6 +79,13 @@ class AttachmentStore {
   // in its details, stays.
   void forget_unreferenced(std::string_view id);
 
+  // Removes the files a host killed while writing them left half-written. Only for the host at
+  // its start: another process's writes in progress would go too.
+  void remove_unfinished();
+
+  // The folder under the store's root where files are written before they take their names.
+  static constexpr const char *kUnfinished = ".unfinished";
+
   static bool valid_id(std::string_view id);
 
  private:

@@ -216,6 +216,22 @@ TEST(DataFolderTest, ASmallAttachmentNeedsNoFileAndNoAttachmentsFolder) {
   EXPECT_EQ(stored_attachment(host.data_dir(), id), bytes);
 }
 
+// A host killed while writing an attachment's file leaves it half-written in the store's folder
+// of unfinished files, never under an attachment's name; the next start removes it.
+TEST(DataFolderTest, AFileAKilledHostLeftHalfWrittenIsRemovedAtTheNextStart) {
+  TestHost host;
+  host.stop();
+  const std::string id = store_attachment(host, large_pdf());
+  const fs::path unfinished = host.data_dir() / "attachments" / store::AttachmentStore::kUnfinished;
+  EXPECT_TRUE(fs::is_empty(unfinished)) << "the file was not renamed into place";
+  std::ofstream(unfinished / "4242-0", std::ios::binary) << std::string(100000, 'x');
+
+  ASSERT_EQ(start_refusal(host), "");
+  EXPECT_FALSE(fs::exists(unfinished / "4242-0"));
+  host.stop();
+  EXPECT_EQ(stored_attachment(host.data_dir(), id), large_pdf()) << "a finished file went too";
+}
+
 TEST(DataFolderTest, ADamagedWriteAheadLogOrSharedMemoryFileIsNoCrashAndLosesNothingCommitted) {
   TestHost host;
   const auto ana = host.add_attendant("Ana Damaged Wal");
