@@ -1,22 +1,79 @@
 #include "MailComposer.hpp"
 
-#include "GObjectPtr.hpp"
-
 #include <gmime/gmime.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
 
+#include "GObjectPtr.hpp"
+
 namespace connector::email {
 namespace {
 
+// What is wrong with a header value: nullopt, "a line break" or "a control character" (NUL and
+// the other C0 characters but the tab, and DEL).
+std::optional<std::string> control_in(std::string_view value, bool tab_allowed = true) {
+  if (value.find_first_of("\r\n") != std::string_view::npos) return std::string("a line break");
+  for (unsigned char c : value) {
+    if ((c < 0x20 && !(tab_allowed && c == '\t')) || c == 0x7f) {
+      return std::string("a control character");
+    }
+  }
+  return std::nullopt;
+}
 
-bool has_line_break(const std::string &value) {
-  return value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;
+bool atext(unsigned char c) {
+  return std::isalnum(c) || c >= 0x80 ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) !=
+             std::string_view::npos;
+}
+
+// Why `address` is not a plain local@domain of dot-atoms, or nullopt.
+std::optional<std::string> address_problem(std::string_view address) {
+  if (address.empty()) return std::string("no address");
+  if (auto control = control_in(address, false)) return "it contains " + *control;
+  if (address.find_first_of("<>") != std::string_view::npos) {
+    return std::string("it contains '<' or '>' outside of Name <address>");
+  }
+  if (address.find_first_of(" \t") != std::string_view::npos)
+    return std::string("it contains a space");
+  if (address.find('"') != std::string_view::npos) {
+    return std::string("it contains a quote (quoted addresses are not supported)");
+  }
+  const size_t at = address.rfind('@');
+  if (at == std::string_view::npos || address.find('@') != at) {
+    return std::string("it is not one address of the form local@domain");
+  }
+  const std::string_view local = address.substr(0, at);
+  const std::string_view domain = address.substr(at + 1);
+  auto dot_atom = [](std::string_view text, auto allowed) {
+    if (text.empty() || text.front() == '.' || text.back() == '.' ||
+        text.find("..") != std::string_view::npos) {
+      return false;
+    }
+    return std::all_of(text.begin(), text.end(),
+                       [&](char c) { return c == '.' || allowed(static_cast<unsigned char>(c)); });
+  };
+  if (!dot_atom(local, atext)) {
+    return std::string("its local part holds a character an address cannot have");
+  }
+  if (!dot_atom(domain, [](unsigned char c) { return std::isalnum(c) || c == '-' || c >= 0x80; })) {
+    return std::string("its domain holds a character a domain cannot have");
+  }
+  return std::nullopt;
+}
+
+std::string trimmed(std::string_view text) {
+  const size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return {};
+  const size_t end = text.find_last_not_of(" \t");
+  return std::string(text.substr(begin, end - begin + 1));
 }
 
 std::string strip_angles(std::string value) {
@@ -102,24 +159,74 @@ std::variant<GMimeObject *, std::string> body_of(const OutgoingMail &mail) {
 }
 
 std::optional<std::string> refused_header(const OutgoingMail &mail) {
-  if (has_line_break(mail.subject)) return std::string("the subject contains a line break");
-  if (has_line_break(mail.from) || has_line_break(mail.in_reply_to)) {
-    return std::string("a header value contains a line break");
+  if (auto control = control_in(mail.subject)) return "the subject contains " + *control;
+  for (const auto *value : {&mail.from, &mail.in_reply_to}) {
+    if (auto control = control_in(*value, false)) return "a header value contains " + *control;
   }
-  for (const auto &list : {mail.to, mail.cc, mail.references}) {
-    for (const auto &value : list) {
-      if (has_line_break(value)) return std::string("a header value contains a line break");
+  for (const auto &ref : mail.references) {
+    if (auto control = control_in(ref, false)) return "a header value contains " + *control;
+  }
+  for (const auto &[field, list] : {std::pair{"to", &mail.to}, std::pair{"cc", &mail.cc}}) {
+    for (const auto &value : *list) {
+      const auto read = parse_recipient(value);
+      if (const auto *refused = std::get_if<std::string>(&read)) {
+        return std::string("the ") + field + " recipient is refused: " + *refused;
+      }
     }
   }
   for (const auto &a : mail.attachments) {
-    if (has_line_break(a.name) || has_line_break(a.mime)) {
-      return std::string("an attachment name contains a line break");
-    }
+    if (auto control = control_in(a.name)) return "an attachment name contains " + *control;
+    if (auto control = control_in(a.mime)) return "an attachment type contains " + *control;
   }
   return std::nullopt;
 }
 
 }  // namespace
+
+std::string Recipient::text() const { return name.empty() ? address : name + " <" + address + ">"; }
+
+std::variant<Recipient, std::string> parse_recipient(std::string_view entry) {
+  const std::string text = trimmed(entry);
+  if (auto control = control_in(text, false)) return "it contains " + *control;
+  Recipient recipient;
+  const size_t open = text.find('<');
+  if (open != std::string::npos && !text.empty() && text.back() == '>') {
+    recipient.name = trimmed(std::string_view(text).substr(0, open));
+    recipient.address = text.substr(open + 1, text.size() - open - 2);
+    if (recipient.name.find('"') != std::string::npos) {
+      return std::string("its name contains a quote (quoted names are not supported)");
+    }
+    if (recipient.name.find_first_of("<>") != std::string::npos) {
+      return std::string("its name contains '<' or '>'");
+    }
+  } else {
+    recipient.address = text;
+  }
+  if (auto problem = address_problem(recipient.address)) return *problem;
+  return recipient;
+}
+
+std::variant<std::vector<Recipient>, std::string> read_recipients(std::string_view list,
+                                                                  std::string_view field) {
+  std::vector<Recipient> out;
+  size_t index = 0;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) comma = list.size();
+    const std::string_view entry = list.substr(start, comma - start);
+    start = comma + 1;
+    if (trimmed(entry).empty()) continue;
+    ++index;
+    auto read = parse_recipient(entry);
+    if (auto *refused = std::get_if<std::string>(&read)) {
+      return "recipient " + std::to_string(index) + " of \"" + std::string(field) +
+             "\" is not one plain address (local@domain) or Name <address>: " + *refused;
+    }
+    out.push_back(std::get<Recipient>(std::move(read)));
+  }
+  return out;
+}
 
 std::variant<ComposedMail, std::string> compose_mail(const OutgoingMail &mail) {
   static std::once_flag once;
@@ -129,11 +236,14 @@ std::variant<ComposedMail, std::string> compose_mail(const OutgoingMail &mail) {
 
   GPtr<GMimeMessage> message(g_mime_message_new(TRUE));
   g_mime_message_add_mailbox(message.get(), GMIME_ADDRESS_TYPE_FROM, nullptr, mail.from.c_str());
-  for (const auto &to : mail.to) {
-    g_mime_message_add_mailbox(message.get(), GMIME_ADDRESS_TYPE_TO, nullptr, to.c_str());
-  }
-  for (const auto &cc : mail.cc) {
-    g_mime_message_add_mailbox(message.get(), GMIME_ADDRESS_TYPE_CC, nullptr, cc.c_str());
+  for (const auto &[type, list] :
+       {std::pair{GMIME_ADDRESS_TYPE_TO, &mail.to}, std::pair{GMIME_ADDRESS_TYPE_CC, &mail.cc}}) {
+    for (const auto &entry : *list) {
+      const auto recipient = std::get<Recipient>(parse_recipient(entry));
+      g_mime_message_add_mailbox(message.get(), type,
+                                 recipient.name.empty() ? nullptr : recipient.name.c_str(),
+                                 recipient.address.c_str());
+    }
   }
   g_mime_message_set_subject(message.get(), mail.subject.c_str(), "utf-8");
   GDateTime *now = g_date_time_new_now_local();

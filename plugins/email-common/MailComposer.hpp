@@ -1,8 +1,10 @@
 // Builds outgoing mail with GMime: text and HTML alternatives, attachments, threading headers,
-// a fresh Message-ID. Header values with CR or LF are refused, never passed on.
+// a fresh Message-ID. Header values with CR, LF or other control characters, and recipients
+// that are not one plain address, are refused, never passed on.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -16,7 +18,7 @@ struct OutgoingAttachment {
 
 struct OutgoingMail {
   std::string from;
-  std::vector<std::string> to;
+  std::vector<std::string> to;  // each read by parse_recipient
   std::vector<std::string> cc;
   std::string subject;
   std::string text;
@@ -26,6 +28,24 @@ struct OutgoingMail {
   std::vector<OutgoingAttachment> attachments;
   bool automatic = false;  // marks itself as an auto-reply (Auto-Submitted) so loops stop
 };
+
+// One recipient of an outgoing mail: a plain address (local@domain), with an optional name.
+struct Recipient {
+  std::string name;          // may be empty
+  std::string address;       // local@domain
+  std::string text() const;  // "Name <address>", or the address alone
+};
+
+// Reads one recipient: "local@domain" or "Name <local@domain>". The address has no spaces,
+// quotes, angle brackets, control characters or other characters outside RFC 5321's dot-atoms
+// (UTF-8 is allowed); the name has no quotes, angle brackets or control characters. Returns the
+// recipient or the reason it was refused.
+std::variant<Recipient, std::string> parse_recipient(std::string_view entry);
+
+// Reads a comma-separated list of recipients of the header `field` ("to", "cc", "bcc"); the
+// message names the field and the entry refused.
+std::variant<std::vector<Recipient>, std::string> read_recipients(std::string_view list,
+                                                                  std::string_view field);
 
 struct ComposedMail {
   std::string message_id;  // without angle brackets

@@ -527,17 +527,6 @@ class Session {
   bool host_takes_batches_ = true;
 };
 
-std::vector<std::string> split_addresses(const std::string &text) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(text);
-  while (std::getline(in, item, ',')) {
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 std::string strings_joined(const std::vector<std::string> &items) {
   std::string out;
@@ -691,10 +680,24 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   }
   if (!account) return sdk::fail(CN_ERR_STATE, "the account is not connected");
 
+  // Every recipient is one plain address (or Name <address>): anything else could carry SMTP
+  // parameters or commands onto the envelope.
+  std::vector<Recipient> to, cc, bcc;
+  for (auto [field, list] : {std::pair{"to", &to}, std::pair{"cc", &cc}, std::pair{"bcc", &bcc}}) {
+    const Json value = message.value(field, Json(""));
+    if (!value.is_string()) {
+      return sdk::fail(CN_ERR_INVALID_ARGUMENT, std::string("\"") + field + "\" must be a string");
+    }
+    auto read = read_recipients(value.get<std::string>(), field);
+    if (auto *refused = std::get_if<std::string>(&read)) {
+      return sdk::fail(CN_ERR_INVALID_ARGUMENT, *refused);
+    }
+    *list = std::get<std::vector<Recipient>>(std::move(read));
+  }
   OutgoingMail mail;
   mail.from = account->servers.address;
-  mail.to = split_addresses(message.value("to", ""));
-  mail.cc = split_addresses(message.value("cc", ""));
+  for (const auto &r : to) mail.to.push_back(r.text());
+  for (const auto &r : cc) mail.cc.push_back(r.text());
   mail.subject = subject_with_case_id(message, settings_);
   mail.text = message.value("text", "");
   mail.html = message.value("html", "");
@@ -720,16 +723,13 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
     return sdk::fail(CN_ERR_INVALID_ARGUMENT, *refused);
   }
   const auto &ready = std::get<ComposedMail>(composed);
-  // Bcc goes on the envelope only; a line break there would inject SMTP commands.
-  const std::vector<std::string> bcc = split_addresses(message.value("bcc", ""));
-  for (const auto &address : bcc) {
-    if (address.find_first_of(std::string("\r\n\0<>", 5)) != std::string::npos) {
-      return sdk::fail(CN_ERR_INVALID_ARGUMENT, "a Bcc address is malformed");
-    }
+  // The envelope holds the bare addresses; Bcc goes on the envelope only.
+  std::vector<std::string> recipients;
+  std::vector<std::string> bcc_addresses;
+  for (const auto *list : {&to, &cc, &bcc}) {
+    for (const auto &r : *list) recipients.push_back(r.address);
   }
-  std::vector<std::string> recipients = mail.to;
-  recipients.insert(recipients.end(), mail.cc.begin(), mail.cc.end());
-  recipients.insert(recipients.end(), bcc.begin(), bcc.end());
+  for (const auto &r : bcc) bcc_addresses.push_back(r.address);
   MailServers servers;
   {
     std::lock_guard lock(account->mutex);
@@ -758,9 +758,10 @@ sdk::Result<Json> MailEngine::send(const std::string &account_id, const Json &me
   if (alternate) {
     // The other way reads the recipients from the headers: Bcc goes in as a header there, and
     // the provider takes it out before delivery.
-    failure = servers.alternate_sender(bcc.empty() ? ready.bytes
-                                                   : "Bcc: " + strings_joined(bcc) + "\r\n" +
-                                                         ready.bytes);
+    failure = servers.alternate_sender(bcc_addresses.empty()
+                                           ? ready.bytes
+                                           : "Bcc: " + strings_joined(bcc_addresses) + "\r\n" +
+                                                 ready.bytes);
   }
   if (failure) {
     const cn_result code =

@@ -384,6 +384,40 @@ TEST_F(EmailImapPluginTest, RefusesLineBreaksInHeaderValues) {
   EXPECT_EQ(sent.failure().code, "invalid_argument");
 }
 
+TEST_F(EmailImapPluginTest, RefusesSmtpParametersSmuggledInRecipients) {
+  load();
+  const std::string account = connect(form());
+  ASSERT_TRUE(services_.wait_for_status("connected").has_value());
+  const std::string injected =
+      std::string(Fixture::kColleague) + "> NOTIFY=NEVER ORCPT=rfc822;" + Fixture::kColleague;
+  for (const char *field : {"to", "cc", "bcc"}) {
+    json message = {{"to", Fixture::kCustomer}, {"subject", "hi"}, {"text", "x"}};
+    message[field] = injected;
+    auto sent = plugin_->send(account, message);
+    ASSERT_FALSE(sent) << field;
+    EXPECT_EQ(sent.failure().code, "invalid_argument") << field;
+    EXPECT_NE(sent.failure().message.find(std::string("\"") + field + "\""), std::string::npos)
+        << sent.failure().message;
+  }
+
+  // A named recipient is fine: its address alone goes on the envelope.
+  const std::string subject = unique("named recipient");
+  auto sent = plugin_->send(account, {{"to", std::string("Cliente <") + Fixture::kCustomer + ">"},
+                                      {"cc", std::string("Colega <") + Fixture::kColleague + ">"},
+                                      {"subject", subject},
+                                      {"text", "x"}});
+  ASSERT_TRUE(sent) << sent.failure().message;
+  const std::string message_id = sent->value("external_id", "");
+  servers->wait_for_queue_empty();
+  for (const char *user : {Fixture::kCustomer, Fixture::kColleague}) {
+    bool found = false;
+    for (const auto &mail : servers->mailbox(user, "")) {
+      if (mail.find(message_id) != std::string::npos) found = true;
+    }
+    EXPECT_TRUE(found) << user << " got nothing";
+  }
+}
+
 TEST_F(EmailImapPluginTest, RestartsWithoutDuplicates) {
   load();
   const std::string first = unique("before restart");
