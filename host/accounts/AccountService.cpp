@@ -42,6 +42,11 @@ cn_result code_of(const Failure &failure) {
 constexpr size_t kMaxUnfiledAttachments = 1000;
 // Message events one "messages" event may carry.
 constexpr size_t kMaxMessagesPerEvent = 1000;
+// A disk that fills up again within this time of resuming makes the next resume wait for more
+// room: first this much, then twice as much each time, up to the last.
+constexpr std::chrono::seconds kResumeHeld(60);
+constexpr uint64_t kFirstExtraRoom = 16ull << 20;
+constexpr uint64_t kMostExtraRoom = 64ull << 30;
 
 std::string string_member(const Json &object, const char *key, size_t max_size = 1 << 20) {
   auto it = object.find(key);
@@ -916,6 +921,21 @@ void AccountService::pause_for_full_disk(const Account &account, const std::stri
     if (reserve_ == nullptr || space_stopping_) return;  // no watch: nothing would resume it
     if (!paused_.insert(account.id).second) return;
     reserve = reserve_;
+    // Full again right after resuming: what did not fit needs more room than the margin (a mail
+    // larger than what is free). Each time, resuming waits for twice as much more room, instead
+    // of fetching it, failing and resuming over and over.
+    const auto now = std::chrono::steady_clock::now();
+    if (last_resume_ && now - *last_resume_ < kResumeHeld) {
+      // Once per resume, however many accounts it resumed pause again.
+      last_resume_.reset();
+      extra_room_ = std::min<uint64_t>(extra_room_ == 0 ? kFirstExtraRoom : 2 * extra_room_,
+                                       kMostExtraRoom);
+      log::warn({account.plugin_id, account.id},
+                "the disk filled up again right after resuming: resuming now waits for " +
+                    std::to_string(extra_room_ >> 20) + " MiB more free space");
+    } else if (last_resume_) {
+      extra_room_ = 0;  // the last resume held
+    }
     to_disconnect_.push_back(account.id);
     auto it = unfiled_attachments_.find(account.id);
     if (it != unfiled_attachments_.end()) {
@@ -947,10 +967,11 @@ void AccountService::watch_space_loop(std::chrono::milliseconds interval) {
     std::vector<std::string> pending;
     pending.swap(to_disconnect_);
     const bool any_paused = !paused_.empty();
+    const uint64_t extra_room = extra_room_;
     store::SpaceReserve *reserve = reserve_;
     lock.unlock();
     for (const auto &id : pending) stop_paused(id);
-    if (any_paused && reserve->room_to_resume() && reserve->hold()) resume_paused();
+    if (any_paused && reserve->room_to_resume(extra_room) && reserve->hold()) resume_paused();
     lock.lock();
   }
 }
@@ -977,6 +998,7 @@ void AccountService::resume_paused() {
   {
     std::lock_guard lock(mutex_);
     ids.assign(paused_.begin(), paused_.end());
+    last_resume_ = std::chrono::steady_clock::now();
   }
   for (const auto &id : ids) {
     std::lock_guard verbs(verb_lock(id));

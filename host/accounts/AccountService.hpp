@@ -226,6 +226,10 @@ class AccountService final : public plugins::PluginServices {
   // attachments each account stored that no stored message names yet (removed again when the
   // account pauses: the channel hands their messages over again).
   std::set<std::string> paused_;
+  // When the paused accounts last resumed, and the room beyond the usual margin that resuming
+  // waits for since the disk filled up again right after (see pause_for_full_disk).
+  std::optional<std::chrono::steady_clock::time_point> last_resume_;
+  uint64_t extra_room_ = 0;
   std::vector<std::string> to_disconnect_;
   std::map<std::string, std::vector<std::string>> unfiled_attachments_;
   std::condition_variable space_wake_;

@@ -44,8 +44,8 @@ uint64_t SpaceReserve::free_bytes() const {
   return static_cast<uint64_t>(info.f_bavail) * info.f_frsize;
 }
 
-bool SpaceReserve::room_to_resume() const {
-  return free_bytes() >= reserve_bytes_ + resume_margin_bytes_;
+bool SpaceReserve::room_to_resume(uint64_t extra_bytes) const {
+  return free_bytes() >= reserve_bytes_ + resume_margin_bytes_ + extra_bytes;
 }
 
 }  // namespace connector::store

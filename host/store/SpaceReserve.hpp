@@ -22,8 +22,9 @@ class SpaceReserve {
   // Deletes the reserve, giving its blocks to the writes that follow.
   void release();
 
-  // Whether there is room again to write and to hold the reserve besides.
-  bool room_to_resume() const;
+  // Whether there is room again to write and to hold the reserve besides, with `extra_bytes`
+  // more than the usual margin free.
+  bool room_to_resume(uint64_t extra_bytes = 0) const;
 
   // Bytes an unprivileged writer may still use on the folder's disk (0 when unknown).
   uint64_t free_bytes() const;

@@ -305,5 +305,42 @@ TEST(EmailOnAFullDisk, AMailTheDatabaseCannotTakeLeavesNoFileBehindAndArrivesOnc
   host.stop();
 }
 
+
+// A mail larger than what the disk has free: it can never be stored there, and the account must
+// not pause, resume, fetch it again and pause again without end. Resuming right after a resume
+// failed waits for more room each time.
+TEST(EmailOnAFullDisk, AMailLargerThanTheFreeSpaceDoesNotMakeTheAccountResumeOverAndOver) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting the small disk (and the mail servers) need root";
+  ASSERT_NE(servers, nullptr);
+  TestHost host(host_plugins_yaml());
+  auto disk = move_data_to_small_disk(host, "24m");
+  const TestHost::Person ana = host.add_attendant("Ana");
+  const ApiClient client(host.port(), ana.token);
+  const std::string account = connect_mailbox(client);
+  ASSERT_TRUE(eventually([&] { return account_of(client, account).value("state", "") == "connected"; }))
+      << account_of(client, account).dump();
+
+  const std::string big = unique("grande demais");
+  servers->deliver(Fixture::kCustomer, Fixture::kAgent,
+                   mail_with_attachment(big, "grande.bin", random_bytes(20 << 20)));
+  servers->wait_for_queue_empty();
+  ASSERT_TRUE(eventually([&] {
+    return account_of(client, account).value("reason_code", "") == "storage_full";
+  })) << account_of(client, account).dump();
+
+  // Long enough for dozens of rounds of resuming and failing again.
+  std::this_thread::sleep_for(std::chrono::seconds(15));
+  const std::string log = log_text(client, account);
+  size_t resumes = 0;
+  for (size_t at = log.find("There is room on the disk again"); at != std::string::npos;
+       at = log.find("There is room on the disk again", at + 1)) {
+    ++resumes;
+  }
+  EXPECT_LE(resumes, 2u) << log;
+  EXPECT_EQ(account_of(client, account).value("reason_code", ""), "storage_full")
+      << account_of(client, account).dump();
+  EXPECT_EQ(count_with_subject(messages_of(client, account), big), 0);
+}
+
 }  // namespace
 }  // namespace connector::test
