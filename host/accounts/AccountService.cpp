@@ -288,6 +288,23 @@ std::optional<QrCode> AccountService::qr(const std::string &account_id) {
   return it->second;
 }
 
+// Whether messages name this attachment and none of them is one of `attendant_id`'s.
+bool AccountService::held_by_another(const std::string &attendant_id,
+                                     const std::string &attachment_id) {
+  bool named = false;
+  bool theirs = false;
+  auto read = db_.run(
+      "SELECT EXISTS (SELECT 1 FROM message_attachments WHERE attachment_id = ?1), "
+      "EXISTS (SELECT 1 FROM message_attachments ma JOIN messages m ON m.id = ma.message_id "
+      "JOIN accounts a ON a.id = m.account_id WHERE ma.attachment_id = ?1 AND "
+      "a.attendant_id = ?2)",
+      {attachment_id, attendant_id}, [&](const Row &row) {
+        named = row.integer(0) != 0;
+        theirs = row.integer(1) != 0;
+      });
+  return !read || (named && !theirs);
+}
+
 Expected<Json> AccountService::send(const std::string &account_id, const Json &message,
                                     std::optional<int64_t> case_id, const std::string &sent_by) {
   auto account = get(account_id);
@@ -306,8 +323,12 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
     }
   }
   for (const auto &a : message.value("attachments", Json::array())) {
+    // One that another attendant's messages hold is not this account's to send: answered as an
+    // unknown one, so the answer does not tell whether the content is stored.
     const auto whole = a.is_object() && a.contains("id") && a["id"].is_string()
-                           ? attachments_.check(a["id"].get<std::string>())
+                           ? (held_by_another(account->attendant_id, a["id"].get<std::string>())
+                                  ? Outcome(failure("not_found", ""))
+                                  : attachments_.check(a["id"].get<std::string>()))
                            : Outcome(failure("not_found", ""));
     if (!whole && whole.failure().code != "not_found") return whole.failure();
     if (!whole) {

@@ -186,6 +186,7 @@ class AccountService final : public plugins::PluginServices {
   Expected<Json> resend(const Account &account, int64_t message_id, const Json &message,
                         plugins::LoadedPlugin &plugin);
   std::mutex &verb_lock(const std::string &account_id);
+  bool held_by_another(const std::string &attendant_id, const std::string &attachment_id);
   Outcome save_state(const std::string &account_id, const std::string &state,
                      const std::string &account_name, const std::string &detail,
                      const std::string &reason_code = "");

@@ -29,6 +29,17 @@ std::string stored_attachment(const fs::path &data_dir, const std::string &id) {
   return bytes ? std::move(*bytes) : std::string();
 }
 
+std::string store_attachment(const fs::path &data_dir, const std::string &bytes) {
+  auto db = open_database(data_dir);
+  store::AttachmentStore attachments(*db, data_dir / "attachments");
+  auto id = attachments.put(bytes);
+  if (!id) throw std::runtime_error(id.failure().message);
+  if (auto written = attachments.sync_pending(); !written) {
+    throw std::runtime_error(written.failure().message);
+  }
+  return *id;
+}
+
 std::set<std::string> stored_attachment_ids(const fs::path &data_dir) {
   auto db = open_database(data_dir);
   std::set<std::string> ids;

@@ -1,6 +1,7 @@
 // Who may call the control API: no token gets nothing, an attendant reaches only their own
 // accounts and events, admins manage people and tokens, login links work once.
 #include "ApiClient.hpp"
+#include "StoredAttachments.hpp"
 #include "TestHost.hpp"
 
 #include "auth/Attendants.hpp"
@@ -112,6 +113,41 @@ TEST_F(AuthTest, AnAttendantReachesNothingOfAnotherAttendant) {
                 .status,
             403);
   EXPECT_EQ(host_.admin().get("/api/v1/accounts/" + account).status, 200);
+}
+
+// An attachment Maria's messages hold is not João's to send: he gets the answer an unknown id
+// gets, which does not even tell him the content is stored.
+TEST_F(AuthTest, AnAttendantCannotSendAnotherAttendantsAttachment) {
+  auto maria = host_.add_attendant("Maria");
+  auto joao = host_.add_attendant("João");
+  host_.stop();
+  const std::string id = store_attachment(host_.data_dir(), "%PDF-1.4 contrato da Maria");
+  host_.start();
+  ApiClient as_maria(host_.port(), maria.token);
+  ApiClient as_joao(host_.port(), joao.token);
+  auto connected = [&](const ApiClient &client, const std::string &name) {
+    const std::string account = TestHost::create_account(client, "loopback", name);
+    EXPECT_EQ(client.post("/api/v1/accounts/" + account + "/connect",
+                          {{"values", {{"account", name}, {"password", "pw-" + name}}}})
+                  .status,
+              202);
+    return account;
+  };
+  const std::string marias = connected(as_maria, "maria");
+  const std::string joaos = connected(as_joao, "joao");
+  auto send = [&](const ApiClient &client, const std::string &account, const std::string &with) {
+    return client.post("/api/v1/accounts/" + account + "/messages",
+                       {{"to", "+5511987654321"},
+                        {"text", "segue"},
+                        {"attachments", {{{"id", with}, {"name", "c.pdf"}, {"mime", "application/pdf"}}}}});
+  };
+  ASSERT_EQ(send(as_maria, marias, id).status, 201);  // now her sent message holds it
+
+  auto refused = send(as_joao, joaos, id);
+  auto unknown = send(as_joao, joaos, std::string(64, 'a'));
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(refused.body, unknown.body) << "the answer tells the content is stored";
+  EXPECT_EQ(send(as_maria, marias, id).status, 201) << "Maria can still send her own";
 }
 
 TEST_F(AuthTest, EventsReachOnlyTheirOwnerAndAdmins) {

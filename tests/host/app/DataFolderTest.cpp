@@ -23,15 +23,7 @@ namespace fs = std::filesystem;
 
 // Stores `bytes` in the stopped host's attachment store, as a plugin would, and returns the id.
 std::string store_attachment(const TestHost &host, const std::string &bytes) {
-  auto db = store::Database::open(host.data_dir() / "connector-host.db");
-  if (!db) throw std::runtime_error(db.failure().message);
-  store::AttachmentStore attachments(**db, host.data_dir() / "attachments");
-  auto id = attachments.put(bytes);
-  if (!id) throw std::runtime_error(id.failure().message);
-  if (auto written = attachments.sync_pending(); !written) {
-    throw std::runtime_error(written.failure().message);
-  }
-  return *id;
+  return test::store_attachment(host.data_dir(), bytes);
 }
 
 // A PDF too large to be kept in the database: the store keeps it in a file.
