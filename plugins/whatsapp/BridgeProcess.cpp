@@ -193,18 +193,21 @@ void BridgeProcess::feed(std::string_view bytes) {
   }
   pending_.erase(0, start);
   if (pending_.size() > max_line_) {
-    if (!skipping_) {
-      dropped(pending_, "longer than " + std::to_string(max_line_) + " bytes");
-    }
+    if (!skipping_) too_long(pending_);
     skipping_ = true;
     pending_.clear();
   }
 }
 
+// A line over the limit is told by its first max_line_ bytes only, whether it arrived whole or
+// in pieces: how the bytes were read must not change what is reported or settled.
+void BridgeProcess::too_long(std::string_view line) {
+  dropped(line.substr(0, max_line_), "longer than " + std::to_string(max_line_) + " bytes");
+}
+
 void BridgeProcess::take_line(std::string_view text) {
   if (text.size() > max_line_) {
-    dropped(text, std::to_string(text.size()) + " bytes, longer than " +
-                      std::to_string(max_line_));
+    too_long(text);
     return;
   }
   if (nests_deeper_than(text, kMaxDepth)) {

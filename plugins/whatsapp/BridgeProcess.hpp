@@ -135,6 +135,7 @@ class BridgeProcess {
   // Reports a line that is dropped, with what can be told of it (event, account, message id);
   // an unreadable message event is handed on as an "unreadable" event.
   void dropped(std::string_view text, const std::string &why);
+  void too_long(std::string_view line);
   // The value of the first string member `name` in JSON text that may be broken, or empty.
   static std::string member_text(std::string_view text, std::string_view name);
   void report(const std::string &text) const {
