@@ -167,6 +167,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   if (auto present = check_database_present(config.data_dir); !present) return present.failure();
   auto db = store::Database::open(config.data_dir / "connector-host.db");
   if (!db) return db.failure();
+  if (auto intact = (*db)->check_intact(); !intact) return intact.failure();
   p.db = std::move(*db);
   if (auto key = open_secrets(config.data_dir, *p.db, p.secrets, p.values); !key) {
     return key.failure();
@@ -276,7 +277,15 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
 Outcome Host::check_database_present(const std::filesystem::path &data_dir) {
   const auto file = data_dir / "connector-host.db";
   std::error_code ec;
-  if (std::filesystem::exists(file, ec) || ec) return Ok{};
+  // An empty file is no database either, unless its write-ahead log holds what was written.
+  auto size_of = [&](const std::filesystem::path &f) {
+    std::error_code error;
+    const auto size = std::filesystem::file_size(f, error);
+    return error ? uintmax_t{0} : size;
+  };
+  const bool present = std::filesystem::exists(file, ec);
+  if (ec) return Ok{};
+  if (present && (size_of(file) > 0 || size_of(file.string() + "-wal") > 0)) return Ok{};
   std::string left;
   if (std::filesystem::exists(data_dir / "secret.key", ec)) left = "its secret key (secret.key)";
   const auto attachments = data_dir / "attachments";
@@ -286,7 +295,8 @@ Outcome Host::check_database_present(const std::filesystem::path &data_dir) {
   }
   if (left.empty()) return Ok{};
   return failure("database_missing",
-                 "the database " + file.string() + " is missing, but the data folder still holds " +
+                 "the database " + file.string() + (present ? " is empty" : " is missing") +
+                     ", but the data folder still holds " +
                      left + " from an earlier store. Restore the database from the backup (with "
                      "its -wal file, if there is one); or, to start over with an empty store, move "
                      "everything out of " + data_dir.string() + " first");

@@ -190,6 +190,20 @@ Outcome Database::transaction(const std::function<Outcome()> &body) {
   }
 }
 
+Outcome Database::check_intact() {
+  std::vector<std::string> findings;
+  auto checked = run("PRAGMA quick_check(3)", {},
+                     [&](const Row &row) { findings.push_back(row.text(0)); });
+  if (checked && findings.size() == 1 && findings[0] == "ok") return Ok{};
+  std::string said = checked ? "" : checked.failure().message;
+  for (const auto &finding : findings) said += (said.empty() ? "" : "; ") + finding;
+  const std::string file = sqlite3_db_filename(db_, "main");
+  return failure("database_damaged",
+                 "the database " + file + " is damaged (" + said + "). Restore it from the "
+                 "backup; or save what can still be read into a new file with `sqlite3 " + file +
+                 " .recover | sqlite3 recovered.db` and put that in its place");
+}
+
 int64_t Database::last_insert_id() {
   std::lock_guard lock(mutex_);
   return sqlite3_last_insert_rowid(db_);

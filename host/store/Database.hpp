@@ -62,6 +62,10 @@ class Database {
   // Calls inside `body` go through the same connection (the lock is recursive).
   Outcome transaction(const std::function<Outcome()> &body);
 
+  // Reads the whole file for damage (SQLite's quick_check: every page, about a second a GiB):
+  // "database_damaged", with SQLite's first finding and the way out, when it is not intact.
+  Outcome check_intact();
+
   int64_t last_insert_id();
   int changes();
 

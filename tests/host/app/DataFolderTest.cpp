@@ -139,6 +139,48 @@ TEST(DataFolderTest, ADeletedDatabaseIsNoFirstStartWhileTheEarlierStoresFilesRem
   EXPECT_TRUE(fs::exists(db));
 }
 
+// An empty file in the database's place (a failed copy, a restore gone wrong) is no first start
+// either while the earlier store's key remains.
+TEST(DataFolderTest, AnEmptyDatabaseFileIsNoFirstStartWhileTheEarlierStoresKeyRemains) {
+  TestHost host;
+  host.add_attendant("Ana Empty");
+  host.stop();
+  const fs::path db = host.data_dir() / "connector-host.db";
+  fs::resize_file(db, 0);
+  fs::remove(db.string() + "-wal");
+
+  const std::string refusal = start_refusal(host);
+  EXPECT_NE(refusal.find("the database " + db.string() + " is empty"), std::string::npos)
+      << refusal;
+  EXPECT_NE(refusal.find("secret.key"), std::string::npos) << refusal;
+  EXPECT_EQ(fs::file_size(db), 0u) << "the empty file was made into a new store";
+}
+
+// A page of the database damaged while the host was stopped: the start stops and says so, and
+// how to get out, instead of answering every list as if it were empty.
+TEST(DataFolderTest, ADamagedDatabasePageStopsTheStartWithTheWayOut) {
+  TestHost host;
+  host.add_attendant("Ana Damaged Page");
+  host.stop();
+  const fs::path db = host.data_dir() / "connector-host.db";
+  ASSERT_GT(fs::file_size(db), 24u * 4096) << "too small a store to damage a page in the middle";
+  {
+    std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);
+    std::string garbage(4096, '\0');
+    for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 167 + 13) & 0xff);
+    for (int page = 2; page < 24; ++page) {
+      file.seekp(static_cast<std::streamoff>(page) * 4096);
+      file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+  }
+
+  const std::string refusal = start_refusal(host);
+  EXPECT_NE(refusal.find("the database " + db.string() + " is damaged"), std::string::npos)
+      << refusal;
+  EXPECT_NE(refusal.find("Restore it from the backup"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find(".recover"), std::string::npos) << refusal;
+}
+
 TEST(DataFolderTest, AnAttachmentFileCutShortOrDeletedIsAnsweredInWords) {
   TestHost host;
   const Connected ana = connected_account(host);
