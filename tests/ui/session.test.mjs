@@ -75,12 +75,14 @@ test('"Sair" revokes the token on the host, not only in the browser', async () =
 test('a token revoked elsewhere ends the screen\'s session at once, by its live stream',
      async () => {
   const bearer = await signIn();
-  // The screen makes no request of its own after this; only the WebSocket's close frame
-  // (code 4401) can tell it. Without one it would report the host as unreachable instead.
+  // No answer to a request of the screen tells it (a list it reloads for a late event is
+  // answered before the revocation, or not at all); only the WebSocket's close frame (code 4401)
+  // can. Without one it would report the host as unreachable instead.
   const requests = [];
-  page.on('request', (request) => {
-    if (request.url().includes('/api/v1/') && !request.url().endsWith('/events')) {
-      requests.push(request.url());
+  page.on('response', (response) => {
+    const url = response.url();
+    if (url.includes('/api/v1/') && !url.endsWith('/events') && response.status() === 401) {
+      requests.push(url);
     }
   });
   const revoked = await host.api(bearer, 'DELETE', '/tokens/current');
