@@ -3,8 +3,11 @@
 //
 // The host runs the example loopback plugin, one account per attendant: every message sent
 // through the API comes back as an inbound message, so each send makes outbound, delivery,
-// inbound and case events that fan out to every WebSocket of that attendant. A few clients never
-// read: the host must drop them and keep serving the others.
+// inbound and case events that fan out to every WebSocket of that attendant. Meanwhile (when run
+// as root, which the mail servers need) mail flows in through real Postfix and Dovecot to an
+// e-mail account of the first attendant, and WhatsApp messages through the WhatsApp test server
+// to a WhatsApp account of the second, each stored and pushed like any other. A few clients
+// never read: the host must drop them and keep serving the others.
 //
 // Each figure is printed beside a reference measured in the same run:
 //   - events received per reading client, lowest against highest of the same attendant (1.0
@@ -13,11 +16,15 @@
 //   - the host's resident memory at the end against its memory with the clients connected but
 //     idle (bounded: the load must not make it grow without limit);
 //   - slow clients dropped against slow clients opened; API errors and failed reading clients
-//     against zero.
+//     against zero;
+//   - mails and WhatsApp messages stored against those sent during the load.
 //
 // Usage: load_bench [--clients N] [--slow N] [--attendants N] [--seconds N] [--rate N]
+//                   [--no-channels]
 #include "ApiClient.hpp"
 #include "TestHost.hpp"
+#include "TestServer.hpp"
+#include "mail/MailServerFixture.hpp"
 
 #include "BenchTable.hpp"
 
@@ -57,12 +64,19 @@ struct Options {
   int attendants = 10;
   int seconds = 60;
   int rate = 100;  // API sends per second, spread over the attendants
+  bool channels = true;  // mail and WhatsApp flowing in besides (needs root)
 };
 
 Options parse_options(int argc, char **argv) {
   Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string name = argv[i];
+    if (name == "--no-channels") {
+      options.channels = false;
+      --i;  // a flag: no value follows
+      continue;
+    }
+    if (i + 1 >= argc) throw std::invalid_argument("no value after " + name);
     const int value = std::stoi(argv[i + 1]);
     if (name == "--clients") options.clients = value;
     else if (name == "--slow") options.slow = value;
@@ -88,11 +102,11 @@ double rss_mib(pid_t pid) {
   return 0;
 }
 
-// The host's process: a TestHost (loopback plugin, its own temporary folder) that writes its port
-// and admin token to `out`, then runs until `in` closes.
-[[noreturn]] void run_host(int out, int in) {
+// The host's process: a TestHost with `plugins_yaml` (its own temporary folder) that writes its
+// port and admin token to `out`, then runs until `in` closes.
+[[noreturn]] void run_host(const std::string &plugins_yaml, int out, int in) {
   try {
-    connector::test::TestHost host;
+    connector::test::TestHost host(plugins_yaml);
     const std::string ready = std::to_string(host.port()) + " " + host.admin_token() + "\n";
     if (write(out, ready.data(), ready.size()) != static_cast<ssize_t>(ready.size())) _exit(1);
     close(out);
@@ -230,6 +244,93 @@ Latencies call_api(uint16_t port, const std::vector<Attendant> &attendants, int 
 
 }  // namespace
 
+// The mail servers and the WhatsApp test server, and the host's accounts on them.
+struct Channels {
+  connector::test::MailServerFixture mail;
+  connector::test::WhatsAppTestServer whatsapp;
+  std::string mail_account;
+  std::string whatsapp_account;
+  int mails_sent = 0;
+  int whatsapp_sent = 0;
+
+  static constexpr const char *kPhone = "5511900000077";
+  static constexpr const char *kContact = "5511988880077";
+
+  // The loopback plugin (every attendant's account), the e-mail plugin and the WhatsApp plugin.
+  std::string plugins_yaml() const {
+    const std::string whatsapp_entry =
+        connector::test::whatsapp_plugin_yaml(whatsapp).substr(std::string("plugins:\n").size());
+    return connector::test::loopback_plugin_yaml() + whatsapp_entry +
+           "  email-imap:\n    library: " CONNECTOR_PLUGIN_DIR
+           "/libconnector_email_imap.so\n    settings:\n      timeout_s: 30\n      ca_dir: " +
+           (mail.dir() / "tls").string() + "\n";
+  }
+
+  // An e-mail account for the first attendant and a paired WhatsApp account for the second.
+  void connect(uint16_t port, const Attendant &first, const Attendant &second) {
+    using connector::test::MailServerFixture;
+    ApiClient one(port, first.token);
+    mail_account = one.post("/api/v1/accounts", {{"plugin", "email-imap"}}).json()["id"];
+    auto connected = one.post(
+        "/api/v1/accounts/" + mail_account + "/connect",
+        {{"values",
+          {{"provider", "imap"}, {"address", MailServerFixture::kAgent},
+           {"password", MailServerFixture::kPassword}, {"imap_host", "127.0.0.1"},
+           {"imap_port", mail.imaps_port()}, {"imap_security", "tls"},
+           {"smtp_host", "127.0.0.1"}, {"smtp_port", mail.smtps_port()},
+           {"smtp_security", "tls"}, {"ca_file", mail.ca_file()}}}});
+    if (connected.status != 202) throw std::runtime_error("mail connect: " + connected.body);
+
+    ApiClient two(port, second.token);
+    whatsapp_account = two.post("/api/v1/accounts", {{"plugin", "whatsapp"}}).json()["id"];
+    const std::string base = "/api/v1/accounts/" + whatsapp_account;
+    if (two.post(base + "/connect", {{"values", Json::object()}}).status != 202) {
+      throw std::runtime_error("WhatsApp connect refused");
+    }
+    wait_until([&] { return two.get(base + "/qr").status == 200; }, "no WhatsApp QR");
+    whatsapp.scan(two.get(base + "/qr").json()["payload"], kPhone);
+    wait_until([&] { return two.get(base).json().value("state", "") == "connected"; },
+               "WhatsApp did not connect");
+    wait_until([&] { return one.get("/api/v1/accounts/" + mail_account).json().value("state", "") ==
+                            "connected"; },
+               "the mailbox did not connect");
+  }
+
+  // One mail and one WhatsApp message.
+  void send_one() {
+    const std::string n = std::to_string(mails_sent);
+    mail.deliver(connector::test::MailServerFixture::kCustomer,
+                 connector::test::MailServerFixture::kAgent,
+                 "From: customer@example.test\r\nTo: agent@example.test\r\nSubject: load " + n +
+                     "\r\nMessage-ID: <load-" + n + "@customer.test>\r\n\r\nmail " + n + "\r\n");
+    ++mails_sent;
+    whatsapp.send({{"from", kContact}, {"to", kPhone}, {"text", "whatsapp " + n}});
+    ++whatsapp_sent;
+  }
+
+  // How many messages an account holds, counted page by page.
+  static int stored(const ApiClient &client, const std::string &account) {
+    int count = 0;
+    std::string page = "/api/v1/accounts/" + account + "/messages?limit=200";
+    for (;;) {
+      const Json answer = client.get(page).json();
+      if (!answer.contains("items") || !answer["items"].is_array()) return -1;
+      count += static_cast<int>(answer["items"].size());
+      if (!answer.contains("next_before") || answer["next_before"].is_null()) return count;
+      page = "/api/v1/accounts/" + account + "/messages?limit=200&before=" +
+             answer["next_before"].dump();
+    }
+  }
+
+  static void wait_until(const std::function<bool()> &done, const std::string &failure) {
+    for (int i = 0; i < 600; ++i) {
+      if (done()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error(failure);
+  }
+};
+
 int main(int argc, char **argv) {
   Options options;
   try {
@@ -237,7 +338,7 @@ int main(int argc, char **argv) {
   } catch (const std::exception &error) {
     std::cerr << "load_bench: " << error.what()
               << "\nUsage: load_bench [--clients N] [--slow N] [--attendants N] [--seconds N] "
-                 "[--rate N]\n";
+                 "[--rate N] [--no-channels]\n";
     return 2;
   }
   // Two sockets per client (ours and the host's) must fit.
@@ -247,6 +348,21 @@ int main(int argc, char **argv) {
   setrlimit(RLIMIT_NOFILE, &files);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::unique_ptr<Channels> channels;
+  if (options.channels && geteuid() != 0) {
+    std::cout << "load_bench: not root, so no mail servers: only the loopback plugin's messages "
+                 "flow (--no-channels says so on purpose)\n";
+  } else if (options.channels) {
+    try {
+      channels = std::make_unique<Channels>();
+    } catch (const std::exception &error) {
+      std::cerr << "load_bench: the mail or WhatsApp test servers did not start: " << error.what()
+                << "\n";
+      return 1;
+    }
+  }
+  const std::string plugins_yaml = channels ? channels->plugins_yaml() : std::string();
+
   int ready[2];
   int hold[2];
   if (pipe(ready) != 0 || pipe(hold) != 0) return 1;
@@ -255,7 +371,7 @@ int main(int argc, char **argv) {
   if (host_pid == 0) {
     close(ready[0]);
     close(hold[1]);
-    run_host(ready[1], hold[0]);
+    run_host(plugins_yaml, ready[1], hold[0]);
   }
   close(ready[1]);
   close(hold[0]);
@@ -270,6 +386,18 @@ int main(int argc, char **argv) {
 
   std::vector<Attendant> attendants;
   for (int i = 0; i < options.attendants; ++i) attendants.push_back(add_attendant(admin, port, i));
+  if (channels) {
+    if (attendants.size() < 2) {
+      std::cerr << "load_bench: the channels need two attendants\n";
+      return 2;
+    }
+    try {
+      channels->connect(port, attendants[0], attendants[1]);
+    } catch (const std::exception &error) {
+      std::cerr << "load_bench: " << error.what() << "\n";
+      return 1;
+    }
+  }
 
   const auto interval = std::chrono::microseconds(1000000 / options.rate);
   Latencies idle = call_api(port, attendants, 200, interval);
@@ -304,9 +432,21 @@ int main(int argc, char **argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
   });
+  // Two mails and two WhatsApp messages a second while the API is loaded.
+  std::thread flowing([&] {
+    while (channels && loading) {
+      try {
+        channels->send_one();
+      } catch (const std::exception &error) {
+        std::cerr << "load_bench: sending to the channels: " << error.what() << "\n";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
   Latencies loaded = call_api(port, attendants, options.seconds * options.rate, interval);
   loading = false;
   sampler.join();
+  flowing.join();
 
   // Let the last events arrive: wait until no reading client's count moves for three seconds.
   auto total_events = [&] {
@@ -362,6 +502,20 @@ int main(int argc, char **argv) {
     events_per_client = std::max(events_per_client, highest[g]);
   }
 
+  // Every mail and WhatsApp message sent during the load is stored (waiting up to a minute).
+  int mails_stored = 0;
+  int whatsapp_stored = 0;
+  if (channels) {
+    const ApiClient first(port, attendants[0].token);
+    const ApiClient second(port, attendants[1].token);
+    for (int i = 0; i < 60; ++i) {
+      mails_stored = Channels::stored(first, channels->mail_account);
+      whatsapp_stored = Channels::stored(second, channels->whatsapp_account);
+      if (mails_stored >= channels->mails_sent && whatsapp_stored >= channels->whatsapp_sent) break;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+
   close(hold[1]);
   int status = 0;
   waitpid(host_pid, &status, 0);
@@ -389,5 +543,11 @@ int main(int argc, char **argv) {
       static_cast<double>(loaded.ms.size() + idle.ms.size()), "0");
   row("load", "reading clients failed or closed", failed + readers_closed, "clients",
       "reading clients", options.clients - options.slow, "0");
+  if (channels) {
+    row("load", "mails stored, sent during the load", mails_stored, "mails", "mails sent",
+        channels->mails_sent, "all");
+    row("load", "WhatsApp messages stored, sent during the load", whatsapp_stored, "messages",
+        "WhatsApp messages sent", channels->whatsapp_sent, "all");
+  }
   return 0;
 }
