@@ -2,14 +2,12 @@
 // takes nothing more, and resumes by itself once space returns: the account runtime with the
 // loopback plugin, its data folder on a small tmpfs the test mounts itself (needs root). The
 // e-mail test (tests/plugins/email-imap/DiskFullTest.cpp) shows the channel's side.
+#include "SmallDisk.hpp"
 #include "TestHost.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -26,36 +24,11 @@ bool eventually(const std::function<bool()> &done) {
   return done();
 }
 
-void fill(const fs::path &file) {
-  std::FILE *out = std::fopen(file.c_str(), "wb");
-  ASSERT_NE(out, nullptr);
-  std::setvbuf(out, nullptr, _IONBF, 0);
-  for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1}}) {
-    const std::string zeros(chunk, '\0');
-    while (std::fwrite(zeros.data(), 1, zeros.size(), out) == zeros.size()) {
-    }
-    std::clearerr(out);
-  }
-  std::fclose(out);
-}
-
 TEST(FullDiskPause, AnInboundMessageThatDoesNotFitPausesTheAccountUntilSpaceReturns) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting the small disk needs root";
   TestHost host;
   // The data folder moves onto a 24 MiB tmpfs.
-  host.stop();
-  const fs::path data = host.data_dir(), saved = host.dir() / "saved";
-  fs::copy(data, saved, fs::copy_options::recursive);
-  fs::remove_all(data);
-  fs::create_directories(data);
-  ASSERT_EQ(::mount("tmpfs", data.c_str(), "tmpfs", 0, "size=24m,mode=0700"), 0)
-      << std::strerror(errno);
-  struct Unmount {
-    fs::path folder;
-    ~Unmount() { ::umount2(folder.c_str(), MNT_DETACH); }
-  } unmount{data};
-  fs::copy(saved, data, fs::copy_options::recursive);
-  host.start();
+  auto disk = move_data_to_small_disk(host, "24m");
 
   const auto ana = host.add_attendant("Ana");
   const ApiClient client(host.port(), ana.token);
@@ -70,7 +43,7 @@ TEST(FullDiskPause, AnInboundMessageThatDoesNotFitPausesTheAccountUntilSpaceRetu
   ASSERT_TRUE(eventually([&] { return state().value("state", "") == "connected"; }));
 
   // The disk fills; a long message is sent, and its echo comes back as an inbound message.
-  fill(data / "ballast");
+  disk->fill();
   const std::string text(900 * 1024, 'x');
   auto sent = client.post("/api/v1/accounts/" + account + "/messages",
                           {{"to", "cliente@example.com"}, {"text", text}});
@@ -92,7 +65,7 @@ TEST(FullDiskPause, AnInboundMessageThatDoesNotFitPausesTheAccountUntilSpaceRetu
   EXPECT_EQ(refused.status, 507) << refused.body;
 
   // Space returns: the account connects again by itself, and messages are stored again.
-  fs::remove(data / "ballast");
+  disk->empty();
   ASSERT_TRUE(eventually([&] { return state().value("state", "") == "connected"; }))
       << state().dump();
   EXPECT_EQ(state().value("reason_code", ""), "");
