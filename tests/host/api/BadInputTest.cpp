@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
+#include <boost/beast.hpp>
+
+#include <functional>
+#include <thread>
 
 namespace connector::test {
 namespace {
@@ -173,6 +177,83 @@ TEST_F(BadInputTest, StaticFilesNeverEscapeTheirFolder) {
   EXPECT_EQ(anonymous.get("/%2e%2e/%2e%2e/etc/passwd").status, 404);
   EXPECT_EQ(anonymous.get("/.hidden").status, 404);
   EXPECT_EQ(anonymous.request("POST", "/index.html").status, 405);
+}
+
+
+// A WebSocket client that stops reading is dropped once its events pile up past the queue limit,
+// and is not waited for: a client reading beside it gets every event.
+TEST(SlowEventReaderTest, AClientThatFallsBehindIsDroppedWhileAReaderGetsEverything) {
+  TestHost host({}, "api:\n  websocket_queue_limit: 8\n");
+  const ApiClient admin = host.admin();
+  const std::string account = TestHost::create_account(admin, "loopback");
+  ASSERT_EQ(admin.post("/api/v1/accounts/" + account + "/connect",
+                       {{"values", {{"account", "slow"}, {"password", "pw-slow-reader"}}}})
+                .status,
+            202);
+  for (int i = 0; i < 300 && admin.get("/api/v1/accounts/" + account).json().value("state", "") !=
+                                  "connected";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EventStream reader(host.port(), host.admin_token());
+
+  // The slow client: a small receive buffer, the handshake, then no reading at all.
+  namespace beast = boost::beast;
+  net::io_context io;
+  beast::websocket::stream<beast::tcp_stream> slow(io);
+  auto &socket = beast::get_lowest_layer(slow).socket();
+  socket.open(tcp::v4());
+  socket.set_option(net::socket_base::receive_buffer_size(4096));
+  beast::get_lowest_layer(slow).connect(
+      tcp::endpoint(net::ip::make_address("127.0.0.1"), host.port()));
+  const std::string token = host.admin_token();
+  slow.set_option(beast::websocket::stream_base::decorator(
+      [token](beast::websocket::request_type &request) {
+        request.set(beast::http::field::authorization, "Bearer " + token);
+      }));
+  slow.handshake("127.0.0.1", "/api/v1/events");
+
+  // Far more than any socket buffer holds: each message is pushed going out and coming back.
+  constexpr int kMessages = 120;
+  const std::string text(60000, 'x');
+  for (int i = 0; i < kMessages; ++i) {
+    auto sent = admin.post("/api/v1/accounts/" + account + "/messages",
+                           {{"to", "+5511987654321"}, {"text", std::to_string(i) + text}});
+    ASSERT_EQ(sent.status, 201) << sent.body;
+  }
+
+  // The reader gets every message, both ways.
+  int read = 0;
+  while (read < 2 * kMessages) {
+    auto event = reader.wait_for([](const Json &e) { return e.value("type", "") == "message.new"; },
+                                 std::chrono::seconds(30));
+    if (!event) break;
+    ++read;
+  }
+  EXPECT_EQ(read, 2 * kMessages) << "a reading client was held back by one that does not read";
+
+  // The slow client, reading at last, finds its stream ended by the host before it had them all
+  // (still open after 20 s of reading means the host kept it).
+  int behind = 0;
+  bool ended = false;
+  beast::flat_buffer buffer;
+  std::function<void()> read_next = [&] {
+    slow.async_read(buffer, [&](beast::error_code error, size_t) {
+      if (error) {
+        ended = true;
+        return;
+      }
+      if (beast::buffers_to_string(buffer.data()).find("\"message.new\"") != std::string::npos) {
+        ++behind;
+      }
+      buffer.consume(buffer.size());
+      read_next();
+    });
+  };
+  read_next();
+  io.run_for(std::chrono::seconds(20));
+  EXPECT_TRUE(ended) << "the slow client was kept, not dropped";
+  EXPECT_LT(behind, 2 * kMessages) << "the slow client was waited for";
 }
 
 }  // namespace
