@@ -20,6 +20,10 @@
 //                                            phone `from` writes to attendant phone `to` (in
 //                                            group `group` when given); media goes through the
 //                                            HTTPS media host, encrypted as WhatsApp does
+//   POST /history  {to, chats: [{with, messages: [{text, id?, from_me?, timestamp?}]}], sync_type?}
+//                                            the attendant's phone `to` sends its linked devices
+//                                            a history sync of those chats (inline payload;
+//                                            sync_type INITIAL_BOOTSTRAP by default, or RECENT)
 //   POST /contact  {phone, lid?, push_name?} a number that exists on WhatsApp
 //   GET  /received                           messages the clients sent (decrypted; media fetched
 //                                            back from the media host and decrypted, base64);
@@ -68,6 +72,7 @@ const routes = {
     media: b.media, location: b.location, contactCard: b.contact_card, quoted: b.quoted, group: b.group,
     fromPhone: !!b.from_phone,
   }),
+  'POST /history': (b) => server.history({ to: b.to, chats: b.chats, syncType: b.sync_type }),
   'POST /contact': (b) => server.addContact(b.phone, { lid: b.lid, pushName: b.push_name }),
   'GET /received': () => server.received,
   'GET /receipts': () => server.receipts,

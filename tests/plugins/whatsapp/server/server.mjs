@@ -14,6 +14,7 @@
 // A client trusts this server only when its WA_CERT_DETAILS.PUBLIC_KEY is set to root_key
 // (GET /info), which only a test setting of the bridge does.
 import { createHmac, hkdfSync, randomBytes, createHash } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
 import { MediaHost, encryptMedia, decryptMedia } from './media.mjs';
 import libsignal from 'libsignal';
@@ -511,6 +512,13 @@ export class WhatsAppTestServer {
       return result([{ tag: 'media_conn', attrs: { auth: this.media.auth, ttl: '3600', auth_ttl: '3600', max_buckets: '12' },
         content: [{ tag: 'host', attrs: { hostname: this.media.host, maxContentLengthBytes: '104857600' } }] }]);
     }
+    // App state (contacts' names, archived and muted chats...): this test account has none, so
+    // every collection the client asks for is answered at the version it has, with no patches.
+    if (node.attrs.xmlns === 'w:sync:app:state' && child?.tag === 'sync') {
+      const collections = getBinaryNodeChildren(child, 'collection').map((c) => ({
+        tag: 'collection', attrs: { name: c.attrs.name, version: c.attrs.version || '0' } }));
+      return result([{ tag: 'sync', attrs: {}, content: collections }]);
+    }
     if (node.attrs.xmlns === 'md' && child?.tag === 'remove-companion-device') {
       if (d) d.loggedOut = true;
       result();
@@ -635,6 +643,49 @@ export class WhatsAppTestServer {
       content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
       const conn = this.connectionOf(d);
       if (conn) this.sendNode(conn, node);
+    }
+    return { id: messageId };
+  }
+
+  // The attendant's phone hands its linked devices the chats' past (a history sync), as WhatsApp
+  // does after a pairing: one peer message from the phone (device 0) carrying a protocol message
+  // whose HistorySync payload is inline and deflated, as the first chunk comes from WhatsApp.
+  //   chats: [{ with: contact phone, messages: [{ text, id?, from_me?, timestamp? (seconds) }] }]
+  //   sync_type: INITIAL_BOOTSTRAP (default) or RECENT
+  async history({ to, chats, syncType = 'INITIAL_BOOTSTRAP' }) {
+    const type = proto.HistorySync.HistorySyncType[syncType];
+    if (type === undefined) throw new Error('unknown history sync type ' + syncType);
+    const conversations = (chats || []).map((chat) => {
+      const jid = `${chat.with}@${SERVER_JID}`;
+      this.contact(String(chat.with));
+      return {
+        id: jid,
+        messages: (chat.messages || []).map((m) => ({ message: {
+          key: { remoteJid: jid, fromMe: !!m.from_me, id: m.id || '3EB0' + randomBytes(8).toString('hex').toUpperCase() },
+          message: { conversation: m.text },
+          messageTimestamp: Number(m.timestamp) || Math.floor(Date.now() / 1000) - 3600,
+        } })),
+      };
+    });
+    const payload = deflateSync(proto.HistorySync.encode({ syncType: type, conversations, progress: 100, chunkOrder: 1 }).finish());
+    const plain = writeRandomPadMax16(proto.Message.encode({ protocolMessage: {
+      type: proto.Message.ProtocolMessage.Type.HISTORY_SYNC_NOTIFICATION,
+      historySyncNotification: { syncType: type, chunkOrder: 1, progress: 100, initialHistBootstrapInlinePayload: payload },
+    } }).finish());
+    const phone = this.contact(to);  // the attendant's phone (device 0), as a Signal peer
+    const messageId = '3EB0' + randomBytes(8).toString('hex').toUpperCase();
+    const targets = [...this.devices.values()].filter((d) => d.phone === to && !d.loggedOut);
+    if (!targets.length) throw new Error('no device paired for ' + to);
+    for (const d of targets) {
+      const enc = await this.encryptTo(phone, d, plain);
+      const node = { tag: 'message', attrs: { id: messageId, type: 'text', t: nowSeconds(), category: 'peer',
+        from: `${to}@${SERVER_JID}` }, content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
+      const conn = this.connectionOf(d);
+      if (conn) this.sendMessageNode(conn, node);
+      else {
+        const key = `${d.phone}:${d.device}`;
+        this.offline.set(key, [...(this.offline.get(key) || []), node]);
+      }
     }
     return { id: messageId };
   }
