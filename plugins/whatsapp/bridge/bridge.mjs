@@ -156,6 +156,10 @@ class Session {
       this.onConnectionUpdate(u);
     });
     sock.ev.on('messages.upsert', (u) => { if (sock === this.sock) this.onMessages(u); });
+    // The chats' past that the phone sends a newly linked device (history sync).
+    sock.ev.on('messaging-history.set', ({ messages }) => {
+      if (sock === this.sock) this.onMessages({ messages: messages || [], type: 'history' });
+    });
     sock.ev.on('messages.update', (updates) => { if (sock === this.sock) this.onUpdates(updates); });
     sock.ev.on('message-receipt.update', (updates) => { if (sock === this.sock) this.onReceipts(updates); });
     sock.ev.on('lid-mapping.update', (m) => this.onLidMapping(m));
@@ -248,7 +252,7 @@ class Session {
       const message = await toHostMessage(m, {
         // Baileys hands over what the server queued while the device was away as 'append' (the
         // stanza's `offline` mark); those are new messages, only late. History sync, the chats'
-        // past the phone replays, comes as messaging-history.set, which this bridge does not take.
+        // past the phone replays, comes as messaging-history.set (see open()).
         offline: type === 'append',
         history: type === 'history',
         phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),

@@ -16,7 +16,12 @@
 // That log line is Baileys' own (the version is pinned); tests/plugins/whatsapp/bridge.test.mjs
 // fails if a new version no longer writes it.
 const RECEIPT_LOG = 'sending receipt for messages';
-const NOT_DELIVERY = new Set(['retry', 'read', 'read-self']);
+// Receipts that promise the host nothing: retries and read marks, and the receipts of the
+// attendant's phone's own peer messages (a history sync's notification, key shares), which carry
+// no message for the host. Those are not held: Baileys processes a history sync (and the app-state
+// queries that come with it) before it hands the notification over, and would wait on its own
+// held frames.
+const NOT_DELIVERY = new Set(['retry', 'read', 'read-self', 'peer_msg', 'hist_sync']);
 
 export class ReceiptGate {
   constructor({ onReceipt }) {

@@ -34,6 +34,7 @@ class WhatsAppTestServer {
   // Shorthands for the control interface (see server/main.mjs).
   Json scan(const std::string &qr, const std::string &phone) const;
   Json send(const Json &message) const;
+  Json history(const Json &sync) const { return call("POST", "/history", sync); }
   Json received() const { return call("GET", "/received"); }
   Json info() const { return call("GET", "/info"); }
   // The paired devices (GET /info's "devices"), held by value.

@@ -625,6 +625,98 @@ TEST_F(WhatsAppPlugin, OfflineQueueIsFiledOnACaseAndAnnouncedOnceAsABacklog) {
   EXPECT_EQ(of_contact, 1) << cases;
 }
 
+// The chats' past that the phone sends right after a pairing is stored with its own times and
+// directions, quietly (no message pushed one by one, one summary instead), and opens no case; a
+// later chunk joins the case its contact has by then, and what was imported before stays single.
+TEST_F(WhatsAppPlugin, HistorySyncIsImportedQuietlyWithoutOpeningCases) {
+  constexpr const char *kOtherContact = "5511977776666";
+  start();
+  pair();
+  const int64_t past = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() -
+                       2 * 86400;
+  const Json first_chunk = {
+      {"to", kAttendantPhone},
+      {"chats",
+       {{{"with", kContactPhone},
+         {"messages",
+          {{{"id", "HIST-A1"}, {"text", "pedido de anteontem"}, {"timestamp", past}},
+           {{"id", "HIST-A2"}, {"text", "respondido no telefone"}, {"from_me", true},
+            {"timestamp", past + 60}}}}},
+        {{"with", kOtherContact},
+         {"messages", {{{"id", "HIST-B1"}, {"text", "conversa antiga"}, {"timestamp", past + 120}}}}}}}};
+  server_->history(first_chunk);
+
+  auto until_summary = [&] {
+    std::vector<Json> pushed;
+    std::optional<Json> summary;
+    for (int i = 0; i < 200 && !summary; ++i) {
+      auto event = events_->next(45s);
+      if (!event) break;
+      if ((*event)["type"] == "account.progress" && (*event)["phase"] == "backlog") summary = event;
+      else pushed.push_back(*event);
+    }
+    return std::make_pair(summary, pushed);
+  };
+  auto [summary, pushed] = until_summary();
+  ASSERT_TRUE(summary) << "no summary of the history import was pushed";
+  EXPECT_EQ((*summary)["done"], 3) << *summary;
+  for (const auto &e : pushed) {
+    EXPECT_NE(e["type"], "message.new") << "a history message was pushed on its own: " << e;
+    EXPECT_NE(e["type"], "case.created") << "the history opened a case: " << e;
+  }
+
+  auto stored = [&](const std::string &external_id) -> Json {
+    const Json answer = host_->admin().get(path("/messages")).json();
+    Json found;
+    int copies = 0;
+    for (const auto &m : answer["items"]) {
+      if (m["external_id"] == external_id) {
+        found = m;
+        ++copies;
+      }
+    }
+    EXPECT_LE(copies, 1) << external_id << " stored " << copies << " times";
+    return found;
+  };
+  const Json a1 = stored("HIST-A1");
+  const Json a2 = stored("HIST-A2");
+  const Json b1 = stored("HIST-B1");
+  ASSERT_FALSE(a1.is_null() || a2.is_null() || b1.is_null()) << "a history message was not stored";
+  EXPECT_EQ(a1["text"], "pedido de anteontem");
+  EXPECT_EQ(a1["direction"], "inbound");
+  EXPECT_EQ(a1["sent_at"], past * 1000) << a1;
+  EXPECT_EQ(a2["direction"], "outbound") << a2;
+  EXPECT_EQ(b1["text"], "conversa antiga");
+  for (const auto &m : {a1, a2, b1}) {
+    EXPECT_TRUE(m["details"].value("history", false)) << m;
+    EXPECT_TRUE(m["case"].is_null()) << "a history message opened a case: " << m;
+  }
+  EXPECT_TRUE(host_->admin().get("/api/v1/cases").json()["items"].empty());
+
+  // The contact writes now: a case opens. A later chunk repeats a message already imported and
+  // brings an older one, which joins that case.
+  server_->send({{"from", kContactPhone}, {"to", kAttendantPhone}, {"text", "ainda preciso de ajuda"}});
+  auto live = wait_message("ainda preciso de ajuda", 45s);
+  ASSERT_TRUE(live);
+  ASSERT_FALSE((*live)["case"].is_null()) << *live;
+  server_->history({{"to", kAttendantPhone},
+                    {"sync_type", "RECENT"},
+                    {"chats",
+                     {{{"with", kContactPhone},
+                       {"messages",
+                        {{{"id", "HIST-A1"}, {"text", "pedido de anteontem"}, {"timestamp", past}},
+                         {{"id", "HIST-A0"}, {"text", "o primeiro contato"}, {"timestamp", past - 60}}}}}}}});
+  auto [second, _] = until_summary();
+  ASSERT_TRUE(second) << "no summary of the second history chunk";
+  const Json a0 = stored("HIST-A0");
+  ASSERT_FALSE(a0.is_null()) << "the second chunk's new message was not stored";
+  ASSERT_FALSE(a0["case"].is_null()) << a0;
+  EXPECT_EQ(a0["case"]["id"], (*live)["case"]["id"]) << a0;
+  EXPECT_FALSE(stored("HIST-A1").is_null());
+}
+
 TEST_F(WhatsAppPlugin, LidSenderWithPhoneIsLinkedByPhone) {
   start();
   pair();

@@ -171,6 +171,44 @@ test('a message is receipted, and its state handed over, only once the plugin se
   }
 });
 
+// The chats' past that the phone sends after a pairing reaches the plugin as history messages,
+// with their own times and directions, and the burst is summed up once.
+test('a history sync after the pairing hands over every past message, marked as history', async () => {
+  const server = await startServer();
+  const bridge = startBridge();
+  try {
+    await bridge.request('hello', { protocol: 1 });
+    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
+    await bridge.request('start', { account: 'a', auth: null });
+    const qr = await bridge.waitFor((e) => e.event === 'qr');
+    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000005' });
+    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    const past = Math.floor(Date.now() / 1000) - 2 * 86400;
+    await server.call('POST', '/history', { to: '5511900000005', chats: [
+      { with: '5511911114444', messages: [
+        { id: 'HIST-1', text: 'pedido de ontem', timestamp: past },
+        { id: 'HIST-2', text: 'respondido no telefone', from_me: true, timestamp: past + 60 },
+      ] },
+      { with: '5511911115555', messages: [{ id: 'HIST-3', text: 'outra conversa antiga', timestamp: past + 120 }] },
+    ] });
+    const backlog = await bridge.waitFor((e) => e.event === 'backlog', 40000);
+    const messages = bridge.events.filter((e) => e.event === 'message').map((e) => e.message);
+    const byId = Object.fromEntries(messages.map((m) => [m.external_id, m]));
+    assert.deepEqual(Object.keys(byId).sort(), ['HIST-1', 'HIST-2', 'HIST-3']);
+    assert.equal(backlog.count, 3);
+    for (const m of messages) assert.equal(m.details.history, true, JSON.stringify(m));
+    assert.equal(byId['HIST-1'].direction, 'inbound');
+    assert.equal(byId['HIST-1'].from, '+5511911114444');
+    assert.equal(byId['HIST-1'].timestamp, past * 1000);
+    assert.equal(byId['HIST-2'].direction, 'outbound');
+    assert.equal(byId['HIST-2'].to, '+5511911114444');
+    assert.equal(byId['HIST-3'].text, 'outra conversa antiga');
+  } finally {
+    bridge.child.stdin.end();
+    server.child.kill();
+  }
+});
+
 test('a logout waits for the confirmed wipe of the state, not for the flush timeout', async () => {
   const server = await startServer();
   const bridge = startBridge();
