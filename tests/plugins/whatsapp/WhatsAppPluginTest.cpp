@@ -125,6 +125,21 @@ class WhatsAppPlugin : public ::testing::Test {
     return copies;
   }
 
+  // The summary of a backlog import (account.progress, phase backlog), and every event pushed
+  // before it; no summary when none came.
+  std::pair<std::optional<Json>, std::vector<Json>> events_until_backlog_summary() {
+    std::vector<Json> pushed;
+    for (int i = 0; i < 200; ++i) {
+      auto event = events_->next(45s);
+      if (!event) break;
+      if ((*event)["type"] == "account.progress" && (*event)["phase"] == "backlog") {
+        return {event, pushed};
+      }
+      pushed.push_back(*event);
+    }
+    return {std::nullopt, pushed};
+  }
+
   pid_t bridge_pid() const {
     auto pids = own_children_running("bridge.mjs");
     return pids.size() == 1 ? pids[0] : -1;
@@ -585,14 +600,7 @@ TEST_F(WhatsAppPlugin, OfflineQueueIsFiledOnACaseAndAnnouncedOnceAsABacklog) {
   events_ = std::make_unique<EventStream>(host_->port(), host_->admin_token());
 
   // Everything pushed until the summary: the summary comes after the messages it counts.
-  std::vector<Json> pushed;
-  std::optional<Json> summary;
-  for (int i = 0; i < 200 && !summary; ++i) {
-    auto event = events_->next(45s);
-    if (!event) break;
-    if ((*event)["type"] == "account.progress" && (*event)["phase"] == "backlog") summary = event;
-    else pushed.push_back(*event);
-  }
+  auto [summary, pushed] = events_until_backlog_summary();
   ASSERT_TRUE(summary) << "no backlog summary was pushed";
   EXPECT_EQ((*summary)["done"], 3) << *summary;
   for (const auto &e : pushed) {
@@ -648,18 +656,7 @@ TEST_F(WhatsAppPlugin, HistorySyncIsImportedQuietlyWithoutOpeningCases) {
          {"messages", {{{"id", "HIST-B1"}, {"text", "conversa antiga"}, {"timestamp", past + 120}}}}}}}};
   server_->history(first_chunk);
 
-  auto until_summary = [&] {
-    std::vector<Json> pushed;
-    std::optional<Json> summary;
-    for (int i = 0; i < 200 && !summary; ++i) {
-      auto event = events_->next(45s);
-      if (!event) break;
-      if ((*event)["type"] == "account.progress" && (*event)["phase"] == "backlog") summary = event;
-      else pushed.push_back(*event);
-    }
-    return std::make_pair(summary, pushed);
-  };
-  auto [summary, pushed] = until_summary();
+  auto [summary, pushed] = events_until_backlog_summary();
   ASSERT_TRUE(summary) << "no summary of the history import was pushed";
   EXPECT_EQ((*summary)["done"], 3) << *summary;
   for (const auto &e : pushed) {
@@ -708,7 +705,7 @@ TEST_F(WhatsAppPlugin, HistorySyncIsImportedQuietlyWithoutOpeningCases) {
                        {"messages",
                         {{{"id", "HIST-A1"}, {"text", "pedido de anteontem"}, {"timestamp", past}},
                          {{"id", "HIST-A0"}, {"text", "o primeiro contato"}, {"timestamp", past - 60}}}}}}}});
-  auto [second, _] = until_summary();
+  auto [second, _] = events_until_backlog_summary();
   ASSERT_TRUE(second) << "no summary of the second history chunk";
   const Json a0 = stored("HIST-A0");
   ASSERT_FALSE(a0.is_null()) << "the second chunk's new message was not stored";

@@ -63,6 +63,17 @@ function startBridge({ settle = true } = {}) {
   return bridge;
 }
 
+// Starts account 'a' on the bridge and lets the phone `phone` scan its first QR; answers the
+// `connected` status.
+async function pair(bridge, server, phone) {
+  await bridge.request('hello', { protocol: 1 });
+  await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
+  await bridge.request('start', { account: 'a', auth: null });
+  const qr = await bridge.waitFor((e) => e.event === 'qr');
+  await server.call('POST', '/scan', { qr: qr.qr, phone });
+  return bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+}
+
 // libsignal prints whole sessions, keys included, with console.info and console.warn: none of
 // it may reach stdout (the protocol) or stderr (the host's journal); only its words, without the
 // objects, reach the plugin as a debug log line.
@@ -145,12 +156,7 @@ test('a message is receipted, and its state handed over, only once the plugin se
   const server = await startServer();
   const bridge = startBridge({ settle: false });
   try {
-    await bridge.request('hello', { protocol: 1 });
-    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
-    await bridge.request('start', { account: 'a', auth: null });
-    const qr = await bridge.waitFor((e) => e.event === 'qr');
-    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000003' });
-    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    await pair(bridge, server, '5511900000003');
     const unreceipted = async () => (await server.call('GET', '/info')).devices[0].unreceipted;
     const states = () => bridge.events.filter((e) => e.event === 'state').length;
 
@@ -177,12 +183,7 @@ test('a history sync after the pairing hands over every past message, marked as 
   const server = await startServer();
   const bridge = startBridge();
   try {
-    await bridge.request('hello', { protocol: 1 });
-    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
-    await bridge.request('start', { account: 'a', auth: null });
-    const qr = await bridge.waitFor((e) => e.event === 'qr');
-    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000005' });
-    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    await pair(bridge, server, '5511900000005');
     const past = Math.floor(Date.now() / 1000) - 2 * 86400;
     await server.call('POST', '/history', { to: '5511900000005', chats: [
       { with: '5511911114444', messages: [
@@ -213,12 +214,7 @@ test('a logout waits for the confirmed wipe of the state, not for the flush time
   const server = await startServer();
   const bridge = startBridge();
   try {
-    await bridge.request('hello', { protocol: 1 });
-    await bridge.request('configure', { ws_url: server.ws_url, test_root_key: server.root_key });
-    await bridge.request('start', { account: 'a', auth: null });
-    const qr = await bridge.waitFor((e) => e.event === 'qr');
-    await server.call('POST', '/scan', { qr: qr.qr, phone: '5511900000003' });
-    await bridge.waitFor((e) => e.event === 'status' && e.state === 'connected');
+    await pair(bridge, server, '5511900000003');
 
     const stopped = await bridge.request('stop', { account: 'a', logout: true });
     assert.equal(stopped.ok, true, stopped.error);

@@ -418,6 +418,14 @@ export class WhatsAppTestServer {
     this.sendNode(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
   }
 
+  // Sends a message stanza to a device now, or into its offline queue while it is away.
+  toDevice(d, node) {
+    const conn = this.connectionOf(d);
+    if (conn) return this.sendMessageNode(conn, node);
+    const key = `${d.phone}:${d.device}`;
+    this.offline.set(key, [...(this.offline.get(key) || []), node]);
+  }
+
   // Sends a message stanza to a device and keeps it until the client's receipt (or ack) for it.
   sendMessageNode(conn, node) {
     if (!this.unacked.has(conn.device)) this.unacked.set(conn.device, new Map());
@@ -620,12 +628,7 @@ export class WhatsAppTestServer {
         attrs.from = senderJid;
       }
       const node = { tag: 'message', attrs, content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
-      const conn = this.connectionOf(d);
-      if (conn) this.sendMessageNode(conn, node);
-      else {
-        const key = `${d.phone}:${d.device}`;
-        this.offline.set(key, [...(this.offline.get(key) || []), node]);
-      }
+      this.toDevice(d, node);
     }
     return { id: messageId };
   }
@@ -680,12 +683,7 @@ export class WhatsAppTestServer {
       const enc = await this.encryptTo(phone, d, plain);
       const node = { tag: 'message', attrs: { id: messageId, type: 'text', t: nowSeconds(), category: 'peer',
         from: `${to}@${SERVER_JID}` }, content: [{ tag: 'enc', attrs: { v: '2', type: enc.type }, content: enc.body }] };
-      const conn = this.connectionOf(d);
-      if (conn) this.sendMessageNode(conn, node);
-      else {
-        const key = `${d.phone}:${d.device}`;
-        this.offline.set(key, [...(this.offline.get(key) || []), node]);
-      }
+      this.toDevice(d, node);
     }
     return { id: messageId };
   }
