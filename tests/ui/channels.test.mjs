@@ -259,6 +259,25 @@ test('WhatsApp: a message is linked and counted; the reply reaches the contact\'
   await shoot(page, '49-whatsapp-replied');
 });
 
+test('WhatsApp: the phone\'s history is said once on the card and joins the open case',
+     async () => {
+  const before = await linkedCount(whatsappCard);
+  const yesterday = Math.floor(Date.now() / 1000) - 86400;
+  await whatsapp.history({to: kAttendantPhone, chats: [{with: kContactPhone, messages: [
+    {text: 'Mensagem de ontem, pelo celular', timestamp: yesterday},
+    {text: 'Respondida no celular', from_me: true, timestamp: yesterday + 60},
+  ]}]});
+  await whatsappCard.getByTestId('backlog')
+      .filter({hasText: 'Mensagens anteriores importadas sem notificação: 2'})
+      .waitFor({timeout: 30000});
+  // The contact's case is open on screen (the test before replied on it): both join it.
+  const messages = page.getByTestId('messages');
+  await messages.filter({hasText: 'Mensagem de ontem, pelo celular'}).waitFor();
+  await messages.filter({hasText: 'Respondida no celular'}).waitFor();
+  assert.equal(await linkedCount(whatsappCard), before, 'the history opened no case');
+  await shoot(page, '49a-whatsapp-history');
+});
+
 test('WhatsApp: pairing with a phone number shows the code to type on the phone', async () => {
   const card = await addAccount('WhatsApp');
   const accountId = await card.getAttribute('data-account');

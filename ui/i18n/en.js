@@ -63,6 +63,7 @@ export default {
   'progress.label': 'First sync',
   'progress.phase': '{phase}: {done} of {total}',
   'progress.phase_open': '{phase}: {done}',
+  'progress.backlog': 'Earlier messages imported without notifications: {count}',
   'disconnect': 'Disconnect',
   'disconnect.title': 'Disconnect this account?',
   'disconnect.body': 'The account {account} will stop receiving and sending messages until it is connected again.',

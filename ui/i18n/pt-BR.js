@@ -63,6 +63,7 @@ export default {
   'progress.label': 'Sincronização inicial',
   'progress.phase': '{phase}: {done} de {total}',
   'progress.phase_open': '{phase}: {done}',
+  'progress.backlog': 'Mensagens anteriores importadas sem notificação: {count}',
   'disconnect': 'Desconectar',
   'disconnect.title': 'Desconectar esta conta?',
   'disconnect.body': 'A conta {account} deixará de receber e enviar mensagens até ser conectada de novo.',

@@ -324,6 +324,9 @@ export class CasesView {
         this.refreshReplyBox();
       }
       this.scheduleReload();
+    } else if (event.type === 'account.progress' && event.phase === 'backlog') {
+      // Older messages were filed quietly, without a message.new each.
+      this.scheduleReload();
     } else if (event.type === 'message.delivery') {
       const m = this.messages.find((x) => x.id === event.message_id);
       if (m) {

@@ -791,6 +791,14 @@ class AccountCard {
 
   renderProgress() {
     const p = this.progress;
+    if (p?.phase === 'backlog') {
+      // Older messages (queued while away, or the phone's history) were filed without being
+      // announced one by one: said once here.
+      this.progressEl.hidden = false;
+      replaceChildren(this.progressEl, h('p', {class: 'note', role: 'status', 'data-testid': 'backlog',
+                                               text: t('progress.backlog', {count: p.done})}));
+      return;
+    }
     const finished = !p || (p.total > 0 && p.done >= p.total);
     this.progressEl.hidden = finished;
     if (finished) return;

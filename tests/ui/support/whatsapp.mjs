@@ -69,5 +69,6 @@ export class WhatsAppServer {
 
   scan(qr, phone) { return this.call('POST', '/scan', {qr, phone}); }
   send(message) { return this.call('POST', '/send', message); }
+  history(sync) { return this.call('POST', '/history', sync); }
   received() { return this.call('GET', '/received'); }
 }
