@@ -22,6 +22,7 @@ struct ServerSettings {
   uint16_t port = 8080;  // 0 picks a free port
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
+  size_t max_header_count = 100;
   int64_t request_timeout_ms = 30000;
   size_t websocket_max_message_bytes = 64 << 10;
   size_t websocket_queue_limit = 1024;

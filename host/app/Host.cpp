@@ -219,6 +219,7 @@ Expected<std::unique_ptr<Host>> Host::start(const config::Config &config) {
   server_settings.port = config.listen.port;
   server_settings.max_body_bytes = config.api.max_body_bytes;
   server_settings.max_header_bytes = config.api.max_header_bytes;
+  server_settings.max_header_count = config.api.max_header_count;
   server_settings.request_timeout_ms = config.api.request_timeout_ms;
   server_settings.websocket_max_message_bytes = config.api.websocket_max_message_bytes;
   server_settings.websocket_queue_limit = config.api.websocket_queue_limit;

@@ -285,7 +285,7 @@ void read_api(const Field &section, Api &api) {
   };
   for (const Field &field :
        entries(section, {"max_body_bytes", "request_timeout_ms", "max_header_bytes",
-                         "websocket_max_message_bytes", "websocket_queue_limit",
+                         "max_header_count", "websocket_max_message_bytes", "websocket_queue_limit",
                          "websocket_token_check_seconds"})) {
     if (field.key == "request_timeout_ms") {
       api.request_timeout_ms = read_integer(field, "a number of milliseconds", 1, kMaxInt);
@@ -298,6 +298,9 @@ void read_api(const Field &section, Api &api) {
       api.max_body_bytes = bytes(field);
     } else if (field.key == "max_header_bytes") {
       api.max_header_bytes = bytes(field);
+    } else if (field.key == "max_header_count") {
+      api.max_header_count =
+          static_cast<std::size_t>(read_integer(field, "a number of headers", 1, kMaxInt));
     } else {
       api.websocket_max_message_bytes = bytes(field);
     }

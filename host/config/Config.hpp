@@ -39,6 +39,7 @@ struct Api {
   std::size_t max_body_bytes = 1024 * 1024;
   std::int64_t request_timeout_ms = 30000;
   std::size_t max_header_bytes = 16384;
+  std::size_t max_header_count = 100;
   std::size_t websocket_max_message_bytes = 64 * 1024;
   // Messages queued for one WebSocket client; a client that falls this far behind is dropped.
   std::size_t websocket_queue_limit = 1024;

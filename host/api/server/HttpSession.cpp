@@ -80,6 +80,13 @@ void HttpSession::on_read(beast::error_code ec) {
 }
 
 void HttpSession::answer(http::request<http::string_body> &&request) {
+  const auto header_count = static_cast<size_t>(std::distance(request.begin(), request.end()));
+  if (header_count > server_.settings.max_header_count) {
+    return fail_and_close(http::status::request_header_fields_too_large, "headers_too_large",
+                          "the request has " + std::to_string(header_count) +
+                              " headers; at most " +
+                              std::to_string(server_.settings.max_header_count) + " are taken");
+  }
   auto target = split_target(to_std(request.target()));
   if (!target) {
     return fail_and_close(http::status::bad_request, "bad_request", "malformed request target");

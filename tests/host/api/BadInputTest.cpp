@@ -22,6 +22,7 @@ const std::string kTightLimits =
     "api:\n"
     "  max_body_bytes: 4096\n"
     "  max_header_bytes: 2048\n"
+    "  max_header_count: 20\n"
     "  request_timeout_ms: 500\n";
 
 class BadInputTest : public ::testing::Test {
@@ -144,6 +145,26 @@ TEST_F(BadInputTest, OversizedBodiesAndHeadersAreRefused) {
                               std::string(4000, 'a') + "\r\n\r\n");
   EXPECT_NE(headers.find("431"), std::string::npos) << headers;
   EXPECT_NE(headers.find("headers_too_large"), std::string::npos);
+
+  // Many short headers, well within the byte limit, are refused by their count; the WebSocket's
+  // upgrade request too. At the limit, a request is served.
+  const auto with_headers = [](const std::string &head, int count) {
+    std::string request = head + "Host: x\r\n";
+    for (int i = 1; i < count; ++i) request += "X-" + std::to_string(i) + ": a\r\n";
+    return request + "\r\n";
+  };
+  auto many = raw_exchange(with_headers("GET /api/v1/me HTTP/1.1\r\n", 21));
+  EXPECT_NE(many.find("431"), std::string::npos) << many;
+  EXPECT_NE(many.find("the request has 21 headers; at most 20 are taken"), std::string::npos)
+      << many;
+  auto upgrade = raw_exchange(with_headers("GET /api/v1/events HTTP/1.1\r\nUpgrade: websocket\r\n"
+                                           "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                                           18));
+  EXPECT_NE(upgrade.find("431"), std::string::npos) << upgrade;
+  auto within = raw_exchange(with_headers("GET /api/v1/me HTTP/1.1\r\nConnection: close\r\n", 19),
+                             std::chrono::seconds(2));
+  EXPECT_NE(within.find("401"), std::string::npos) << within;
 }
 
 TEST_F(BadInputTest, GarbageAndSlowClientsAreCutOffWhileOthersAreServed) {

@@ -53,6 +53,7 @@ api:
   max_body_bytes: 2048
   request_timeout_ms: 5000
   max_header_bytes: 4096
+  max_header_count: 40
   websocket_max_message_bytes: 1000
   websocket_queue_limit: 10
 auth:
@@ -77,6 +78,7 @@ plugins:
   EXPECT_EQ(config->api.max_body_bytes, 2048u);
   EXPECT_EQ(config->api.request_timeout_ms, 5000);
   EXPECT_EQ(config->api.max_header_bytes, 4096u);
+  EXPECT_EQ(config->api.max_header_count, 40u);
   EXPECT_EQ(config->api.websocket_max_message_bytes, 1000u);
   EXPECT_EQ(config->api.websocket_queue_limit, 10u);
   EXPECT_EQ(config->auth.login_link_ttl_minutes, 15);
@@ -218,7 +220,7 @@ TEST(Config, RefusesUnknownKeysListingTheValidOnes) {
             "library, settings");
   EXPECT_EQ(error_of("api:\n  max_body: 1\n"),
             "test.yaml:2:3: api.max_body: unknown key; valid keys are: max_body_bytes, "
-            "request_timeout_ms, max_header_bytes, websocket_max_message_bytes, "
+            "request_timeout_ms, max_header_bytes, max_header_count, websocket_max_message_bytes, "
             "websocket_queue_limit, websocket_token_check_seconds");
   EXPECT_EQ(error_of("log:\n  levle: info\n"),
             "test.yaml:2:3: log.levle: unknown key; valid keys are: level, file");
@@ -366,6 +368,7 @@ TEST(Config, TheShippedConfigurationParses) {
   EXPECT_EQ(config->api.max_body_bytes, defaults.max_body_bytes);
   EXPECT_EQ(config->api.request_timeout_ms, defaults.request_timeout_ms);
   EXPECT_EQ(config->api.max_header_bytes, defaults.max_header_bytes);
+  EXPECT_EQ(config->api.max_header_count, defaults.max_header_count);
   EXPECT_EQ(config->api.websocket_max_message_bytes, defaults.websocket_max_message_bytes);
   EXPECT_EQ(config->api.websocket_queue_limit, defaults.websocket_queue_limit);
   EXPECT_EQ(config->auth.login_link_ttl_minutes, Auth{}.login_link_ttl_minutes);
