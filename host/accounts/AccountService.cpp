@@ -418,6 +418,10 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   auto shown = conversations_.message(inserted->id);
   if (!shown) return shown.failure();
   events_.publish(account->attendant_id, "message.new", {{"message", *shown}});
+  if (inserted->inserted) {
+    apply_early_delivery(*account, external_id, inserted->id);
+    if (auto now = conversations_.message(inserted->id)) return *now;
+  }
   return *shown;
 }
 
@@ -786,6 +790,13 @@ cn_result AccountService::store_messages(const Account &account,
     events_.publish(account.attendant_id, "message.new",
                     {{"message", store::Conversations::shown(batch[i], done)}});
   }
+  // Outbound copies the channel reports itself (sent from the attendant's phone) may have had
+  // their delivery updates first.
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if ((*stored)[i].inserted && batch[i].direction == "outbound") {
+      apply_early_delivery(account, batch[i].external_id, (*stored)[i].id);
+    }
+  }
   return CN_OK;
 }
 
@@ -828,11 +839,27 @@ cn_result AccountService::on_delivery(const Account &account, const Json &event)
     log::warn({account.plugin_id, account.id}, "delivery event refused: bad id or status");
     return CN_ERR_INVALID_ARGUMENT;
   }
+  // Updates of an account are recorded and pushed one at a time, in the order they came, also
+  // against those that waited for their message (apply_early_delivery).
+  std::lock_guard lock(delivery_mutex_);
   auto id = conversations_.set_delivery(account.id, external_id, status);
+  if (!id && id.failure().code == "not_found") {
+    // The update overtook the message it is about: kept until that message is stored.
+    constexpr size_t kEarlyDeliveryLimit = 4096;
+    const auto key = std::make_pair(account.id, external_id);
+    if (early_deliveries_.insert_or_assign(key, event).second) early_order_.push_back(key);
+    while (early_order_.size() > kEarlyDeliveryLimit) {
+      early_deliveries_.erase(early_order_.front());
+      early_order_.pop_front();
+    }
+    log::debug({account.plugin_id, account.id},
+               "delivery update for a message not stored yet; kept until it is");
+    return CN_OK;
+  }
   if (!id) {
-    // A receipt can overtake the message it is about; it is not an error worth alarming on.
-    log::debug({account.plugin_id, account.id}, "delivery update for an unknown message");
-    return CN_ERR_NOT_FOUND;
+    log::error({account.plugin_id, account.id},
+               "a delivery update could not be recorded: " + id.failure().message);
+    return CN_ERR_STORAGE;
   }
   events_.publish(account.attendant_id, "message.delivery",
                   {{"account_id", account.id},
@@ -841,6 +868,29 @@ cn_result AccountService::on_delivery(const Account &account, const Json &event)
                    {"status", status},
                    {"detail", log::mask(string_member(event, "detail", kMaxLogText))}});
   return CN_OK;
+}
+
+void AccountService::apply_early_delivery(const Account &account, const std::string &external_id,
+                                          int64_t message_id) {
+  std::lock_guard lock(delivery_mutex_);
+  auto found = early_deliveries_.find({account.id, external_id});
+  if (found == early_deliveries_.end()) return;
+  const Json event = std::move(found->second);
+  early_deliveries_.erase(found);
+  early_order_.erase(std::find(early_order_.begin(), early_order_.end(),
+                               std::make_pair(account.id, external_id)));
+  const std::string status = event.value("status", "");
+  if (auto updated = conversations_.set_delivery(account.id, external_id, status); !updated) {
+    log::error({account.plugin_id, account.id},
+               "a delivery update could not be recorded: " + updated.failure().message);
+    return;
+  }
+  events_.publish(account.attendant_id, "message.delivery",
+                  {{"account_id", account.id},
+                   {"message_id", message_id},
+                   {"external_id", external_id},
+                   {"status", status},
+                   {"detail", log::mask(string_member(event, "detail", kMaxLogText))}});
 }
 
 cn_result AccountService::store_put(std::string_view plugin, std::string_view account,

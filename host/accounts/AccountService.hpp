@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -203,6 +204,9 @@ class AccountService final : public plugins::PluginServices {
                            const std::vector<bool> &quiet);
   void forget_filed(const Account &account, const std::vector<store::NewMessage> &batch);
   cn_result on_delivery(const Account &account, const Json &event);
+  // Applies a delivery update that came before message `message_id` (`external_id`) was stored.
+  void apply_early_delivery(const Account &account, const std::string &external_id,
+                            int64_t message_id);
 
   bool paused(const std::string &account_id);
   void pause_for_full_disk(const Account &account, const std::string &why,
@@ -237,6 +241,14 @@ class AccountService final : public plugins::PluginServices {
   bool space_stopping_ = false;
   store::SpaceReserve *reserve_ = nullptr;
   std::thread space_watch_;
+
+  // Delivery updates that overtook the message they are about (a channel may answer before the
+  // host has stored what it sent), by account and external id, applied once that message is
+  // stored; the oldest give way beyond a bound. delivery_mutex_ orders an update that finds no
+  // message against the store of that message.
+  std::mutex delivery_mutex_;
+  std::map<std::pair<std::string, std::string>, Json> early_deliveries_;
+  std::deque<std::pair<std::string, std::string>> early_order_;
   OAuthAttempts oauth_attempts_;
 };
 

@@ -133,13 +133,19 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
           {{"key", "echo_prefix"},
            {"type", "string"},
            {"default", "echo: "},
-           {"description", "Text put before every echoed message."}}}}};
+           {"description", "Text put before every echoed message."}},
+          {{"key", "delivered_before_send_returns"},
+           {"type", "boolean"},
+           {"default", false},
+           {"description",
+            "Report a sent message delivered before send returns, as a fast channel may."}}}}};
   }
 
   Status configure(const Json &settings) override {
     qr_ttl_ = std::chrono::milliseconds(settings.value("qr_ttl_ms", 60000));
     pairs_after_ = std::chrono::milliseconds(settings.value("qr_pairs_after_ms", 0));
     echo_prefix_ = settings.value("echo_prefix", std::string("echo: "));
+    delivered_at_once_ = settings.value("delivered_before_send_returns", false);
     return connector::sdk::ok();
   }
 
@@ -228,8 +234,10 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
                        {"timestamp", unix_ms()}};
     // No "link" member: the host asks link() below for the keys, as it does for any plugin
     // that leaves them out.
-    timers_.after(std::chrono::milliseconds(10), [this, id, external_id, echo] {
-      host().emit(id, {{"type", "delivery"}, {"external_id", external_id}, {"status", "delivered"}});
+    const Json delivered = {{"type", "delivery"}, {"external_id", external_id}, {"status", "delivered"}};
+    if (delivered_at_once_) host().emit(id, delivered);
+    timers_.after(std::chrono::milliseconds(10), [this, id, delivered, echo] {
+      if (!delivered_at_once_) host().emit(id, delivered);
       host().emit(id, echo);
     });
     return Json{{"external_id", external_id}, {"to", to}, {"status", "sent"}};
@@ -318,6 +326,7 @@ class LoopbackPlugin final : public connector::sdk::Plugin {
   std::chrono::milliseconds qr_ttl_{60000};
   std::chrono::milliseconds pairs_after_{0};
   std::string echo_prefix_ = "echo: ";
+  bool delivered_at_once_ = false;
   Timers timers_;  // last: destroyed first, so no task runs against a dead member
 };
 

@@ -118,6 +118,30 @@ TEST_F(AccountsTest, ConnectingSendingAndReceivingShowUpLiveAndInTheLog) {
   EXPECT_EQ(log[1]["text"], "Connected as maria@example.com");
 }
 
+// A channel that reports a sent message delivered before its send returns: the update overtakes
+// the message it is about, and is applied once the host stored that message.
+class FastChannelAccountsTest : public AccountsTest {
+ protected:
+  FastChannelAccountsTest()
+      : AccountsTest(loopback_plugin_yaml() + "      delivered_before_send_returns: true\n") {}
+};
+
+TEST_F(FastChannelAccountsTest, ADeliveryThatOvertakesItsMessageIsAppliedOnceItIsStored) {
+  EventStream events(host_.port(), maria_.token);
+  ASSERT_EQ(client_->post(path("/connect"), password_values("correct-horse")).status, 202);
+  auto sent = client_->post(path("/messages"), {{"to", "+5511987654321"}, {"text", "Rápido"}});
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  EXPECT_EQ(sent.json()["delivery_status"], "delivered") << sent.body;
+  const int64_t id = sent.json()["id"];
+  auto pushed = events.wait_for([&](const Json &e) {
+    return e["type"] == "message.delivery" && e["message_id"] == id;
+  });
+  ASSERT_TRUE(pushed) << "the delivery was not pushed";
+  EXPECT_EQ((*pushed)["status"], "delivered");
+  EXPECT_EQ(client_->get("/api/v1/messages/" + std::to_string(id)).json()["delivery_status"],
+            "delivered");
+}
+
 TEST_F(AccountsTest, AWrongPasswordShowsItsReasonInTheStatusAndTheLog) {
   auto refused = client_->post(path("/connect"), password_values("wrong"));
   EXPECT_EQ(refused.status, 422);

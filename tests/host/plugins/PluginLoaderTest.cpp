@@ -182,7 +182,7 @@ class PluginLoopbackTest : public ::testing::Test {
 TEST_F(PluginLoopbackTest, ExposesItsDescriptor) {
   EXPECT_EQ(plugin_->id(), "loopback");
   EXPECT_EQ(plugin_->descriptor()["name"]["en"], "Loopback (example)");
-  EXPECT_EQ(plugin_->descriptor()["settings"].size(), 3u);
+  EXPECT_EQ(plugin_->descriptor()["settings"].size(), 4u);
   EXPECT_EQ(plugin_->file().abi_version(), "1.1");
 }
 
