@@ -134,7 +134,8 @@ TEST(PluginRegistryTest, RefusesUnknownSettingsListingTheValidKeys) {
   EXPECT_EQ(record.code, "invalid_config");
   EXPECT_EQ(record.reason, "plugin loopback (" + loopback_library().string() +
                                "): unknown setting \"colour\" for plugin loopback: valid keys are "
-                               "qr_ttl_ms, qr_pairs_after_ms, echo_prefix");
+                               "qr_ttl_ms, qr_pairs_after_ms, echo_prefix, "
+                               "delivered_before_send_returns");
   EXPECT_EQ(registry.find("loopback"), nullptr);
 }
 
