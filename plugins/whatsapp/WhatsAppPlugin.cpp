@@ -680,7 +680,11 @@ class WhatsAppPlugin final : public sdk::Plugin {
       // Not stored (the host's disk is full: it pauses the account and stops its session). Left
       // unsettled, the message keeps its receipt and the Signal state that decrypted it from
       // going out, so WhatsApp delivers it again once the account resumes, and it decrypts.
-      host().log(CN_LOG_WARN, id, "a WhatsApp message could not be stored; it comes again later");
+      // History is the exception: WhatsApp does not send a history chunk twice.
+      host().log(CN_LOG_WARN, id,
+                 history ? "a WhatsApp history message could not be stored (the phone does not "
+                           "send its history again): lost"
+                         : "a WhatsApp message could not be stored; it comes again later");
       return;
     }
     if (stored != CN_OK) {

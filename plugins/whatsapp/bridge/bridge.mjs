@@ -41,9 +41,13 @@ const silentLogger = {
   trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {},
 };
 // WA_BRIDGE_LOG=debug (or trace) sends Baileys' own log to stderr, for diagnosis only: at trace
-// level it contains message contents.
+// level it contains message contents. A history notification (its payload is the chats' past, or
+// the key to download it) and media keys are withheld at every level.
 const libraryLogger = process.env.WA_BRIDGE_LOG
-  ? (await import('pino')).default({ level: process.env.WA_BRIDGE_LOG }, process.stderr)
+  ? (await import('pino')).default({
+    level: process.env.WA_BRIDGE_LOG,
+    redact: { paths: ['histNotification', '*.mediaKey', '*.initialHistBootstrapInlinePayload'], censor: '[withheld]' },
+  }, process.stderr)
   : silentLogger;
 
 // --- Lines in and out ---------------------------------------------------------------------------
@@ -113,6 +117,8 @@ class Session {
     this.attempt = 0;
     this.stopped = false;
     this.seen = new Set();      // message ids already handed over (replays after reconnect)
+    this.live = new Set();      // ids Baileys handed over as messages (history copies give way)
+    this.historySeen = new Set();  // history message ids already handed over
     this.unconfirmed = new Set();  // of those, the ones the plugin has not confirmed yet
     this.sentByUs = new Set();  // ids we sent: their fromMe echo is not a new message
     this.pendingSends = new Map();
@@ -156,9 +162,13 @@ class Session {
       this.onConnectionUpdate(u);
     });
     sock.ev.on('messages.upsert', (u) => { if (sock === this.sock) this.onMessages(u); });
-    // The chats' past that the phone sends a newly linked device (history sync).
+    // The chats' past that the phone sends a newly linked device (history sync), taken after the
+    // messages Baileys hands over in the same go (it emits the history first): a message that is
+    // both is the live one, which may open a case where history never does.
     sock.ev.on('messaging-history.set', ({ messages }) => {
-      if (sock === this.sock) this.onMessages({ messages: messages || [], type: 'history' });
+      setImmediate(() => {
+        if (sock === this.sock) this.onMessages({ messages: messages || [], type: 'history' });
+      });
     });
     sock.ev.on('messages.update', (updates) => { if (sock === this.sock) this.onUpdates(updates); });
     sock.ev.on('message-receipt.update', (updates) => { if (sock === this.sock) this.onReceipts(updates); });
@@ -240,26 +250,36 @@ class Session {
   // Each message is handed to the plugin, whose `stored` settles it (see ReceiptGate); one that
   // is passed over is settled here.
   async onMessages({ messages, type }) {
+    const history = type === 'history';
+    if (!history) for (const m of messages) if (m.key?.id) remember(this.live, m.key.id, 5000);
     for (const m of messages) {
       const id = m.key?.id;
-      if (!id || !m.message || this.seen.has(id) || (m.key.fromMe && this.sentByUs.has(id))) {
+      // A message delivered to this device (its receipt is held) that Baileys folded into the
+      // history it was holding at the same time is a live one.
+      const live = !history || (!!id && this.inFlight.has(id) && !this.seen.has(id));
+      if (!live) {
+        // History has no receipts to settle; a message that also came live is that one.
+        if (!id || !m.message || this.live.has(id) || this.historySeen.has(id)) continue;
+        remember(this.historySeen, id, 20000);
+      } else if (!id || !m.message || this.seen.has(id) || (m.key.fromMe && this.sentByUs.has(id))) {
         // A replay of a message still on its way to the host is settled by its confirmation.
         if (!this.unconfirmed.has(id)) this.settle(id);
         continue;
+      } else {
+        remember(this.seen, id, 5000);
       }
-      remember(this.seen, id, 5000);
       const lidMapping = this.sock?.signalRepository?.lidMapping;
       const message = await toHostMessage(m, {
         // Baileys hands over what the server queued while the device was away as 'append' (the
         // stanza's `offline` mark); those are new messages, only late. History sync, the chats'
         // past the phone replays, comes as messaging-history.set (see open()).
         offline: type === 'append',
-        history: type === 'history',
+        history: !live,
         phoneForLid: async (lid) => (lidMapping ? lidMapping.getPNForLID(lid).catch(() => null) : null),
         download: (msg) => this.download(msg),
       });
       if (!message) {
-        this.settle(id);
+        if (live) this.settle(id);
         continue;
       }
       this.unconfirmed.add(id);
@@ -309,6 +329,13 @@ class Session {
 
   // Baileys is about to receipt these messages; the receipt is held until each is settled.
   receipted(ids) {
+    // Baileys holds messages back while a new device waits for its first history (and runs the
+    // app-state queries that come with it): a message it receipted but holds would keep its
+    // receipt, and those queries behind it, waiting for the hold's own timeout (30 s). When the
+    // message is not handed over in a moment, Baileys is told to let go of what it holds.
+    setTimeout(() => {
+      if (ids.some((id) => this.inFlight.has(id) && !this.unconfirmed.has(id))) this.sock?.ev.flush();
+    }, 200).unref?.();
     for (const id of ids) {
       if (this.inFlight.has(id)) continue;
       const timer = setTimeout(() => {

@@ -29,6 +29,8 @@ function unwrap(message) {
 export async function toHostMessage(m, { history, offline, phoneForLid, download }) {
   const key = m.key;
   const content = unwrap(m.message);
+  // Status updates (stories) are no conversation.
+  if (key.remoteJid === 'status@broadcast') return null;
   if (!content || content.protocolMessage || content.reactionMessage || content.senderKeyDistributionMessage && Object.keys(content).length === 1) {
     return null;
   }

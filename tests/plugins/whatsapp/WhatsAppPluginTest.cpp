@@ -714,6 +714,45 @@ TEST_F(WhatsAppPlugin, HistorySyncIsImportedQuietlyWithoutOpeningCases) {
   EXPECT_FALSE(stored("HIST-A1").is_null());
 }
 
+// A new customer writes while the host is away, and the phone's history (sent once the device is
+// back) holds that message too: it is a new message, which opens a case, not history. Baileys
+// holds both back until its app-state queries are answered, and those wait behind the message's
+// receipt: the message still arrives well within Baileys' own 30 s hold.
+TEST_F(WhatsAppPlugin, AMessageQueuedWhileAwayThatIsAlsoInTheHistoryIsANewMessage) {
+  constexpr const char *kNewCustomer = "5511944440005";
+  start();
+  pair();
+  events_.reset();
+  host_->stop();
+  ASSERT_TRUE(eventually([&] { return !server_->device_connected(kAttendantPhone); }, 10s));
+  server_->send({{"from", kNewCustomer}, {"to", kAttendantPhone}, {"text", "cliente novo"},
+                 {"id", "K-OFF"}});
+  server_->history({{"to", kAttendantPhone},
+                    {"chats",
+                     {{{"with", kNewCustomer},
+                       {"messages",
+                        {{{"id", "K-OFF"}, {"text", "cliente novo"}},
+                         {{"id", "K-OLD"}, {"text", "bem antiga"}}}}}}}});
+  host_->start();
+
+  auto find = [&](const std::string &external_id) -> Json {
+    const Json answer = host_->admin().get(path("/messages")).json();
+    for (const auto &m : answer["items"]) {
+      if (m["external_id"] == external_id) return m;
+    }
+    return nullptr;
+  };
+  ASSERT_TRUE(eventually([&] { return !find("K-OFF").is_null() && !find("K-OLD").is_null(); }, 20s))
+      << "the queued message and the history were not stored within 20 s";
+  const Json live = find("K-OFF");
+  EXPECT_FALSE(live["details"].value("history", false)) << live;
+  EXPECT_FALSE(live["automatic"].get<bool>()) << live;
+  ASSERT_FALSE(live["case"].is_null()) << "the new customer's message opened no case: " << live;
+  const Json old = find("K-OLD");
+  EXPECT_TRUE(old["details"].value("history", false)) << old;
+  EXPECT_EQ(copies_of("cliente novo"), 1);
+}
+
 TEST_F(WhatsAppPlugin, LidSenderWithPhoneIsLinkedByPhone) {
   start();
   pair();

@@ -25,8 +25,11 @@ function startServer() {
 
 // A bridge with a recorder of its events; answers state writes like the plugin does, and settles
 // each message as the plugin does once the host stored it (unless `settle` is false).
-function startBridge({ settle = true } = {}) {
-  const child = spawn('node', [bridgeScript], { stdio: ['pipe', 'pipe', 'inherit'] });
+// `env`: extra environment; `stderr`: collect the bridge's stderr in `bridge.stderr`.
+function startBridge({ settle = true, env = {}, stderr = false } = {}) {
+  const child = spawn('node', [bridgeScript], {
+    stdio: ['pipe', 'pipe', stderr ? 'pipe' : 'inherit'], env: { ...process.env, ...env } });
+  if (stderr) child.stderr.on('data', (d) => { bridge.stderr += d; });
   const events = [];
   const waiters = [];
   const answers = new Map();
@@ -42,6 +45,7 @@ function startBridge({ settle = true } = {}) {
   const bridge = {
     child,
     events,
+    stderr: '',
     settle(account, externalId) {
       child.stdin.write(JSON.stringify({ op: 'settled', account, external_id: externalId }) + '\n');
     },
@@ -191,6 +195,8 @@ test('a history sync after the pairing hands over every past message, marked as 
         { id: 'HIST-2', text: 'respondido no telefone', from_me: true, timestamp: past + 60 },
       ] },
       { with: '5511911115555', messages: [{ id: 'HIST-3', text: 'outra conversa antiga', timestamp: past + 120 }] },
+      // A status update (story) is no conversation: not handed over.
+      { with: 'status@broadcast', messages: [{ id: 'HIST-S', text: 'meu status', participant: '5511911115555', timestamp: past }] },
     ] });
     const backlog = await bridge.waitFor((e) => e.event === 'backlog', 40000);
     const messages = bridge.events.filter((e) => e.event === 'message').map((e) => e.message);
@@ -204,6 +210,25 @@ test('a history sync after the pairing hands over every past message, marked as 
     assert.equal(byId['HIST-2'].direction, 'outbound');
     assert.equal(byId['HIST-2'].to, '+5511911114444');
     assert.equal(byId['HIST-3'].text, 'outra conversa antiga');
+  } finally {
+    bridge.child.stdin.end();
+    server.child.kill();
+  }
+});
+
+// Baileys logs a history notification whole at level info, payload included (the chats' past,
+// or the key to download it): withheld even when the library's log is on for diagnosis.
+test('the library log never carries a history payload', async () => {
+  const server = await startServer();
+  const bridge = startBridge({ env: { WA_BRIDGE_LOG: 'info' }, stderr: true });
+  try {
+    await pair(bridge, server, '5511900000006');
+    await server.call('POST', '/history', { to: '5511900000006', chats: [
+      { with: '5511911116666', messages: [{ id: 'HIST-L', text: 'conversa reservada' }] }] });
+    await bridge.waitFor((e) => e.event === 'backlog', 40000);
+    assert.match(bridge.stderr, /got history notification/);
+    assert.match(bridge.stderr, /"histNotification":"\[withheld\]"/);
+    assert.doesNotMatch(bridge.stderr, /initialHistBootstrapInlinePayload/);
   } finally {
     bridge.child.stdin.end();
     server.child.kill();

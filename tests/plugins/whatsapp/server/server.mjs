@@ -653,18 +653,22 @@ export class WhatsAppTestServer {
   // The attendant's phone hands its linked devices the chats' past (a history sync), as WhatsApp
   // does after a pairing: one peer message from the phone (device 0) carrying a protocol message
   // whose HistorySync payload is inline and deflated, as the first chunk comes from WhatsApp.
-  //   chats: [{ with: contact phone, messages: [{ text, id?, from_me?, timestamp? (seconds) }] }]
+  //   chats: [{ with: contact phone or chat id, messages: [{ text, id?, from_me?, participant?,
+  //             timestamp? (seconds) }] }]
   //   sync_type: INITIAL_BOOTSTRAP (default) or RECENT
   async history({ to, chats, syncType = 'INITIAL_BOOTSTRAP' }) {
     const type = proto.HistorySync.HistorySyncType[syncType];
     if (type === undefined) throw new Error('unknown history sync type ' + syncType);
     const conversations = (chats || []).map((chat) => {
-      const jid = `${chat.with}@${SERVER_JID}`;
-      this.contact(String(chat.with));
+      // A phone number, or a whole chat id (e.g. status@broadcast, whose messages name a participant).
+      const raw = String(chat.with).includes('@');
+      const jid = raw ? String(chat.with) : `${chat.with}@${SERVER_JID}`;
+      if (!raw) this.contact(String(chat.with));
       return {
         id: jid,
         messages: (chat.messages || []).map((m) => ({ message: {
-          key: { remoteJid: jid, fromMe: !!m.from_me, id: m.id || '3EB0' + randomBytes(8).toString('hex').toUpperCase() },
+          key: { remoteJid: jid, fromMe: !!m.from_me, id: m.id || '3EB0' + randomBytes(8).toString('hex').toUpperCase(),
+            ...(m.participant ? { participant: `${m.participant}@${SERVER_JID}` } : {}) },
           message: { conversation: m.text },
           messageTimestamp: Number(m.timestamp) || Math.floor(Date.now() / 1000) - 3600,
         } })),
