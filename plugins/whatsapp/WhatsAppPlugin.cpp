@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #ifndef CONNECTOR_WA_BRIDGE_DIR
 #define CONNECTOR_WA_BRIDGE_DIR ""
@@ -47,6 +48,7 @@ struct Account {
   std::string qr_payload;
   int64_t qr_expires_at = 0;
   std::string pairing_phone;
+  bool history_loss_said = false;  // since the last connect, in the integration log
 };
 
 Json label(const char *en, const char *pt) { return {{"en", en}, {"pt-BR", pt}}; }
@@ -685,6 +687,18 @@ class WhatsAppPlugin final : public sdk::Plugin {
                  history ? "a WhatsApp history message could not be stored (the phone does not "
                            "send its history again): lost"
                          : "a WhatsApp message could not be stored; it comes again later");
+      bool say = false;
+      if (history) {
+        std::lock_guard lock(mutex_);
+        say = !std::exchange(accounts_[id].history_loss_said, true);
+      }
+      if (say) {
+        host().emit(id, {{"type", "log"},
+                         {"level", "warn"},
+                         {"text", "Older WhatsApp messages (the phone's history) could not be "
+                                  "stored because the disk was full; the phone does not send "
+                                  "them again"}});
+      }
       return;
     }
     if (stored != CN_OK) {
@@ -706,6 +720,7 @@ class WhatsAppPlugin final : public sdk::Plugin {
       std::lock_guard lock(mutex_);
       auto &account = accounts_[id];
       account.state = state;
+      if (state == "connected") account.history_loss_said = false;
       if (!name.empty()) account.name = name;
       account.detail = detail;
       if (state != "awaiting_qr") account.qr_payload.clear();

@@ -81,5 +81,44 @@ TEST(WhatsAppOnAFullDisk, AMessageThatDoesNotFitComesAgainOnceSpaceReturnsAndIsS
   EXPECT_TRUE(eventually([&] { return copies_of("depois") == 1; })) << state().dump();
 }
 
+// The phone's history is sent once: what a full disk refused of it is lost, and the account's
+// integration log says so (the general full-disk entry says messages come again).
+TEST(WhatsAppOnAFullDisk, HistoryThatDoesNotFitIsSaidToBeLost) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting the small disk needs root";
+  WhatsAppTestServer server;
+  TestHost host(whatsapp_plugin_yaml(server));
+  auto disk = move_data_to_small_disk(host, "48m");
+  EventStream events(host.port(), host.admin_token());
+  const std::string account = TestHost::create_account(host.admin(), "whatsapp", "WhatsApp");
+  const std::string base = "/api/v1/accounts/" + account;
+  auto state = [&] { return host.admin().get(base).json(); };
+  ASSERT_EQ(host.admin().post(base + "/connect", {{"values", Json::object()}}).status, 202);
+  ASSERT_TRUE(events.wait_for([](const Json &e) { return e.value("type", "") == "account.qr"; },
+                              30s));
+  server.scan(host.admin().get(base + "/qr").json()["payload"], kAttendantPhone);
+  ASSERT_TRUE(eventually([&] { return state().value("state", "") == "connected"; }))
+      << state().dump();
+
+  disk->fill();
+  server.history({{"to", kAttendantPhone},
+                  {"chats",
+                   {{{"with", kContactPhone},
+                     {"messages", {{{"id", "FULL-H1"}, {"text", "antiga 1"}},
+                                   {{"id", "FULL-H2"}, {"text", "antiga 2"}}}}}}}});
+  ASSERT_TRUE(eventually([&] { return state().value("reason_code", "") == "storage_full"; }))
+      << state().dump();
+  disk->empty();
+  auto said = [&] {
+    const Json log = host.admin().get(base + "/log").json();
+    for (const auto &entry : log["items"]) {
+      if (entry.value("text", "").find("the phone does not send them again") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually(said)) << host.admin().get(base + "/log").body;
+}
+
 }  // namespace
 }  // namespace connector::test
