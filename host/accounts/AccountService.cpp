@@ -418,9 +418,8 @@ Expected<Json> AccountService::send(const std::string &account_id, const Json &m
   auto shown = conversations_.message(inserted->id);
   if (!shown) return shown.failure();
   events_.publish(account->attendant_id, "message.new", {{"message", *shown}});
-  if (inserted->inserted) {
-    apply_early_delivery(*account, external_id, inserted->id);
-    if (auto now = conversations_.message(inserted->id)) return *now;
+  if (inserted->inserted && apply_early_delivery(*account, external_id, inserted->id)) {
+    return conversations_.message(inserted->id);
   }
   return *shown;
 }
@@ -870,11 +869,11 @@ cn_result AccountService::on_delivery(const Account &account, const Json &event)
   return CN_OK;
 }
 
-void AccountService::apply_early_delivery(const Account &account, const std::string &external_id,
+bool AccountService::apply_early_delivery(const Account &account, const std::string &external_id,
                                           int64_t message_id) {
   std::lock_guard lock(delivery_mutex_);
   auto found = early_deliveries_.find({account.id, external_id});
-  if (found == early_deliveries_.end()) return;
+  if (found == early_deliveries_.end()) return false;
   const Json event = std::move(found->second);
   early_deliveries_.erase(found);
   early_order_.erase(std::find(early_order_.begin(), early_order_.end(),
@@ -883,7 +882,7 @@ void AccountService::apply_early_delivery(const Account &account, const std::str
   if (auto updated = conversations_.set_delivery(account.id, external_id, status); !updated) {
     log::error({account.plugin_id, account.id},
                "a delivery update could not be recorded: " + updated.failure().message);
-    return;
+    return false;
   }
   events_.publish(account.attendant_id, "message.delivery",
                   {{"account_id", account.id},
@@ -891,6 +890,7 @@ void AccountService::apply_early_delivery(const Account &account, const std::str
                    {"external_id", external_id},
                    {"status", status},
                    {"detail", log::mask(string_member(event, "detail", kMaxLogText))}});
+  return true;
 }
 
 cn_result AccountService::store_put(std::string_view plugin, std::string_view account,

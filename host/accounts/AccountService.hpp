@@ -204,8 +204,9 @@ class AccountService final : public plugins::PluginServices {
                            const std::vector<bool> &quiet);
   void forget_filed(const Account &account, const std::vector<store::NewMessage> &batch);
   cn_result on_delivery(const Account &account, const Json &event);
-  // Applies a delivery update that came before message `message_id` (`external_id`) was stored.
-  void apply_early_delivery(const Account &account, const std::string &external_id,
+  // Applies a delivery update that came before message `message_id` (`external_id`) was stored;
+  // true when there was one.
+  bool apply_early_delivery(const Account &account, const std::string &external_id,
                             int64_t message_id);
 
   bool paused(const std::string &account_id);

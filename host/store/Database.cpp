@@ -87,6 +87,8 @@ std::optional<int64_t> Row::optional_integer(int column) const {
 
 int Database::schema_version() { return kMigrationCount; }
 
+const char *Database::migration(int version) { return kMigrations[version - 1]; }
+
 Expected<std::unique_ptr<Database>> Database::open(const std::filesystem::path &file) {
   sqlite3 *handle = nullptr;
   const int rc = sqlite3_open_v2(file.c_str(), &handle,

@@ -77,6 +77,8 @@ class Database {
 
   // The schema version this host writes (and the highest it can read).
   static int schema_version();
+  // The SQL of migration `version` (1 to schema_version()): what brings version - 1 to it.
+  static const char *migration(int version);
 
  private:
   explicit Database(sqlite3 *db) : db_(db) {}

@@ -1,20 +1,9 @@
 #include "OldStore.hpp"
 
+#include "store/Database.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-
-#include <iterator>
-
-namespace connector::embedded {
-extern const char kMigration001[];
-extern const char kMigration002[];
-extern const char kMigration003[];
-extern const char kMigration004[];
-extern const char kMigration005[];
-extern const char kMigration006[];
-extern const char kMigration007[];
-extern const char kMigration008[];
-}  // namespace connector::embedded
 
 namespace connector::test {
 namespace {
@@ -29,16 +18,12 @@ void exec(sqlite3 *db, const std::string &sql) {
 }  // namespace
 
 std::filesystem::path old_store(const TempDir &dir, int version, const std::string &rows) {
-  const char *const migrations[] = {embedded::kMigration001, embedded::kMigration002,
-                                    embedded::kMigration003, embedded::kMigration004,
-                                    embedded::kMigration005, embedded::kMigration006,
-                                    embedded::kMigration007, embedded::kMigration008};
-  EXPECT_LE(version, static_cast<int>(std::size(migrations))) << "no such older schema";
+  EXPECT_LE(version, store::Database::schema_version()) << "no such older schema";
   const auto file = dir / "old.db";
   sqlite3 *db = nullptr;
   EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  for (int i = 0; i < version && i < static_cast<int>(std::size(migrations)); ++i) {
-    exec(db, migrations[i]);
+  for (int v = 1; v <= version && v <= store::Database::schema_version(); ++v) {
+    exec(db, store::Database::migration(v));
   }
   exec(db, "PRAGMA user_version = " + std::to_string(version) + ";" + rows);
   sqlite3_close(db);
